@@ -1,0 +1,10 @@
+//! skupperd: runs Skupper application-network sites on local systems.
+//!
+//! See ARCHITECTURE.md for the map. The core (`input`, `resources`,
+//! `validate`, `certs`, `plan`, `render`, `status`) is pure: it takes bytes,
+//! plain data, `now` and an injected credential mint, and returns plain data.
+//! The shell (`store`, `cli`) does every file-system and process operation.
+#![forbid(unsafe_code)]
+
+pub mod certs;
+pub mod problem;
