@@ -8,3 +8,6 @@
 
 pub mod certs;
 pub mod problem;
+pub mod input;
+pub mod names;
+pub mod resources;

@@ -1,0 +1,92 @@
+use super::*;
+use crate::input::parse_file;
+
+fn decode_text(text: &str) -> (Vec<InputResource>, Vec<Problem>) {
+    let parsed = parse_file("input/resources/r.yaml", text.as_bytes());
+    let mut problems = parsed.problems;
+    let resources = parsed
+        .documents
+        .iter()
+        .filter_map(|d| decode(d, &mut problems))
+        .collect();
+    (resources, problems)
+}
+
+const LISTENER: &str = "apiVersion: skupper.io/v2alpha1
+kind: Listener
+metadata:
+  name: backend
+spec:
+  routingKey: backend
+  host: 0.0.0.0
+  port: eighty
+";
+
+#[test]
+fn wrong_type_keeps_the_resource_with_its_raw_spec() {
+    let (rs, ps) = decode_text(LISTENER);
+    assert_eq!(rs.len(), 1);
+    assert!(rs[0].spec.is_none());
+    assert_eq!(rs[0].raw_spec["port"], "eighty");
+    assert_eq!(ps.len(), 1);
+    assert_eq!(
+        ps[0].message,
+        "spec.port: invalid type: string \"eighty\", expected an integer at line 8 column 9"
+    );
+    assert_eq!((ps[0].line, ps[0].column), (Some(8), Some(9)));
+    assert_eq!(ps[0].name.as_deref(), Some("backend"));
+}
+
+#[test]
+fn unknown_field_is_an_error() {
+    let text = LISTENER.replace("port: eighty", "port: 8080\n  bogus: 1");
+    let (rs, ps) = decode_text(&text);
+    assert!(rs[0].spec.is_none());
+    assert!(ps[0].message.starts_with("spec: unknown field `bogus`"), "{}", ps[0].message);
+}
+
+#[test]
+fn kubectl_metadata_is_accepted() {
+    let text = LISTENER
+        .replace("port: eighty", "port: 8080")
+        .replace("  name: backend", "  name: backend\n  uid: abc\n  resourceVersion: \"7\"\n  generation: 3\n  labels: {app: x}");
+    let (rs, ps) = decode_text(&text);
+    assert!(ps.is_empty(), "{ps:?}");
+    assert_eq!(rs[0].labels["app"], "x");
+}
+
+#[test]
+fn other_kinds_are_classified() {
+    let text = "apiVersion: skupper.io/v2alpha1\nkind: AccessGrant\nmetadata: {name: g}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: skupper.io/v2alpha1\nkind: Link\nmetadata: {name: l}\n---\nmetadata: {name: x}\n";
+    let (rs, ps) = decode_text(text);
+    assert!(rs.is_empty());
+    let msgs: Vec<_> = ps.iter().map(|p| (p.severity, p.message.as_str())).collect();
+    use crate::problem::Severity::*;
+    assert_eq!(
+        msgs,
+        [
+            (Warning, "accessgrant \"g\": not supported on local sites, ignored"),
+            (Warning, "unknown kind \"Deployment\" (apps/v1), ignored"),
+            (Warning, "configmap \"c\": ignored (skupperd does not use ConfigMaps)"),
+            (Warning, "link \"l\": not yet supported by this version of skupperd, ignored"),
+            (Error, "document has no kind; every resource needs apiVersion and kind"),
+        ]
+    );
+}
+
+#[test]
+fn input_status_is_ignored_with_a_warning() {
+    let text = LISTENER.replace("port: eighty", "port: 8080\nstatus:\n  status: Ready");
+    let (rs, ps) = decode_text(&text);
+    assert!(rs[0].spec.is_some());
+    assert_eq!(ps[0].message, "listener \"backend\": status in input is ignored");
+}
+
+#[test]
+fn the_input_hash_follows_the_spec_only() {
+    let a = decode_text(&LISTENER.replace("port: eighty", "port: 8080")).0;
+    let b = decode_text(&LISTENER.replace("port: eighty", "port: 8080").replace("  name: backend", "  name: backend\n  labels: {a: b}")).0;
+    let c = decode_text(&LISTENER.replace("port: eighty", "port: 8081")).0;
+    assert_eq!(a[0].input_sha256, b[0].input_sha256);
+    assert_ne!(a[0].input_sha256, c[0].input_sha256);
+}
