@@ -11,3 +11,7 @@ pub mod problem;
 pub mod input;
 pub mod names;
 pub mod resources;
+pub mod plan;
+pub mod render;
+pub mod status;
+pub mod validate;

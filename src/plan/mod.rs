@@ -1,0 +1,183 @@
+//! The reconcile core: `(inputs, runtime state, now, mint) -> outcome`.
+//!
+//! Pure. The shell hands in parsed input files, certificate bundles and the
+//! bytes of the runtime files skupperd owns; the core returns the complete
+//! set of runtime files that should exist, which of them changed, which are
+//! orphans, and every problem. Generated keys, ids and ports come from
+//! injected traits and are read back afterwards, so the same inputs and the
+//! same runtime state give byte-identical outputs.
+//!
+//! # Expected flow
+//! 1. Decode every document; group by kind and name (duplicates lose).
+//! 2. Validate each resource on its own; apply the one-Site rule.
+//! 3. Choose what each resource serves: the current version when valid,
+//!    else its last accepted version (read back from `runtime/resources`).
+//! 4. Place listeners on host/port (router ports first, unchanged ones
+//!    next), so a working listener is never displaced by an edit.
+//! 5. Ensure credentials, render `skrouterd.json`, the resource records
+//!    and `runtime/status.yaml`.
+//!
+//! # Guarantees
+//! One bad resource never changes the output for another; nothing here
+//! panics on any input.
+
+pub mod creds;
+pub mod prior;
+pub mod resolve;
+
+use crate::certs::Mint;
+use crate::input::ParsedFile;
+use crate::problem::Problem;
+use crate::resources::Kind;
+use crate::status::Phase;
+use crate::validate::InputBundle;
+pub use prior::{read_prior, Identity, Prior, PriorRecord};
+use std::collections::{BTreeMap, BTreeSet};
+use time::OffsetDateTime;
+
+/// Where the site's router runs; decides certificate paths in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Platform {
+    Linux,
+    Podman,
+    Docker,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Linux => "linux",
+            Platform::Podman => "podman",
+            Platform::Docker => "docker",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Platform> {
+        match s {
+            "linux" => Some(Platform::Linux),
+            "podman" => Some(Platform::Podman),
+            "docker" => Some(Platform::Docker),
+            _ => None,
+        }
+    }
+}
+
+/// Chooses the management port the first time a site needs one. The shell's
+/// implementation also skips ports recorded by other namespaces of the data
+/// home and probes that the port can be bound.
+pub trait PortPicker {
+    fn pick(&mut self, from: u16, avoid: &BTreeSet<u16>) -> Option<u16>;
+}
+
+/// A file the core wants to exist, with its mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutFile {
+    pub bytes: Vec<u8>,
+    pub mode: u32,
+}
+
+/// What the router side looks like, as far as the status needs to know.
+/// Without a router (`render`, runner none, router down) every
+/// router-backed condition is `router not reachable`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouterState {
+    pub runner: String,
+    pub state: String,
+    pub message: String,
+}
+
+pub struct Inputs<'a> {
+    /// The namespace directory's name.
+    pub namespace: &'a str,
+    /// Absolute path of the namespace directory (linux certificate paths).
+    pub namespace_path: &'a str,
+    /// `Err` carries the message for an invalid `internal/platform.yaml`.
+    pub platform: Result<Platform, String>,
+    /// Used in SANs of generated listener certificates for `0.0.0.0`/`::`.
+    pub hostname: &'a str,
+    pub version: &'a str,
+    pub now: OffsetDateTime,
+    /// Parsed `input/resources` files by path relative to the namespace.
+    pub files: &'a BTreeMap<String, ParsedFile>,
+    /// `input/certs/<name>/` bundles by name.
+    pub bundles: &'a BTreeMap<String, InputBundle>,
+    /// Bytes of every runtime file skupperd owns, by relative path.
+    pub runtime: &'a BTreeMap<String, Vec<u8>>,
+    /// The prior state read from `runtime` (callers keep it between passes).
+    pub prior: &'a Prior,
+    pub router: RouterState,
+    /// What caused this pass, for `runtime/status.yaml`.
+    pub trigger: &'a str,
+}
+
+/// One resource's place in the status summary.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResourceSummary {
+    pub kind: Kind,
+    pub name: String,
+    pub status: Phase,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Outcome {
+    /// Every runtime file that should exist, changed or not.
+    pub files: BTreeMap<String, OutFile>,
+    /// Paths in `files` whose bytes differ from `runtime`.
+    pub writes: Vec<String>,
+    /// Owned runtime files that no longer belong to anything.
+    pub deletes: Vec<String>,
+    pub problems: Vec<Problem>,
+    pub resources: Vec<ResourceSummary>,
+    /// The state the next pass should start from.
+    pub next_prior: Prior,
+    /// A Site is configured (a router should run).
+    pub site_active: bool,
+}
+
+impl Outcome {
+    pub fn error_count(&self) -> usize {
+        self.problems.iter().filter(|p| p.is_error()).count()
+    }
+}
+
+/// Whether a runtime path is one skupperd writes (and so may delete). Files
+/// other tools left there, such as the Go controller's
+/// `ConfigMap-skupper-network-status.yaml`, are not.
+pub fn is_owned(path: &str) -> bool {
+    if let Some(file) = path.strip_prefix(prior::RESOURCES_DIR) {
+        return file.ends_with(".yaml")
+            && file
+                .split_once('-')
+                .map(|(kind, _)| {
+                    Kind::parse(kind).is_some()
+                        || ["Link", "RouterAccess", "MultiKeyListener"].contains(&kind)
+                })
+                .unwrap_or(false);
+    }
+    path == prior::CONFIG_FILE
+        || path == prior::STATUS_FILE
+        || path == prior::IDENTITY_FILE
+        || path.starts_with("runtime/certs/")
+        || path.starts_with("runtime/issuers/")
+        || path.starts_with("runtime/links/")
+}
+
+/// One reconcile pass. See the module documentation.
+pub fn reconcile(
+    inputs: &Inputs,
+    mint: &mut dyn Mint,
+    ports: &mut dyn PortPicker,
+) -> Outcome {
+    resolve::run(inputs, mint, ports)
+}
+
+/// Every problem of the input without writing anything: what `skupperd
+/// check` prints. Uses the runtime state for last-accepted placement, but
+/// mints nothing.
+pub fn check(inputs: &Inputs) -> Vec<Problem> {
+    resolve::problems_only(inputs)
+}
+
+#[cfg(test)]
+mod tests;

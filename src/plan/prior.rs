@@ -1,0 +1,218 @@
+//! What earlier reconciles left in `runtime/`, read back: the last accepted
+//! version of every resource, condition history, and the site's identity.
+//! This is how "last accepted version wins" and stable ids survive restarts.
+
+use crate::input::de::from_node;
+use crate::input::tree::{parse_document, Node, Value};
+use crate::resources::{ConnectorSpec, Kind, ListenerSpec, SiteSpec, Spec};
+use crate::status::{CondStatus, Condition, Phase};
+use std::collections::BTreeMap;
+
+pub const IDENTITY_FILE: &str = "runtime/identity.yaml";
+pub const CONFIG_FILE: &str = "runtime/router/skrouterd.json";
+pub const STATUS_FILE: &str = "runtime/status.yaml";
+pub const RESOURCES_DIR: &str = "runtime/resources/";
+
+pub const ANN_SHA: &str = "skupperd.io/input-sha256";
+pub const ANN_ACCEPTED: &str = "skupperd.io/accepted-generation";
+pub const ANN_SOURCE: &str = "skupperd.io/source";
+
+/// The site's identity: created once, kept until the namespace directory is
+/// deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub site_id: String,
+    pub management_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriorRecord {
+    pub generation: u64,
+    pub input_sha256: String,
+    pub accepted_generation: Option<u64>,
+    pub accepted: Option<Spec>,
+    pub source: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Annotations other than skupperd's own.
+    pub annotations: BTreeMap<String, String>,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Prior {
+    pub records: BTreeMap<(Kind, String), PriorRecord>,
+    pub identity: Option<Identity>,
+    /// `reconcile.lastRun` of the previous status file.
+    pub last_run: Option<String>,
+}
+
+/// Reads the prior state from the runtime files (paths relative to the
+/// namespace directory). Anything unreadable is treated as absent: the
+/// worst case is a new generation number, never a failed reconcile.
+pub fn read_prior(files: &BTreeMap<String, Vec<u8>>) -> Prior {
+    let mut prior = Prior::default();
+    for (path, bytes) in files.range(RESOURCES_DIR.to_string()..) {
+        let Some(file_name) = path.strip_prefix(RESOURCES_DIR) else {
+            break;
+        };
+        if let Some((key, record)) = read_record(file_name, bytes) {
+            prior.records.insert(key, record);
+        }
+    }
+    let identity_doc = files.get(IDENTITY_FILE).and_then(|b| parse(b));
+    prior.identity = identity_doc
+        .as_ref()
+        .and_then(|doc| {
+            let site_id = doc.get("siteId")?.as_str()?.to_string();
+            let port = int(doc.get("managementPort")?)?;
+            Some(Identity {
+                site_id,
+                management_port: u16::try_from(port).ok()?,
+            })
+        })
+        .or_else(|| files.get(CONFIG_FILE).and_then(|b| identity_from_config(b)));
+    prior.last_run = files
+        .get(STATUS_FILE)
+        .and_then(|b| parse(b))
+        .and_then(|doc| Some(doc.get("reconcile")?.get("lastRun")?.as_str()?.to_string()));
+    prior
+}
+
+fn parse(bytes: &[u8]) -> Option<Node> {
+    parse_document(std::str::from_utf8(bytes).ok()?, 0).ok()?
+}
+
+fn int(node: &Node) -> Option<i64> {
+    match node.value {
+        Value::Int(i) => Some(i),
+        _ => None,
+    }
+}
+
+/// The site id and management port of a config written earlier, by skupperd
+/// or by Skupper's Go controller (whose sites are adopted with their ids).
+fn identity_from_config(bytes: &[u8]) -> Option<Identity> {
+    let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let mut site_id = None;
+    let mut port = None;
+    for entity in doc.as_array()? {
+        let pair = entity.as_array()?;
+        let (kind, attrs) = (pair.first()?.as_str()?, pair.get(1)?);
+        match kind {
+            "router" => {
+                let meta: serde_json::Value =
+                    serde_json::from_str(attrs.get("metadata")?.as_str()?).ok()?;
+                site_id = meta.get("id")?.as_str().map(str::to_string);
+            }
+            "listener" if attrs.get("name")?.as_str()? == "skupper-local-normal" => {
+                port = match attrs.get("port")? {
+                    serde_json::Value::String(s) => s.parse::<u16>().ok(),
+                    serde_json::Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+                    _ => None,
+                };
+            }
+            _ => {}
+        }
+    }
+    Some(Identity {
+        site_id: site_id?,
+        management_port: port?,
+    })
+}
+
+fn read_record(file_name: &str, bytes: &[u8]) -> Option<((Kind, String), PriorRecord)> {
+    let (kind_text, name) = file_name.strip_suffix(".yaml")?.split_once('-')?;
+    let kind = Kind::parse(kind_text)?;
+    let doc = parse(bytes)?;
+    let meta = doc.get("metadata")?;
+    if meta.get("name")?.as_str()? != name {
+        return None;
+    }
+    let mut annotations: BTreeMap<String, String> = meta
+        .get("annotations")
+        .and_then(|a| from_node(a, "").ok())
+        .unwrap_or_default();
+    let labels = meta
+        .get("labels")
+        .and_then(|a| from_node(a, "").ok())
+        .unwrap_or_default();
+    let input_sha256 = annotations.remove(ANN_SHA)?;
+    let accepted_generation = annotations
+        .remove(ANN_ACCEPTED)
+        .and_then(|g| g.parse::<u64>().ok());
+    let source = annotations.remove(ANN_SOURCE);
+    let spec_node = doc.get("spec");
+    let accepted = match (accepted_generation, spec_node) {
+        (Some(_), Some(spec)) => match kind {
+            Kind::Site => from_node::<SiteSpec>(spec, "spec").ok().map(Spec::Site),
+            Kind::Listener => from_node::<ListenerSpec>(spec, "spec").ok().map(Spec::Listener),
+            Kind::Connector => from_node::<ConnectorSpec>(spec, "spec")
+                .ok()
+                .map(Spec::Connector),
+        },
+        _ => None,
+    };
+    let conditions = doc
+        .get("status")
+        .and_then(|s| s.get("conditions"))
+        .map(read_conditions)
+        .unwrap_or_default();
+    let record = PriorRecord {
+        generation: meta.get("generation").and_then(int).unwrap_or(0).max(0) as u64,
+        input_sha256,
+        accepted_generation: accepted.as_ref().and(accepted_generation),
+        accepted,
+        source,
+        labels,
+        annotations,
+        conditions,
+    };
+    Some(((kind, name.to_string()), record))
+}
+
+fn read_conditions(node: &Node) -> Vec<Condition> {
+    let Value::Seq(items) = &node.value else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|c| {
+            Some(Condition {
+                kind: c.get("type")?.as_str()?.to_string(),
+                status: CondStatus::parse(c.get("status")?.as_str()?)?,
+                reason: Phase::parse(c.get("reason")?.as_str()?)?,
+                message: c.get("message")?.as_str()?.to_string(),
+                last_transition_time: c.get("lastTransitionTime")?.as_str()?.to_string(),
+                observed_generation: c.get("observedGeneration").and_then(int).unwrap_or(0).max(0)
+                    as u64,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_is_adopted_from_a_go_controller_config() {
+        let config = br#"[["router", {"id": "west-123-456", "mode": "interior", "metadata": "{\"id\":\"0b3c\",\"version\":\"2.0\"}"}],
+            ["listener", {"name": "skupper-local-normal", "port": 5672, "role": "normal"}]]"#;
+        let files = BTreeMap::from([(CONFIG_FILE.to_string(), config.to_vec())]);
+        let prior = read_prior(&files);
+        assert_eq!(
+            prior.identity,
+            Some(Identity {
+                site_id: "0b3c".into(),
+                management_port: 5672
+            })
+        );
+    }
+
+    #[test]
+    fn records_that_do_not_match_their_file_name_are_ignored() {
+        let text = b"apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: other\n  annotations:\n    skupperd.io/input-sha256: ab\nspec: {}\n";
+        let files = BTreeMap::from([("runtime/resources/Listener-backend.yaml".to_string(), text.to_vec())]);
+        assert!(read_prior(&files).records.is_empty());
+    }
+}

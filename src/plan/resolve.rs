@@ -1,0 +1,686 @@
+//! The steps of one reconcile pass (see the `plan` module doc).
+
+use super::creds::{self, Creds};
+use super::prior::{Identity, Prior, PriorRecord, ANN_ACCEPTED, ANN_SHA, ANN_SOURCE};
+use super::{is_owned, Inputs, Outcome, OutFile, Platform, PortPicker, ResourceSummary};
+use crate::certs::Mint;
+use crate::problem::Problem;
+use crate::render;
+use crate::resources::{self, InputResource, Kind, Spec};
+use crate::status::{self, Condition, Verdict};
+use crate::validate::{
+    self, cross::Placement, ConnectorConfig, ConnectorTls, Context, ListenerConfig, SiteConfig,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const MANAGEMENT_PORT_BASE: u16 = 5671;
+pub const NO_SITE: &str = "no Site in input/resources; nothing is configured";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Config {
+    Site(SiteConfig),
+    Listener(ListenerConfig),
+    Connector(ConnectorConfig),
+}
+
+/// Everything known about one resource during a pass.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub kind: Kind,
+    pub name: String,
+    pub file: String,
+    /// `None` when the resource comes only from its last accepted version
+    /// because its file no longer parses.
+    pub input: Option<InputResource>,
+    pub prior: Option<PriorRecord>,
+    pub generation: u64,
+    pub input_sha256: String,
+    /// Error problems about this resource, in the order found.
+    pub errors: Vec<Problem>,
+    /// The current version, when valid.
+    pub current: Option<Config>,
+    /// What the router is given: the current version or the last accepted
+    /// one, with its generation.
+    pub serving: Option<(Config, u64)>,
+}
+
+impl Entry {
+    fn accepted_from_prior(&self) -> Option<(Config, u64)> {
+        let prior = self.prior.as_ref()?;
+        let generation = prior.accepted_generation?;
+        let config = match prior.accepted.as_ref()? {
+            Spec::Site(s) => Config::Site(site_from_accepted(s)),
+            Spec::Listener(s) => Config::Listener(listener_from_accepted(&self.name, s)?),
+            Spec::Connector(s) => Config::Connector(connector_from_accepted(&self.name, s)?),
+        };
+        Some((config, generation))
+    }
+
+    /// The status message for an error: where, and what still runs.
+    fn error_message(&self) -> Option<String> {
+        let first = self.errors.first()?;
+        let mut msg = first.message.clone();
+        if let Some(place) = first.place() {
+            msg = format!("{msg} ({place})");
+        }
+        if let Some((_, g)) = &self.serving {
+            msg = format!("{msg}; still serving generation {g}");
+        }
+        Some(msg)
+    }
+}
+
+fn site_from_accepted(s: &crate::resources::SiteSpec) -> SiteConfig {
+    let mut logging = "info".to_string();
+    let mut data_connections = None;
+    for (k, v) in &s.settings {
+        match k.as_str() {
+            "routerLogging" | "router-logging" => logging = v.clone(),
+            "routerDataConnections" | "router-data-connection-count" => {
+                data_connections = v.parse::<u32>().ok()
+            }
+            _ => {}
+        }
+    }
+    SiteConfig {
+        edge: s.edge.unwrap_or(false),
+        router_logging: logging,
+        data_connections,
+        default_issuer: s
+            .default_issuer
+            .clone()
+            .unwrap_or_else(|| validate::SITE_CA.to_string()),
+        spec: s.clone(),
+    }
+}
+
+fn listener_from_accepted(name: &str, s: &crate::resources::ListenerSpec) -> Option<ListenerConfig> {
+    let observer = s
+        .observer
+        .clone()
+        .or_else(|| s.settings.get("observer").cloned())
+        .filter(|o| o != "auto");
+    Some(ListenerConfig {
+        routing_key: s.routing_key.clone().unwrap_or_else(|| name.to_string()),
+        host: s.host.clone()?,
+        port: u16::try_from(s.port?).ok().filter(|p| *p > 0)?,
+        observer,
+        tls_credentials: s.tls_credentials.clone(),
+        spec: s.clone(),
+    })
+}
+
+fn connector_from_accepted(
+    name: &str,
+    s: &crate::resources::ConnectorSpec,
+) -> Option<ConnectorConfig> {
+    Some(ConnectorConfig {
+        routing_key: s.routing_key.clone().unwrap_or_else(|| name.to_string()),
+        host: s.host.clone()?,
+        port: u16::try_from(s.port?).ok().filter(|p| *p > 0)?,
+        tls: s.tls_credentials.clone().map(|c| ConnectorTls {
+            credentials: c,
+            use_client_cert: s.use_client_cert.unwrap_or(false),
+            verify_hostname: s.verify_hostname.unwrap_or(false),
+        }),
+        spec: s.clone(),
+    })
+}
+
+/// Steps 1-3: decoded, grouped, validated entries and all problems.
+pub struct Resolution {
+    pub problems: Vec<Problem>,
+    pub entries: BTreeMap<(Kind, String), Entry>,
+    /// The Site that runs, if any.
+    pub site: Option<(String, SiteConfig)>,
+}
+
+pub fn resolve(inputs: &Inputs) -> Resolution {
+    let mut problems = Vec::new();
+    let mut decoded: BTreeMap<(Kind, String), Vec<InputResource>> = BTreeMap::new();
+    let mut broken_files = BTreeMap::new();
+    for (path, parsed) in inputs.files {
+        if let Some(p) = parsed.problems.iter().find(|p| p.is_error() && p.kind.is_none()) {
+            broken_files.insert(path.clone(), p.clone());
+        }
+        problems.extend(parsed.problems.iter().cloned());
+        for doc in &parsed.documents {
+            if let Some(r) = resources::decode(doc, &mut problems) {
+                decoded.entry((r.kind, r.name.clone())).or_default().push(r);
+            }
+        }
+    }
+    if let Err(msg) = &inputs.platform {
+        let mut p = Problem::error(msg.clone());
+        p.file = Some("internal/platform.yaml".to_string());
+        problems.push(p);
+    }
+
+    let mut ca_names: BTreeSet<String> =
+        [validate::SITE_CA, validate::SERVICE_CA].map(String::from).into();
+    for ((kind, _), defs) in &decoded {
+        if let (Kind::Site, Some(Spec::Site(s))) = (kind, defs.first().and_then(|d| d.spec.as_ref())) {
+            if let Some(issuer) = &s.default_issuer {
+                ca_names.insert(issuer.clone());
+            }
+        }
+    }
+    let cx = Context {
+        namespace: inputs.namespace,
+        bundles: inputs.bundles,
+        ca_names,
+        now: inputs.now,
+    };
+
+    let mut entries = BTreeMap::new();
+    for ((kind, name), mut defs) in decoded {
+        let prior = inputs.prior.records.get(&(kind, name.clone())).cloned();
+        let first = defs.remove(0);
+        let mut errors: Vec<Problem> = problems
+            .iter()
+            .filter(|p| {
+                p.is_error()
+                    && p.kind.as_deref() == Some(kind.as_str())
+                    && p.name.as_deref() == Some(name.as_str())
+            })
+            .cloned()
+            .collect();
+        if let Some(second) = defs.first() {
+            let place = |r: &InputResource| format!("{}:{}:{}", r.file, r.mark.line, r.mark.column);
+            let msg = format!(
+                "{} \"{name}\" is defined twice ({} and {}); neither is used",
+                kind.lower(),
+                place(&first),
+                place(second)
+            );
+            for r in std::iter::once(&first).chain(defs.iter()) {
+                let p = r.problem(Problem::error(msg.clone()), None);
+                problems.push(p.clone());
+                errors.push(p);
+            }
+        }
+        let mut current = None;
+        if let (Some(spec), true) = (&first.spec, errors.is_empty()) {
+            let (config, found) = match spec {
+                Spec::Site(s) => {
+                    let (c, p) = validate::site(&first, s, &cx);
+                    (c.map(Config::Site), p)
+                }
+                Spec::Listener(s) => {
+                    let (c, p) = validate::listener(&first, s, &cx);
+                    (c.map(Config::Listener), p)
+                }
+                Spec::Connector(s) => {
+                    let (c, p) = validate::connector(&first, s, &cx);
+                    (c.map(Config::Connector), p)
+                }
+            };
+            errors.extend(found.iter().filter(|p| p.is_error()).cloned());
+            problems.extend(found);
+            current = config;
+        }
+        let generation = match &prior {
+            Some(p) if p.input_sha256 == first.input_sha256 => p.generation.max(1),
+            Some(p) => p.generation + 1,
+            None => 1,
+        };
+        entries.insert(
+            (kind, name.clone()),
+            Entry {
+                kind,
+                name,
+                file: first.file.clone(),
+                input_sha256: first.input_sha256.clone(),
+                input: Some(first),
+                prior,
+                generation,
+                errors,
+                current,
+                serving: None,
+            },
+        );
+    }
+
+    // A resource whose file stopped parsing keeps its last accepted version.
+    for ((kind, name), record) in &inputs.prior.records {
+        let Some(source) = &record.source else { continue };
+        let Some(problem) = broken_files.get(source) else { continue };
+        if entries.contains_key(&(*kind, name.clone())) || record.accepted.is_none() {
+            continue;
+        }
+        let mut p = problem.clone();
+        p.message = format!(
+            "{} \"{name}\": {source} no longer parses: {}",
+            kind.lower(),
+            problem.message
+        );
+        entries.insert(
+            (*kind, name.clone()),
+            Entry {
+                kind: *kind,
+                name: name.clone(),
+                file: source.clone(),
+                input: None,
+                prior: Some(record.clone()),
+                generation: record.generation,
+                input_sha256: record.input_sha256.clone(),
+                errors: vec![p],
+                current: None,
+                serving: None,
+            },
+        );
+    }
+
+    // Serving: the current version, else the last accepted one.
+    for entry in entries.values_mut() {
+        entry.serving = match &entry.current {
+            Some(c) => Some((c.clone(), entry.generation)),
+            None => entry.accepted_from_prior(),
+        };
+    }
+
+    // One Site per namespace.
+    let sites: Vec<String> = entries
+        .keys()
+        .filter(|(k, _)| *k == Kind::Site)
+        .map(|(_, n)| n.clone())
+        .collect();
+    if sites.len() > 1 {
+        let msg_tail = format!(
+            "more than one Site in namespace \"{}\" ({}); keep exactly one",
+            inputs.namespace,
+            sites.join(", ")
+        );
+        for name in &sites {
+            if let Some(e) = entries.get_mut(&(Kind::Site, name.clone())) {
+                let mut p = Problem::error(format!("site \"{name}\": {msg_tail}"));
+                if let Some(input) = &e.input {
+                    p = input.problem(p, None);
+                }
+                problems.push(p.clone());
+                e.errors.push(p);
+                e.current = None;
+                // Only a Site that was already accepted keeps running.
+                e.serving = e.accepted_from_prior();
+            }
+        }
+    }
+    let site = entries
+        .values()
+        .filter(|e| e.kind == Kind::Site)
+        .find_map(|e| match &e.serving {
+            Some((Config::Site(s), _)) => Some((e.name.clone(), s.clone())),
+            _ => None,
+        });
+    Resolution {
+        problems,
+        entries,
+        site,
+    }
+}
+
+/// Step 4: host/port placement. Router ports first, then listeners whose
+/// current version equals the accepted one, then new or edited ones, each
+/// group by name. A loser falls back to its last accepted version when that
+/// one fits.
+pub fn place_listeners(res: &mut Resolution, management_port: Option<u16>) {
+    let mut placement = management_port.map(Placement::management).unwrap_or_default();
+    let mut unchanged = Vec::new();
+    let mut changed = Vec::new();
+    for (key, e) in &res.entries {
+        if e.kind != Kind::Listener || e.serving.is_none() {
+            continue;
+        }
+        let accepted = e.accepted_from_prior().map(|(c, _)| c);
+        if e.current.is_some() && e.current == accepted {
+            unchanged.push(key.clone());
+        } else {
+            changed.push(key.clone());
+        }
+    }
+    for key in unchanged.into_iter().chain(changed) {
+        let Some(e) = res.entries.get_mut(&key) else { continue };
+        let mut candidates = Vec::new();
+        if let Some(Config::Listener(c)) = &e.current {
+            candidates.push((c.clone(), e.generation, true));
+        }
+        if let Some((Config::Listener(c), g)) = e.accepted_from_prior() {
+            if candidates.first().map(|(cur, _, _)| cur != &c).unwrap_or(true) {
+                candidates.push((c, g, false));
+            }
+        }
+        let mut chosen = None;
+        for (config, generation, is_current) in candidates {
+            match placement.conflict(&config.host, config.port) {
+                None => {
+                    placement.place(&config.host, config.port, &e.name);
+                    chosen = Some((Config::Listener(config), generation));
+                    break;
+                }
+                Some(why) if is_current => {
+                    let msg = format!("listener \"{}\": {why}", e.name);
+                    let p = match &e.input {
+                        Some(input) => input.problem(Problem::error(msg), Some("spec.port")),
+                        None => Problem::error(msg),
+                    };
+                    res.problems.push(p.clone());
+                    e.errors.push(p);
+                    e.current = None;
+                }
+                Some(_) => {}
+            }
+        }
+        e.serving = chosen;
+    }
+}
+
+/// What `skupperd check` reports.
+pub fn problems_only(inputs: &Inputs) -> Vec<Problem> {
+    let mut res = resolve(inputs);
+    let port = inputs.prior.identity.as_ref().map(|i| i.management_port);
+    place_listeners(&mut res, port);
+    sorted(res.problems)
+}
+
+fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
+    problems.sort_by(|a, b| {
+        (&a.kind, &a.name, &a.file, a.line, a.column, &a.message).cmp(&(
+            &b.kind, &b.name, &b.file, b.line, b.column, &b.message,
+        ))
+    });
+    problems.dedup();
+    problems
+}
+
+/// Ports named by listeners in the input, which a newly chosen router port
+/// must avoid.
+fn listener_ports(res: &Resolution) -> BTreeSet<u16> {
+    res.entries
+        .values()
+        .filter_map(|e| match (&e.current, &e.serving) {
+            (Some(Config::Listener(c)), _) | (_, Some((Config::Listener(c), _))) => Some(c.port),
+            _ => e
+                .input
+                .as_ref()
+                .and_then(|i| i.raw_spec.get("port"))
+                .and_then(|p| p.as_u64())
+                .and_then(|p| u16::try_from(p).ok()),
+        })
+        .collect()
+}
+
+pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> Outcome {
+    let mut res = resolve(inputs);
+    let now = crate::render::timestamp(inputs.now);
+    let mut files: BTreeMap<String, OutFile> = BTreeMap::new();
+    let mut outcome = Outcome::default();
+
+    // Identity: kept forever once made; made when a Site first needs it.
+    let mut identity = inputs.prior.identity.clone();
+    if identity.is_none() && res.site.is_some() {
+        let avoid = listener_ports(&res);
+        match ports.pick(MANAGEMENT_PORT_BASE, &avoid) {
+            Some(port) => {
+                identity = Some(Identity {
+                    site_id: mint.uuid(),
+                    management_port: port,
+                })
+            }
+            None => res.problems.push(Problem::error(format!(
+                "no free management port from {MANAGEMENT_PORT_BASE}; nothing is configured"
+            ))),
+        }
+    }
+    place_listeners(&mut res, identity.as_ref().map(|i| i.management_port));
+
+    let platform = inputs.platform.clone().unwrap_or(Platform::Podman);
+    let active = match (&res.site, &identity, &inputs.platform) {
+        (Some((name, site)), Some(id), Ok(_)) => Some((name.clone(), site.clone(), id.clone())),
+        _ => None,
+    };
+
+    let mut site_error: Option<String> = None;
+    if let Some((site_name, site, id)) = &active {
+        let creds = creds::ensure(inputs, &res, mint);
+        match creds {
+            Ok(Creds {
+                files: cred_files,
+                profiles,
+                unusable,
+            }) => {
+                for (key, why) in unusable {
+                    if let Some(e) = res.entries.get_mut(&key) {
+                        let p = Problem::error(format!("{} \"{}\": {why}", e.kind.lower(), e.name));
+                        res.problems.push(p.clone());
+                        e.errors.push(p);
+                        e.serving = None;
+                    }
+                }
+                files.extend(cred_files);
+                let config = render::skrouterd::Config {
+                    site_name,
+                    site,
+                    identity: id,
+                    platform,
+                    namespace: inputs.namespace,
+                    namespace_path: inputs.namespace_path,
+                    version: inputs.version,
+                    profiles: &profiles,
+                    listeners: serving_of(&res, Kind::Listener),
+                    connectors: serving_of(&res, Kind::Connector),
+                };
+                files.insert(
+                    super::prior::CONFIG_FILE.to_string(),
+                    OutFile {
+                        bytes: render::skrouterd::render(&config).into_bytes(),
+                        mode: 0o644,
+                    },
+                );
+            }
+            Err(e) => site_error = Some(format!("site \"{site_name}\": could not issue credentials: {e}")),
+        }
+    }
+    if let Some(msg) = &site_error {
+        res.problems.push(Problem::error(msg.clone()));
+    }
+    if let Some(id) = &identity {
+        files.insert(
+            super::prior::IDENTITY_FILE.to_string(),
+            OutFile {
+                bytes: render::records::identity(id).into_bytes(),
+                mode: 0o644,
+            },
+        );
+    }
+    // Generated CAs are identity too: kept while the namespace exists.
+    for (path, bytes) in inputs.runtime {
+        if path.starts_with("runtime/issuers/") && !files.contains_key(path) {
+            let mode = if path.ends_with(".key") { 0o600 } else { 0o644 };
+            files.insert(path.clone(), OutFile { bytes: bytes.clone(), mode });
+        }
+    }
+
+    // Resource records and statuses.
+    let mut next = Prior {
+        identity: identity.clone(),
+        ..Prior::default()
+    };
+    if active.is_some() && site_error.is_none() {
+        for e in res.entries.values() {
+            let (verdicts, summary) = verdicts(e);
+            let previous = e.prior.as_ref().map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+            let conditions = status::conditions(verdicts, previous, e.generation, &now);
+            let record = record_of(e, conditions);
+            let path = format!("runtime/resources/{}-{}.yaml", e.kind.as_str(), e.name);
+            files.insert(
+                path,
+                OutFile {
+                    bytes: render::records::record(&record, inputs.namespace, identity.as_ref())
+                        .into_bytes(),
+                    mode: 0o644,
+                },
+            );
+            outcome.resources.push(summary);
+            next.records.insert((e.kind, e.name.clone()), record.prior);
+        }
+    }
+    outcome.site_active = active.is_some() && site_error.is_none();
+
+    // Status file last: it says whether anything else changed.
+    let problems = sorted(res.problems);
+    let changed_other = files.iter().any(|(p, f)| inputs.runtime.get(p) != Some(&f.bytes))
+        || inputs
+            .runtime
+            .keys()
+            .any(|p| is_owned(p) && p != super::prior::STATUS_FILE && !files.contains_key(p));
+    let summary = render::summary::Summary {
+        namespace: inputs.namespace,
+        site: active.as_ref().map(|(n, _, _)| n.as_str()),
+        identity: identity.as_ref(),
+        platform: inputs.platform.as_ref().ok().copied(),
+        router: &inputs.router,
+        site_id_prefix_router: active
+            .as_ref()
+            .map(|(n, _, id)| render::skrouterd::router_id(n, &id.site_id)),
+        trigger: inputs.trigger,
+        resources: &outcome.resources,
+        problems: &problems,
+        no_site: res.site.is_none(),
+    };
+    let body_prev = inputs.runtime.get(super::prior::STATUS_FILE);
+    let keep_time = inputs.prior.last_run.clone().filter(|_| !changed_other);
+    let mut status_bytes = render::summary::render(&summary, keep_time.as_deref().unwrap_or(&now));
+    if keep_time.is_some() && body_prev != Some(&status_bytes.clone().into_bytes()) {
+        // Something in the summary itself changed: that is a change too.
+        status_bytes = render::summary::render(&summary, &now);
+    }
+    next.last_run = Some(if body_prev == Some(&status_bytes.clone().into_bytes()) {
+        keep_time.unwrap_or_else(|| now.clone())
+    } else {
+        now.clone()
+    });
+    files.insert(
+        super::prior::STATUS_FILE.to_string(),
+        OutFile {
+            bytes: status_bytes.into_bytes(),
+            mode: 0o644,
+        },
+    );
+
+    outcome.writes = files
+        .iter()
+        .filter(|(p, f)| inputs.runtime.get(*p) != Some(&f.bytes))
+        .map(|(p, _)| p.clone())
+        .collect();
+    outcome.deletes = inputs
+        .runtime
+        .keys()
+        .filter(|p| is_owned(p) && !files.contains_key(*p))
+        .cloned()
+        .collect();
+    outcome.files = files;
+    outcome.problems = problems;
+    outcome.resources.sort();
+    outcome.next_prior = next;
+    outcome
+}
+
+fn serving_of(res: &Resolution, kind: Kind) -> Vec<(&str, &Config)> {
+    res.entries
+        .values()
+        .filter(|e| e.kind == kind)
+        .filter_map(|e| e.serving.as_ref().map(|(c, _)| (e.name.as_str(), c)))
+        .collect()
+}
+
+/// The conditions of one resource without a router to ask (render, runner
+/// none, router down).
+fn verdicts(e: &Entry) -> (Vec<(&'static str, Verdict)>, ResourceSummary) {
+    let configured = match e.error_message() {
+        Some(msg) => Verdict::error(msg),
+        None => Verdict::unreachable(),
+    };
+    let (second, v2) = match e.kind {
+        Kind::Site => ("Running", Verdict::unreachable()),
+        Kind::Listener | Kind::Connector => ("Matched", Verdict::unreachable()),
+    };
+    let ready = status::ready(&[&configured, &v2], None);
+    let summary = ResourceSummary {
+        kind: e.kind,
+        name: e.name.clone(),
+        status: ready.reason,
+        message: if ready.is_true() { "OK".to_string() } else { ready.message.clone() },
+    };
+    let configured = if e.kind == Kind::Site && e.errors.is_empty() {
+        // The Site is configured once its files are written; the router's
+        // part is `Running`.
+        Verdict::ok()
+    } else {
+        configured
+    };
+    (
+        vec![("Configured", configured), (second, v2), ("Ready", ready)],
+        summary,
+    )
+}
+
+/// The runtime record of one resource: accepted spec when there is one,
+/// else the input spec as written.
+pub struct Record {
+    pub kind: Kind,
+    pub name: String,
+    pub spec: serde_json::Value,
+    pub conditions: Vec<Condition>,
+    pub prior: PriorRecord,
+}
+
+fn record_of(e: &Entry, conditions: Vec<Condition>) -> Record {
+    let (spec_value, accepted, accepted_generation) = match &e.serving {
+        Some((config, g)) => {
+            let (value, spec) = match config {
+                Config::Site(c) => (serde_json::to_value(&c.spec), Spec::Site(c.spec.clone())),
+                Config::Listener(c) => (serde_json::to_value(&c.spec), Spec::Listener(c.spec.clone())),
+                Config::Connector(c) => {
+                    (serde_json::to_value(&c.spec), Spec::Connector(c.spec.clone()))
+                }
+            };
+            (value.unwrap_or(serde_json::Value::Null), Some(spec), Some(*g))
+        }
+        None => (
+            e.input
+                .as_ref()
+                .map(|i| i.raw_spec.clone())
+                .unwrap_or(serde_json::Value::Null),
+            None,
+            None,
+        ),
+    };
+    let (labels, annotations) = match (&e.input, &e.prior) {
+        (Some(i), _) => (i.labels.clone(), user_annotations(&i.annotations)),
+        (None, Some(p)) => (p.labels.clone(), p.annotations.clone()),
+        (None, None) => Default::default(),
+    };
+    Record {
+        kind: e.kind,
+        name: e.name.clone(),
+        spec: spec_value,
+        conditions: conditions.clone(),
+        prior: PriorRecord {
+            generation: e.generation,
+            input_sha256: e.input_sha256.clone(),
+            accepted_generation,
+            accepted,
+            source: Some(e.file.clone()),
+            labels,
+            annotations,
+            conditions,
+        },
+    }
+}
+
+fn user_annotations(a: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    a.iter()
+        .filter(|(k, _)| ![ANN_SHA, ANN_ACCEPTED, ANN_SOURCE].contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}

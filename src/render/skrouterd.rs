@@ -1,0 +1,184 @@
+//! `runtime/router/skrouterd.json` (router.md 1.3): entities in a fixed
+//! order, attributes in a fixed order, 4-space indentation, one entity per
+//! block, final newline. The `skupper` CLI parses this file as plain JSON,
+//! so it carries no comments.
+
+use crate::plan::creds::{Profile, LOCAL_SERVER};
+use crate::plan::resolve::Config as ResourceConfig;
+use crate::plan::{Identity, Platform};
+use crate::validate::SiteConfig;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+pub struct Config<'a> {
+    pub site_name: &'a str,
+    pub site: &'a SiteConfig,
+    pub identity: &'a Identity,
+    pub platform: Platform,
+    pub namespace: &'a str,
+    /// Absolute namespace directory, for linux certificate paths.
+    pub namespace_path: &'a str,
+    pub version: &'a str,
+    pub profiles: &'a BTreeMap<String, Profile>,
+    pub listeners: Vec<(&'a str, &'a ResourceConfig)>,
+    pub connectors: Vec<(&'a str, &'a ResourceConfig)>,
+}
+
+/// `<site name>-<first 8 hex digits of the site id>`: stable across renders.
+pub fn router_id(site_name: &str, site_id: &str) -> String {
+    let hex: String = site_id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(8)
+        .collect();
+    format!("{site_name}-{hex}")
+}
+
+/// Where the router reads the files of profile `profile`.
+pub fn cert_path(platform: Platform, namespace_path: &str, profile: &str, file: &str) -> String {
+    match platform {
+        Platform::Linux => format!("{namespace_path}/runtime/certs/{profile}/{file}"),
+        Platform::Podman | Platform::Docker => {
+            format!("${{SSL_PROFILE_BASE_PATH}}/runtime/certs/{profile}/{file}")
+        }
+    }
+}
+
+type Entity = (&'static str, Map<String, Value>);
+
+fn attrs(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+pub fn entities(c: &Config) -> Vec<Entity> {
+    let mut out: Vec<Entity> = Vec::new();
+    let router_id = router_id(c.site_name, &c.identity.site_id);
+    let metadata = json!({"id": c.identity.site_id, "version": c.version, "platform": c.platform.as_str()});
+    let mut router = vec![
+        ("id", json!(router_id)),
+        ("mode", json!(if c.site.edge { "edge" } else { "interior" })),
+        ("helloMaxAgeSeconds", json!(3)),
+        ("metadata", json!(metadata.to_string())),
+    ];
+    if let Some(n) = c.site.data_connections {
+        router.push(("dataConnectionCount", json!(n.to_string())));
+    }
+    out.push(("router", attrs(router)));
+
+    for (name, p) in c.profiles {
+        let path = |f: &str| json!(cert_path(c.platform, c.namespace_path, name, f));
+        let mut a = vec![("name", json!(name))];
+        if p.ca {
+            a.push(("caCertFile", path("ca.crt")));
+        }
+        if p.cert {
+            a.push(("certFile", path("tls.crt")));
+            a.push(("privateKeyFile", path("tls.key")));
+        }
+        out.push(("sslProfile", attrs(a)));
+    }
+
+    out.push((
+        "listener",
+        attrs(vec![
+            ("name", json!("skupper-local-normal")),
+            ("role", json!("normal")),
+            ("host", json!("127.0.0.1")),
+            ("port", json!(c.identity.management_port.to_string())),
+            ("sslProfile", json!(LOCAL_SERVER)),
+            ("saslMechanisms", json!("EXTERNAL")),
+            ("authenticatePeer", json!(true)),
+        ]),
+    ));
+    out.push((
+        "address",
+        attrs(vec![("prefix", json!("mc")), ("distribution", json!("multicast"))]),
+    ));
+
+    let mut connectors: Vec<(String, Map<String, Value>)> = Vec::new();
+    for (name, config) in &c.connectors {
+        let ResourceConfig::Connector(k) = config else { continue };
+        let entity_name = format!("connector/{name}@{}", k.host);
+        let mut a = vec![
+            ("name", json!(entity_name)),
+            ("address", json!(k.routing_key)),
+            ("host", json!(k.host)),
+            ("port", json!(k.port.to_string())),
+        ];
+        if let Some(tls) = &k.tls {
+            let profile = if tls.use_client_cert {
+                tls.credentials.clone()
+            } else {
+                format!("{}-profile", tls.credentials)
+            };
+            a.push(("sslProfile", json!(profile)));
+            a.push(("verifyHostname", json!(tls.verify_hostname)));
+        }
+        connectors.push((entity_name, attrs(a)));
+    }
+    connectors.sort_by(|a, b| a.0.cmp(&b.0));
+    out.extend(connectors.into_iter().map(|(_, a)| ("tcpConnector", a)));
+
+    for (name, config) in &c.listeners {
+        let ResourceConfig::Listener(l) = config else { continue };
+        let mut a = vec![
+            ("name", json!(format!("listener/{name}"))),
+            ("address", json!(l.routing_key)),
+            ("host", json!(l.host)),
+            ("port", json!(l.port.to_string())),
+        ];
+        if let Some(cred) = &l.tls_credentials {
+            a.push(("sslProfile", json!(cred)));
+            if c.profiles.get(cred).map(|p| p.ca).unwrap_or(false) {
+                a.push(("authenticatePeer", json!(true)));
+            }
+        }
+        if let Some(o) = &l.observer {
+            a.push(("observer", json!(o)));
+        }
+        out.push(("tcpListener", attrs(a)));
+    }
+
+    out.push((
+        "log",
+        attrs(vec![("module", json!("ROUTER_CORE")), ("enable", json!("error+"))]),
+    ));
+    out.push((
+        "log",
+        attrs(vec![
+            ("module", json!("DEFAULT")),
+            ("enable", json!(format!("{}+", c.site.router_logging))),
+        ]),
+    ));
+    out.push((
+        "site",
+        attrs(vec![
+            ("name", json!(router_id)),
+            ("namespace", json!(c.namespace)),
+            ("platform", json!(c.platform.as_str())),
+            ("version", json!(c.version)),
+        ]),
+    ));
+    out
+}
+
+pub fn render(c: &Config) -> String {
+    format_entities(&entities(c))
+}
+
+/// The file layout of router.md 9: `["type", {` then one attribute a line.
+pub fn format_entities(entities: &[Entity]) -> String {
+    let mut out = String::from("[\n");
+    for (i, (kind, a)) in entities.iter().enumerate() {
+        out.push_str(&format!("    [{}, {{\n", Value::from(*kind)));
+        let lines: Vec<String> = a
+            .iter()
+            .map(|(k, v)| format!("        {}: {}", Value::from(k.as_str()), v))
+            .collect();
+        out.push_str(&lines.join(",\n"));
+        out.push_str("\n    }]");
+        out.push_str(if i + 1 < entities.len() { ",\n" } else { "\n" });
+    }
+    out.push_str("]\n");
+    out
+}

@@ -1,0 +1,87 @@
+//! `runtime/status.yaml` (resources.md 11): the namespace summary.
+
+use super::yaml::to_yaml;
+use crate::plan::{Identity, Platform, ResourceSummary, RouterState};
+use crate::problem::Problem;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+pub struct Summary<'a> {
+    pub namespace: &'a str,
+    pub site: Option<&'a str>,
+    pub identity: Option<&'a Identity>,
+    pub platform: Option<Platform>,
+    pub router: &'a RouterState,
+    pub site_id_prefix_router: Option<String>,
+    pub trigger: &'a str,
+    pub resources: &'a [ResourceSummary],
+    pub problems: &'a [Problem],
+    pub no_site: bool,
+}
+
+pub fn render(s: &Summary, last_run: &str) -> String {
+    let errors = s.problems.iter().filter(|p| p.is_error()).count();
+    let warnings = s.problems.len() - errors;
+    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+    let (result, mut message) = if s.problems.is_empty() {
+        ("Clean", "no problems".to_string())
+    } else {
+        (
+            "Degraded",
+            format!("{}, {}", plural(errors, "error"), plural(warnings, "warning")),
+        )
+    };
+    if s.no_site {
+        message = format!("{message}; {}", crate::plan::resolve::NO_SITE);
+    }
+
+    let mut doc = Map::new();
+    doc.insert("apiVersion".into(), json!("skupperd.io/v1alpha1"));
+    doc.insert("kind".into(), json!("NamespaceStatus"));
+    doc.insert("namespace".into(), json!(s.namespace));
+    if let Some(site) = s.site {
+        doc.insert("site".into(), json!(site));
+    }
+    if let Some(id) = s.identity {
+        doc.insert("siteId".into(), json!(id.site_id));
+    }
+    if let Some(p) = s.platform {
+        doc.insert("platform".into(), json!(p.as_str()));
+    }
+    doc.insert(
+        "reconcile".into(),
+        json!({"lastRun": last_run, "trigger": s.trigger, "result": result, "message": message}),
+    );
+    let mut router = Map::new();
+    router.insert("runner".into(), json!(s.router.runner));
+    router.insert("state".into(), json!(s.router.state));
+    router.insert("reachable".into(), json!(false));
+    if let Some(id) = s.identity {
+        router.insert("managementPort".into(), json!(id.management_port));
+    }
+    if let Some(rid) = &s.site_id_prefix_router {
+        router.insert("routerId".into(), json!(rid));
+    }
+    router.insert("restarts".into(), json!(0));
+    router.insert("message".into(), json!(s.router.message));
+    doc.insert("router".into(), Value::Object(router));
+
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in s.resources {
+        *counts.entry(r.status.as_str()).or_default() += 1;
+    }
+    doc.insert("counts".into(), json!(counts));
+    let resources: Vec<Value> = s
+        .resources
+        .iter()
+        .map(|r| json!({"kind": r.kind.as_str(), "name": r.name, "status": r.status.as_str(), "message": r.message}))
+        .collect();
+    doc.insert("resources".into(), Value::Array(resources));
+    let problems: Vec<Value> = s
+        .problems
+        .iter()
+        .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
+        .collect();
+    doc.insert("problems".into(), Value::Array(problems));
+    to_yaml(&Value::Object(doc))
+}

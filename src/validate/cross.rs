@@ -1,0 +1,107 @@
+//! Rules that involve several resources (resources.md 8): host/port overlap
+//! placement. Duplicates and the one-Site rule are applied where resources
+//! are grouped (`plan`).
+
+use crate::names::BindHost;
+
+/// A binding already placed, and how to name its owner in a message.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub host: BindHost,
+    pub host_text: String,
+    pub port: u16,
+    pub owner: Owner,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Management,
+    Listener(String),
+}
+
+/// `host:port`, with brackets around IPv6 addresses.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Places bindings in order; the first one a candidate overlaps makes it
+/// lose.
+#[derive(Debug, Default)]
+pub struct Placement {
+    placed: Vec<Placed>,
+}
+
+impl Placement {
+    pub fn management(port: u16) -> Placement {
+        Placement {
+            placed: vec![Placed {
+                host: BindHost::parse("127.0.0.1"),
+                host_text: "127.0.0.1".to_string(),
+                port,
+                owner: Owner::Management,
+            }],
+        }
+    }
+
+    /// What `host:port` would overlap, as the message tail for listener
+    /// `name`; `None` when it is free.
+    pub fn conflict(&self, host: &str, port: u16) -> Option<String> {
+        let bind = BindHost::parse(host);
+        let hit = self
+            .placed
+            .iter()
+            .find(|p| p.port == port && p.host.overlaps(&bind))?;
+        Some(match &hit.owner {
+            Owner::Management => format!(
+                "{} is the router's management port; choose another port",
+                host_port(&hit.host_text, hit.port)
+            ),
+            Owner::Listener(other) => format!(
+                "{} overlaps listener \"{other}\" ({}); a host and port can be used by one listener only",
+                host_port(host, port),
+                host_port(&hit.host_text, hit.port)
+            ),
+        })
+    }
+
+    pub fn place(&mut self, host: &str, port: u16, listener: &str) {
+        self.placed.push(Placed {
+            host: BindHost::parse(host),
+            host_text: host.to_string(),
+            port,
+            owner: Owner::Listener(listener.to_string()),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn management_port_comes_first() {
+        let p = Placement::management(5671);
+        assert_eq!(
+            p.conflict("0.0.0.0", 5671).unwrap(),
+            "127.0.0.1:5671 is the router's management port; choose another port"
+        );
+        assert!(p.conflict("::1", 5671).is_none());
+    }
+
+    #[test]
+    fn listeners_overlap_by_address_rule() {
+        let mut p = Placement::default();
+        p.place("127.0.0.1", 8080, "a");
+        assert_eq!(
+            p.conflict("0.0.0.0", 8080).unwrap(),
+            "0.0.0.0:8080 overlaps listener \"a\" (127.0.0.1:8080); a host and port can be used by one listener only"
+        );
+        assert!(p.conflict("127.0.0.2", 8080).is_none());
+        assert!(p.conflict("127.0.0.1", 8081).is_none());
+        assert!(p.conflict("::", 8080).unwrap().contains("[::]:8080"));
+    }
+}

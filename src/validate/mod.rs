@@ -1,0 +1,527 @@
+//! Per-resource validation (resources.md 1-3, 9) with the exact messages.
+//!
+//! Each validator returns the resource's configuration when it is usable,
+//! and every problem it found (all at once, so a user fixes everything in
+//! one pass). Rules that involve several resources (duplicates, one Site,
+//! host/port overlap) live in `cross`.
+
+pub mod cross;
+
+use crate::certs::{self, BundleFiles, FileBytes};
+use crate::names::{self, CRED_RULE};
+use crate::problem::{Problem, Severity};
+use crate::resources::{ConnectorSpec, InputResource, ListenerSpec, SiteSpec};
+use std::collections::{BTreeMap, BTreeSet};
+use time::OffsetDateTime;
+
+/// Credential names skupperd generates for itself.
+pub const RESERVED_CREDS: [&str; 3] = [
+    "skupper-local-ca",
+    "skupper-local-server",
+    "skupper-local-client",
+];
+pub const SERVICE_CA: &str = "skupper-service-ca";
+pub const SITE_CA: &str = "skupper-site-ca";
+
+/// Why a file of an input bundle could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileRefusal {
+    SymlinkLeavesNamespace,
+    TooLarge,
+    Unreadable(String),
+}
+
+/// `input/certs/<name>/` as the shell found it: each of `tls.crt`, `tls.key`
+/// and `ca.crt` that exists, read or refused.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InputBundle {
+    pub files: BTreeMap<String, Result<FileBytes, FileRefusal>>,
+}
+
+impl InputBundle {
+    /// The usable files, for the PEM checks and for copying.
+    pub fn bundle_files(&self, name: &str) -> BundleFiles {
+        let get = |f: &str| self.files.get(f).and_then(|r| r.as_ref().ok()).cloned();
+        BundleFiles {
+            dir: format!("input/certs/{name}"),
+            tls_crt: get("tls.crt"),
+            tls_key: get("tls.key"),
+            ca_crt: get("ca.crt"),
+        }
+    }
+
+    pub fn has(&self, file: &str) -> bool {
+        self.files.contains_key(file)
+    }
+}
+
+/// What every validator may look at besides the resource itself.
+pub struct Context<'a> {
+    pub namespace: &'a str,
+    pub bundles: &'a BTreeMap<String, InputBundle>,
+    /// Names of CAs, which may not be used as a certificate bundle.
+    pub ca_names: BTreeSet<String>,
+    pub now: OffsetDateTime,
+}
+
+/// A usable Listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    pub routing_key: String,
+    pub host: String,
+    pub port: u16,
+    /// `None` means `auto`, which is not written.
+    pub observer: Option<String>,
+    pub tls_credentials: Option<String>,
+    /// The spec as accepted, defaults filled in.
+    pub spec: ListenerSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorTls {
+    pub credentials: String,
+    pub use_client_cert: bool,
+    pub verify_hostname: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorConfig {
+    pub routing_key: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: Option<ConnectorTls>,
+    pub spec: ConnectorSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteConfig {
+    pub edge: bool,
+    pub router_logging: String,
+    pub data_connections: Option<u32>,
+    pub default_issuer: String,
+    pub spec: SiteSpec,
+}
+
+/// Collects problems about one resource and remembers whether any is an
+/// error.
+struct Report<'r> {
+    resource: &'r InputResource,
+    problems: Vec<Problem>,
+}
+
+impl<'r> Report<'r> {
+    fn new(resource: &'r InputResource) -> Report<'r> {
+        Report {
+            resource,
+            problems: Vec::new(),
+        }
+    }
+
+    fn prefix(&self) -> String {
+        format!("{} \"{}\":", self.resource.kind.lower(), self.resource.name)
+    }
+
+    fn error(&mut self, field: &str, message: String) {
+        let p = Problem::error(format!("{} {message}", self.prefix()));
+        self.problems.push(self.resource.problem(p, Some(field)));
+    }
+
+    fn warning(&mut self, field: &str, message: String) {
+        let p = Problem::warning(format!("{} {message}", self.prefix()));
+        self.problems.push(self.resource.problem(p, Some(field)));
+    }
+
+    fn ok(&self) -> bool {
+        !self.problems.iter().any(Problem::is_error)
+    }
+
+    fn finish<T>(self, config: Option<T>) -> (Option<T>, Vec<Problem>) {
+        let ok = self.ok();
+        (config.filter(|_| ok), self.problems)
+    }
+
+    fn namespace(&mut self, cx: &Context) {
+        if let Some(ns) = &self.resource.namespace {
+            if ns != cx.namespace {
+                self.error(
+                    "metadata.namespace",
+                    format!(
+                        "metadata.namespace \"{ns}\" does not match the namespace directory \"{}\"; remove metadata.namespace or move the file",
+                        cx.namespace
+                    ),
+                );
+            }
+        }
+    }
+
+    fn routing_key(&mut self, given: &Option<String>) -> String {
+        match given {
+            None => self.resource.name.clone(),
+            Some(k) => {
+                if let Some(why) = names::routing_key_problem("spec.routingKey", k) {
+                    self.error("spec.routingKey", why);
+                }
+                k.clone()
+            }
+        }
+    }
+
+    fn host(&mut self, given: &Option<String>, missing: &str) -> String {
+        match given {
+            None => {
+                self.error("spec.host", missing.to_string());
+                String::new()
+            }
+            Some(h) => {
+                if !names::is_host(h) {
+                    self.error("spec.host", format!("spec.host {}", names::host_fragment(h)));
+                }
+                h.clone()
+            }
+        }
+    }
+
+    fn port(&mut self, given: Option<i64>) -> u16 {
+        match given {
+            None => {
+                self.error("spec.port", "spec.port is required (1-65535)".to_string());
+                0
+            }
+            Some(p) => match u16::try_from(p) {
+                Ok(p) if p > 0 => p,
+                _ => {
+                    self.error("spec.port", format!("spec.port {p} is out of range 1-65535"));
+                    0
+                }
+            },
+        }
+    }
+
+    fn tcp_type(&mut self, given: &Option<String>) {
+        if let Some(t) = given {
+            if !(t.is_empty() || t == "tcp") {
+                self.error(
+                    "spec.type",
+                    format!("spec.type \"{t}\" is not supported; only \"tcp\" is"),
+                );
+            }
+        }
+    }
+
+    fn no_effect(&mut self, field: &str, set: bool) {
+        if set {
+            self.warning(field, format!("{field} has no effect on local sites"));
+        }
+    }
+
+    fn credential_name(&mut self, cred: &str, cx: &Context) -> bool {
+        if !names::is_cred_name(cred) {
+            self.error(
+                "spec.tlsCredentials",
+                format!("spec.tlsCredentials \"{cred}\" {CRED_RULE}"),
+            );
+            false
+        } else if RESERVED_CREDS.contains(&cred) {
+            self.error(
+                "spec.tlsCredentials",
+                format!("spec.tlsCredentials \"{cred}\" is reserved for skupperd's own certificates"),
+            );
+            false
+        } else if cx.ca_names.contains(cred) {
+            self.error(
+                "spec.tlsCredentials",
+                format!("spec.tlsCredentials \"{cred}\" names a CA; use a certificate bundle name"),
+            );
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Files that exist but cannot be used, each reported once.
+    fn refused_files(&mut self, cred: &str, bundle: &InputBundle) {
+        for (file, result) in &bundle.files {
+            let path = format!("input/certs/{cred}/{file}");
+            match result {
+                Ok(_) => {}
+                Err(FileRefusal::SymlinkLeavesNamespace) => self.error(
+                    "spec.tlsCredentials",
+                    format!("{path} is a symbolic link that leaves the namespace; refused"),
+                ),
+                Err(FileRefusal::TooLarge) => self.error(
+                    "spec.tlsCredentials",
+                    format!("{path} is larger than 1 MiB; refused"),
+                ),
+                Err(FileRefusal::Unreadable(why)) => self.error(
+                    "spec.tlsCredentials",
+                    format!("{path} is not readable: {why}"),
+                ),
+            }
+        }
+    }
+
+    /// The PEM checks of resources.md 9, reported on this resource.
+    fn pem_checks(&mut self, cred: &str, bundle: &InputBundle, cx: &Context, host: Option<&str>) {
+        for finding in certs::check_bundle(&bundle.bundle_files(cred), cx.now, host) {
+            match finding.severity {
+                Severity::Error => self.error("spec.tlsCredentials", finding.message),
+                Severity::Warning => self.warning("spec.tlsCredentials", finding.message),
+            }
+        }
+    }
+
+    fn unknown_settings<'s>(&mut self, settings: impl Iterator<Item = &'s String>) {
+        for key in settings {
+            self.warning(
+                &format!("spec.settings.{key}"),
+                format!("spec.settings.{key}: unknown setting, ignored"),
+            );
+        }
+    }
+}
+
+const OBSERVERS: [&str; 4] = ["auto", "none", "http1", "http2"];
+
+pub fn listener(
+    r: &InputResource,
+    spec: &ListenerSpec,
+    cx: &Context,
+) -> (Option<ListenerConfig>, Vec<Problem>) {
+    let mut rep = Report::new(r);
+    rep.namespace(cx);
+    let routing_key = rep.routing_key(&spec.routing_key);
+    let host = rep.host(
+        &spec.host,
+        "spec.host is required; use 0.0.0.0 to listen on all interfaces or 127.0.0.1 for this host only",
+    );
+    let port = rep.port(spec.port);
+    rep.tcp_type(&spec.kind);
+
+    for (field, value) in [
+        ("spec.observer", &spec.observer),
+        ("spec.settings.observer", &spec.settings.get("observer").cloned()),
+    ] {
+        if let Some(v) = value {
+            if !OBSERVERS.contains(&v.as_str()) {
+                rep.error(
+                    field,
+                    format!("{field} \"{v}\" is not one of auto, none, http1, http2"),
+                );
+            }
+        }
+    }
+    let observer = match (&spec.observer, spec.settings.get("observer")) {
+        (Some(a), Some(b)) if a != b => {
+            rep.error(
+                "spec.observer",
+                format!("spec.observer \"{a}\" and spec.settings.observer \"{b}\" disagree; set only one"),
+            );
+            None
+        }
+        (Some(v), _) | (None, Some(v)) => Some(v.clone()),
+        (None, None) => None,
+    }
+    .filter(|v| v != "auto");
+    rep.unknown_settings(spec.settings.keys().filter(|k| *k != "observer"));
+    rep.no_effect("spec.exposePodsByName", spec.expose_pods_by_name == Some(true));
+
+    if let Some(cred) = &spec.tls_credentials {
+        if rep.credential_name(cred, cx) {
+            if let Some(bundle) = cx.bundles.get(cred) {
+                rep.refused_files(cred, bundle);
+                for required in ["tls.crt", "tls.key"] {
+                    if !bundle.has(required) {
+                        rep.error(
+                            "spec.tlsCredentials",
+                            format!("input/certs/{cred}/{required} is missing"),
+                        );
+                    }
+                }
+                rep.pem_checks(cred, bundle, cx, Some(&host));
+            }
+            // No bundle: a server certificate is generated from the service CA.
+        }
+    }
+
+    let mut accepted = spec.clone();
+    accepted.routing_key = Some(routing_key.clone());
+    let config = ListenerConfig {
+        routing_key,
+        host,
+        port,
+        observer,
+        tls_credentials: spec.tls_credentials.clone(),
+        spec: accepted,
+    };
+    rep.finish(Some(config))
+}
+
+pub fn connector(
+    r: &InputResource,
+    spec: &ConnectorSpec,
+    cx: &Context,
+) -> (Option<ConnectorConfig>, Vec<Problem>) {
+    let mut rep = Report::new(r);
+    rep.namespace(cx);
+    let routing_key = rep.routing_key(&spec.routing_key);
+    let host = rep.host(
+        &spec.host,
+        "spec.host is required on local sites (spec.selector only works on Kubernetes)",
+    );
+    let port = rep.port(spec.port);
+    rep.tcp_type(&spec.kind);
+    rep.no_effect("spec.selector", spec.selector.is_some());
+    rep.no_effect(
+        "spec.includeNotReadyPods",
+        spec.include_not_ready_pods == Some(true),
+    );
+    rep.no_effect("spec.exposePodsByName", spec.expose_pods_by_name == Some(true));
+    rep.unknown_settings(spec.settings.keys());
+
+    let use_client_cert = spec.use_client_cert.unwrap_or(false);
+    let verify_hostname = spec.verify_hostname.unwrap_or(false);
+    let tls = match &spec.tls_credentials {
+        None => {
+            for (field, set) in [
+                ("spec.useClientCert", spec.use_client_cert.is_some()),
+                ("spec.verifyHostname", spec.verify_hostname.is_some()),
+            ] {
+                if set {
+                    rep.warning(field, format!("{field} has no effect without spec.tlsCredentials"));
+                }
+            }
+            None
+        }
+        Some(cred) => {
+            if rep.credential_name(cred, cx) {
+                match cx.bundles.get(cred) {
+                    None => rep.error(
+                        "spec.tlsCredentials",
+                        format!("input/certs/{cred}/ does not exist; put the CA that signed the server's certificate in input/certs/{cred}/ca.crt"),
+                    ),
+                    Some(bundle) => {
+                        rep.refused_files(cred, bundle);
+                        if !bundle.has("ca.crt") {
+                            rep.error(
+                                "spec.tlsCredentials",
+                                format!("input/certs/{cred}/ca.crt is missing; it is needed to verify the server"),
+                            );
+                        }
+                        if use_client_cert && !(bundle.has("tls.crt") && bundle.has("tls.key")) {
+                            rep.error(
+                                "spec.useClientCert",
+                                format!("spec.useClientCert is true but input/certs/{cred}/tls.crt and tls.key are missing"),
+                            );
+                        }
+                        rep.pem_checks(cred, bundle, cx, None);
+                    }
+                }
+            }
+            Some(ConnectorTls {
+                credentials: cred.clone(),
+                use_client_cert,
+                verify_hostname,
+            })
+        }
+    };
+
+    let mut accepted = spec.clone();
+    accepted.routing_key = Some(routing_key.clone());
+    let config = ConnectorConfig {
+        routing_key,
+        host,
+        port,
+        tls,
+        spec: accepted,
+    };
+    rep.finish(Some(config))
+}
+
+pub fn site(r: &InputResource, spec: &SiteSpec, cx: &Context) -> (Option<SiteConfig>, Vec<Problem>) {
+    let mut rep = Report::new(r);
+    rep.namespace(cx);
+    let edge = spec.edge.unwrap_or(false);
+    match spec.link_access.as_deref().unwrap_or("") {
+        "" | "none" => {}
+        v @ ("default" | "route" | "loadbalancer") => {
+            if edge {
+                rep.error(
+                    "spec.linkAccess",
+                    format!("spec.linkAccess \"{v}\" cannot be used with spec.edge: true (edge sites do not accept links)"),
+                );
+            } else {
+                rep.warning(
+                    "spec.linkAccess",
+                    format!("spec.linkAccess \"{v}\" is not yet supported by this version of skupperd; the site accepts no links"),
+                );
+            }
+        }
+        v => rep.error(
+            "spec.linkAccess",
+            format!("spec.linkAccess \"{v}\" is not supported; use \"default\" or \"none\""),
+        ),
+    }
+    if spec.ha == Some(true) {
+        if edge {
+            rep.error(
+                "spec.ha",
+                "spec.ha cannot be used with spec.edge (edge sites cannot have HA)".to_string(),
+            );
+        } else {
+            rep.no_effect("spec.ha", true);
+        }
+    }
+    let default_issuer = spec
+        .default_issuer
+        .clone()
+        .unwrap_or_else(|| SITE_CA.to_string());
+    if !names::is_cred_name(&default_issuer) {
+        rep.error(
+            "spec.defaultIssuer",
+            format!("spec.defaultIssuer \"{default_issuer}\" {CRED_RULE}"),
+        );
+    }
+    rep.no_effect("spec.serviceAccount", spec.service_account.is_some());
+
+    let mut router_logging = "info".to_string();
+    let mut data_connections = None;
+    for (key, value) in &spec.settings {
+        let field = format!("spec.settings.{key}");
+        match key.as_str() {
+            "routerLogging" | "router-logging" => {
+                if ["info", "warning", "error", "debug"].contains(&value.as_str()) {
+                    router_logging = value.clone();
+                } else {
+                    rep.error(
+                        &field,
+                        format!("spec.settings.routerLogging \"{value}\" is not one of info, warning, error, debug"),
+                    );
+                }
+            }
+            "routerDataConnections" | "router-data-connection-count" => {
+                if value != "auto" {
+                    match value.parse::<u32>() {
+                        Ok(n) if n > 0 => data_connections = Some(n),
+                        _ => rep.error(
+                            &field,
+                            format!("spec.settings.routerDataConnections \"{value}\" is not \"auto\" or a positive integer"),
+                        ),
+                    }
+                }
+            }
+            _ => rep.warning(&field, format!("{field}: unknown setting, ignored")),
+        }
+    }
+    let _ = cx;
+    let config = SiteConfig {
+        edge,
+        router_logging,
+        data_connections,
+        default_issuer,
+        spec: spec.clone(),
+    };
+    rep.finish(Some(config))
+}
+
+#[cfg(test)]
+mod tests;
