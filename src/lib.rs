@@ -15,3 +15,5 @@ pub mod plan;
 pub mod render;
 pub mod status;
 pub mod validate;
+pub mod store;
+pub mod cli;

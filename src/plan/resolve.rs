@@ -419,16 +419,19 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
     let mut identity = inputs.prior.identity.clone();
     if identity.is_none() && res.site.is_some() {
         let avoid = listener_ports(&res);
-        match ports.pick(MANAGEMENT_PORT_BASE, &avoid) {
-            Some(port) => {
+        match (ports.pick(MANAGEMENT_PORT_BASE, &avoid), mint.uuid()) {
+            (Some(port), Ok(site_id)) => {
                 identity = Some(Identity {
-                    site_id: mint.uuid(),
+                    site_id,
                     management_port: port,
                 })
             }
-            None => res.problems.push(Problem::error(format!(
+            (None, _) => res.problems.push(Problem::error(format!(
                 "no free management port from {MANAGEMENT_PORT_BASE}; nothing is configured"
             ))),
+            (_, Err(e)) => res
+                .problems
+                .push(Problem::error(format!("could not create a site id: {e}"))),
         }
     }
     place_listeners(&mut res, identity.as_ref().map(|i| i.management_port));
