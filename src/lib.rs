@@ -7,13 +7,13 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
-pub mod problem;
+pub mod cli;
 pub mod input;
 pub mod names;
-pub mod resources;
 pub mod plan;
+pub mod problem;
 pub mod render;
+pub mod resources;
 pub mod status;
-pub mod validate;
 pub mod store;
-pub mod cli;
+pub mod validate;

@@ -46,7 +46,10 @@ pub fn routing_key_problem(field: &str, v: &str) -> Option<String> {
             "{field} must not be empty (omit it to use the listener name)"
         ))
     } else if v.len() > 253 {
-        Some(format!("{field} is {} bytes long; the limit is 253", v.len()))
+        Some(format!(
+            "{field} is {} bytes long; the limit is 253",
+            v.len()
+        ))
     } else if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Some(format!(
             "{field} \"{v}\" contains whitespace or control characters"
@@ -118,10 +121,26 @@ mod tests {
 
     #[test]
     fn hosts() {
-        for ok in ["0.0.0.0", "127.0.0.1", "::", "::1", "fe80::1", "backend", "a.example.com"] {
+        for ok in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "::",
+            "::1",
+            "fe80::1",
+            "backend",
+            "a.example.com",
+        ] {
             assert!(is_host(ok), "{ok}");
         }
-        for bad in ["", "[::1]", "fe80::1%eth0", "Backend", "a.example.", "-a", "a b"] {
+        for bad in [
+            "",
+            "[::1]",
+            "fe80::1%eth0",
+            "Backend",
+            "a.example.",
+            "-a",
+            "a b",
+        ] {
             assert!(!is_host(bad), "{bad}");
         }
     }

@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "skupperd", version, about = "Runs Skupper sites on local systems")]
+#[command(
+    name = "skupperd",
+    version,
+    about = "Runs Skupper sites on local systems"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

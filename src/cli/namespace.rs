@@ -68,7 +68,12 @@ pub fn hostname() -> String {
         .unwrap_or_default()
 }
 
-fn inputs<'a>(l: &'a Loaded, prior: &'a plan::Prior, ns_path: &'a str, host: &'a str) -> Inputs<'a> {
+fn inputs<'a>(
+    l: &'a Loaded,
+    prior: &'a plan::Prior,
+    ns_path: &'a str,
+    host: &'a str,
+) -> Inputs<'a> {
     Inputs {
         namespace: &l.name,
         namespace_path: ns_path,
@@ -94,7 +99,8 @@ pub fn print_problems(problems: &[Problem], output: Output) {
     let warnings = problems.len() - errors;
     match output {
         Output::Json => {
-            let doc = serde_json::json!({"errors": errors, "warnings": warnings, "problems": problems});
+            let doc =
+                serde_json::json!({"errors": errors, "warnings": warnings, "problems": problems});
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         Output::Text => {
@@ -160,7 +166,11 @@ pub fn render(ns_dir: &Path, output: Output) -> Result<ExitCode> {
     let ns_path = loaded.ns_dir.to_string_lossy().into_owned();
     let host = hostname();
     let mut ports = DataHomePorts {
-        namespaces_dir: loaded.ns_dir.parent().map(Path::to_path_buf).unwrap_or_default(),
+        namespaces_dir: loaded
+            .ns_dir
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
         namespace: loaded.name.clone(),
     };
     let outcome = plan::reconcile(

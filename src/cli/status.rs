@@ -37,15 +37,23 @@ fn rows(ns_dir: &std::path::Path, namespace: &str) -> Vec<Row> {
     let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     paths.sort();
     for path in paths {
-        let Ok(body) = std::fs::read_to_string(&path) else { continue };
-        let Ok(Some(doc)) = parse_document(&body, 0) else { continue };
+        let Ok(body) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(Some(doc)) = parse_document(&body, 0) else {
+            continue;
+        };
         let kind = text(doc.get("kind"));
         if kind != "Listener" && kind != "Connector" {
             continue;
         }
         let spec = doc.get("spec");
         let status = doc.get("status");
-        let matched_key = if kind == "Listener" { "hasMatchingConnector" } else { "hasMatchingListener" };
+        let matched_key = if kind == "Listener" {
+            "hasMatchingConnector"
+        } else {
+            "hasMatchingListener"
+        };
         out.push(Row {
             namespace: namespace.to_string(),
             name: text(doc.get("metadata").and_then(|m| m.get("name"))),
@@ -62,7 +70,15 @@ fn rows(ns_dir: &std::path::Path, namespace: &str) -> Vec<Row> {
 }
 
 fn table(rows: &[&Row], matching: &str) {
-    let header = ["NAME", "STATUS", "ROUTING-KEY", "HOST", "PORT", matching, "MESSAGE"];
+    let header = [
+        "NAME",
+        "STATUS",
+        "ROUTING-KEY",
+        "HOST",
+        "PORT",
+        matching,
+        "MESSAGE",
+    ];
     let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
@@ -97,7 +113,11 @@ fn table(rows: &[&Row], matching: &str) {
     }
 }
 
-pub fn run(data_home: Option<PathBuf>, namespace: Option<&str>, output: Output) -> Result<ExitCode> {
+pub fn run(
+    data_home: Option<PathBuf>,
+    namespace: Option<&str>,
+    output: Output,
+) -> Result<ExitCode> {
     let data_home = match data_home {
         Some(d) => d,
         None => super::default_data_home()?,
@@ -113,12 +133,19 @@ pub fn run(data_home: Option<PathBuf>, namespace: Option<&str>, output: Output) 
             .collect(),
     };
     names.sort();
-    let all: Vec<Row> = names.iter().flat_map(|n| rows(&ns_root.join(n), n)).collect();
+    let all: Vec<Row> = names
+        .iter()
+        .flat_map(|n| rows(&ns_root.join(n), n))
+        .collect();
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&all)?),
         Output::Text => {
             for ns in &names {
-                let of = |k: &str| all.iter().filter(|r| &r.namespace == ns && r.kind == k).collect::<Vec<_>>();
+                let of = |k: &str| {
+                    all.iter()
+                        .filter(|r| &r.namespace == ns && r.kind == k)
+                        .collect::<Vec<_>>()
+                };
                 println!("Namespace {ns}");
                 println!("Listeners:");
                 table(&of("Listener"), "MATCHING-CONNECTOR");

@@ -271,13 +271,18 @@ mod tests {
     #[test]
     fn quoted_numbers_are_not_integers() {
         let e = de("spec:\n  port: \"8080\"\n").unwrap_err();
-        assert!(e.to_string().starts_with("spec.port: invalid type: string \"8080\""));
+        assert!(e
+            .to_string()
+            .starts_with("spec.port: invalid type: string \"8080\""));
     }
 
     #[test]
     fn unknown_fields_name_the_parent() {
         let e = de("spec:\n  bogus: 1\n").unwrap_err();
-        assert!(e.to_string().starts_with("spec: unknown field `bogus`"), "{e}");
+        assert!(
+            e.to_string().starts_with("spec: unknown field `bogus`"),
+            "{e}"
+        );
         assert_eq!(e.mark, Some(Mark { line: 2, column: 3 }));
     }
 
@@ -285,6 +290,8 @@ mod tests {
     fn numbers_are_not_strings() {
         let e = de("spec:\n  settings:\n    observer: 1\n").unwrap_err();
         assert_eq!(e.path, "spec.settings.observer");
+        let d = de("spec:\n  settings:\n    observer: http1\n").unwrap();
+        assert_eq!(d.spec.settings["observer"], "http1");
     }
 
     #[test]

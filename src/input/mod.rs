@@ -58,7 +58,10 @@ pub fn parse_file(file: &str, bytes: &[u8]) -> ParsedFile {
             out.problems.push(file_problem(
                 file,
                 None,
-                format!("{file} is not UTF-8 text (invalid byte at offset {})", e.valid_up_to()),
+                format!(
+                    "{file} is not UTF-8 text (invalid byte at offset {})",
+                    e.valid_up_to()
+                ),
             ));
             return out;
         }
@@ -154,7 +157,13 @@ mod tests {
         let kinds: Vec<_> = parsed
             .documents
             .iter()
-            .map(|d| d.root.get("kind").and_then(Node::as_str).unwrap().to_string())
+            .map(|d| {
+                d.root
+                    .get("kind")
+                    .and_then(Node::as_str)
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(kinds, ["A", "C"]);
         assert_eq!(parsed.problems.len(), 1);
@@ -179,7 +188,9 @@ mod tests {
     #[test]
     fn big_and_binary_files_are_refused() {
         let big = vec![b'#'; MAX_FILE_BYTES + 1];
-        assert!(parse_file("f.yaml", &big).problems[0].message.contains("over 1 MiB"));
+        assert!(parse_file("f.yaml", &big).problems[0]
+            .message
+            .contains("over 1 MiB"));
         assert!(parse_file("f.yaml", &[0xff, 0xfe, 0x00]).problems[0]
             .message
             .contains("not UTF-8"));
@@ -190,7 +201,14 @@ mod tests {
         for name in ["a.yaml", "b.yml", "c.json"] {
             assert!(is_input_file_name(name));
         }
-        for name in [".a.yaml", "a.yaml~", "a.yaml.swp", "a.bak", "a.tmp", "a.yaml.rpmnew"] {
+        for name in [
+            ".a.yaml",
+            "a.yaml~",
+            "a.yaml.swp",
+            "a.bak",
+            "a.tmp",
+            "a.yaml.rpmnew",
+        ] {
             assert!(!is_input_file_name(name), "{name}");
         }
     }

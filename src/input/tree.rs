@@ -303,11 +303,7 @@ impl<'a> Builder<'a> {
             }
             Event::MappingStart(anchor, _) => {
                 let mut entries: Vec<(Node, Node)> = Vec::new();
-                loop {
-                    let key = match self.node_or_end(path, depth + 1)? {
-                        Step::Node(n) => n,
-                        Step::End => break,
-                    };
+                while let Step::Node(key) = self.node_or_end(path, depth + 1)? {
                     let key_name = key_text(&key);
                     if let Some((first, _)) = entries.iter().find(|(k, _)| k.value == key.value) {
                         return Err(TreeError {
@@ -450,7 +446,9 @@ mod tests {
 
     #[test]
     fn positions_are_one_based_and_offset() {
-        let n = parse_document("spec:\n  port: 70000\n", 7).unwrap().unwrap();
+        let n = parse_document("spec:\n  port: 70000\n", 7)
+            .unwrap()
+            .unwrap();
         assert_eq!(n.mark_of("spec.port"), Mark { line: 9, column: 9 });
         // A missing field points at its parent.
         assert_eq!(n.mark_of("spec.host"), Mark { line: 9, column: 3 });
@@ -461,7 +459,10 @@ mod tests {
         let e = parse_document("spec:\n  port: 1\n  port: 2\n", 0).unwrap_err();
         assert_eq!(e.path, "spec");
         assert_eq!(e.mark, Mark { line: 3, column: 3 });
-        assert!(e.message.contains("duplicate entry with key \"port\""), "{e}");
+        assert!(
+            e.message.contains("duplicate entry with key \"port\""),
+            "{e}"
+        );
     }
 
     #[test]

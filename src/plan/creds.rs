@@ -100,7 +100,13 @@ impl Builder<'_, '_> {
     /// Copies the wanted files of a user bundle to `runtime/certs/<dir>/`
     /// when the bundle is usable now, else keeps the copy made when it last
     /// was. Returns which files the profile can name, or `None`.
-    fn bundle(&mut self, cred: &str, bundle: &InputBundle, dir: &str, want: &[&str]) -> Option<Profile> {
+    fn bundle(
+        &mut self,
+        cred: &str,
+        bundle: &InputBundle,
+        dir: &str,
+        want: &[&str],
+    ) -> Option<Profile> {
         let present: Vec<&str> = want
             .iter()
             .copied()
@@ -134,7 +140,8 @@ impl Builder<'_, '_> {
             ca: has("ca.crt"),
             cert: has("tls.crt") && has("tls.key"),
         };
-        let complete = want.iter().all(|f| *f == "ca.crt" || has(f)) && (profile.ca || profile.cert);
+        let complete =
+            want.iter().all(|f| *f == "ca.crt" || has(f)) && (profile.ca || profile.cert);
         if !complete {
             return None;
         }
@@ -171,14 +178,22 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
     let local_sans = ["127.0.0.1", "localhost"].map(String::from);
     b.leaf(LOCAL_SERVER, &local_ca, &local_sans)?;
     b.leaf(LOCAL_CLIENT, &local_ca, &local_sans)?;
-    profiles.insert(LOCAL_SERVER.to_string(), Profile { ca: true, cert: true });
+    profiles.insert(
+        LOCAL_SERVER.to_string(),
+        Profile {
+            ca: true,
+            cert: true,
+        },
+    );
 
     let mut generated: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for e in res.entries.values() {
         let key = (e.kind, e.name.clone());
         match e.serving.as_ref().map(|(c, _)| c) {
             Some(Config::Listener(l)) => {
-                let Some(cred) = &l.tls_credentials else { continue };
+                let Some(cred) = &l.tls_credentials else {
+                    continue;
+                };
                 match inputs.bundles.get(cred) {
                     Some(bundle) => match b.bundle(cred, bundle, cred, &BUNDLE_FILES) {
                         Some(p) => {
@@ -225,7 +240,13 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
         for (cred, sans) in generated {
             let sans: Vec<String> = sans.into_iter().collect();
             b.leaf(&cred, &service_ca, &sans)?;
-            profiles.insert(cred, Profile { ca: false, cert: true });
+            profiles.insert(
+                cred,
+                Profile {
+                    ca: false,
+                    cert: true,
+                },
+            );
         }
     }
     Ok(Creds {

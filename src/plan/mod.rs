@@ -164,11 +164,7 @@ pub fn is_owned(path: &str) -> bool {
 }
 
 /// One reconcile pass. See the module documentation.
-pub fn reconcile(
-    inputs: &Inputs,
-    mint: &mut dyn Mint,
-    ports: &mut dyn PortPicker,
-) -> Outcome {
+pub fn reconcile(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> Outcome {
     resolve::run(inputs, mint, ports)
 }
 
@@ -180,4 +176,6 @@ pub fn check(inputs: &Inputs) -> Vec<Problem> {
 }
 
 #[cfg(test)]
-mod tests;
+mod proptests;
+#[cfg(test)]
+pub(crate) mod tests;

@@ -145,7 +145,9 @@ fn read_record(file_name: &str, bytes: &[u8]) -> Option<((Kind, String), PriorRe
     let accepted = match (accepted_generation, spec_node) {
         (Some(_), Some(spec)) => match kind {
             Kind::Site => from_node::<SiteSpec>(spec, "spec").ok().map(Spec::Site),
-            Kind::Listener => from_node::<ListenerSpec>(spec, "spec").ok().map(Spec::Listener),
+            Kind::Listener => from_node::<ListenerSpec>(spec, "spec")
+                .ok()
+                .map(Spec::Listener),
             Kind::Connector => from_node::<ConnectorSpec>(spec, "spec")
                 .ok()
                 .map(Spec::Connector),
@@ -183,8 +185,11 @@ fn read_conditions(node: &Node) -> Vec<Condition> {
                 reason: Phase::parse(c.get("reason")?.as_str()?)?,
                 message: c.get("message")?.as_str()?.to_string(),
                 last_transition_time: c.get("lastTransitionTime")?.as_str()?.to_string(),
-                observed_generation: c.get("observedGeneration").and_then(int).unwrap_or(0).max(0)
-                    as u64,
+                observed_generation: c
+                    .get("observedGeneration")
+                    .and_then(int)
+                    .unwrap_or(0)
+                    .max(0) as u64,
             })
         })
         .collect()
@@ -212,7 +217,10 @@ mod tests {
     #[test]
     fn records_that_do_not_match_their_file_name_are_ignored() {
         let text = b"apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: other\n  annotations:\n    skupperd.io/input-sha256: ab\nspec: {}\n";
-        let files = BTreeMap::from([("runtime/resources/Listener-backend.yaml".to_string(), text.to_vec())]);
+        let files = BTreeMap::from([(
+            "runtime/resources/Listener-backend.yaml".to_string(),
+            text.to_vec(),
+        )]);
         assert!(read_prior(&files).records.is_empty());
     }
 }

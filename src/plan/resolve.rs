@@ -2,7 +2,7 @@
 
 use super::creds::{self, Creds};
 use super::prior::{Identity, Prior, PriorRecord, ANN_ACCEPTED, ANN_SHA, ANN_SOURCE};
-use super::{is_owned, Inputs, Outcome, OutFile, Platform, PortPicker, ResourceSummary};
+use super::{is_owned, Inputs, OutFile, Outcome, Platform, PortPicker, ResourceSummary};
 use crate::certs::Mint;
 use crate::problem::Problem;
 use crate::render;
@@ -94,7 +94,10 @@ fn site_from_accepted(s: &crate::resources::SiteSpec) -> SiteConfig {
     }
 }
 
-fn listener_from_accepted(name: &str, s: &crate::resources::ListenerSpec) -> Option<ListenerConfig> {
+fn listener_from_accepted(
+    name: &str,
+    s: &crate::resources::ListenerSpec,
+) -> Option<ListenerConfig> {
     let observer = s
         .observer
         .clone()
@@ -140,7 +143,11 @@ pub fn resolve(inputs: &Inputs) -> Resolution {
     let mut decoded: BTreeMap<(Kind, String), Vec<InputResource>> = BTreeMap::new();
     let mut broken_files = BTreeMap::new();
     for (path, parsed) in inputs.files {
-        if let Some(p) = parsed.problems.iter().find(|p| p.is_error() && p.kind.is_none()) {
+        if let Some(p) = parsed
+            .problems
+            .iter()
+            .find(|p| p.is_error() && p.kind.is_none())
+        {
             broken_files.insert(path.clone(), p.clone());
         }
         problems.extend(parsed.problems.iter().cloned());
@@ -156,10 +163,13 @@ pub fn resolve(inputs: &Inputs) -> Resolution {
         problems.push(p);
     }
 
-    let mut ca_names: BTreeSet<String> =
-        [validate::SITE_CA, validate::SERVICE_CA].map(String::from).into();
+    let mut ca_names: BTreeSet<String> = [validate::SITE_CA, validate::SERVICE_CA]
+        .map(String::from)
+        .into();
     for ((kind, _), defs) in &decoded {
-        if let (Kind::Site, Some(Spec::Site(s))) = (kind, defs.first().and_then(|d| d.spec.as_ref())) {
+        if let (Kind::Site, Some(Spec::Site(s))) =
+            (kind, defs.first().and_then(|d| d.spec.as_ref()))
+        {
             if let Some(issuer) = &s.default_issuer {
                 ca_names.insert(issuer.clone());
             }
@@ -243,8 +253,12 @@ pub fn resolve(inputs: &Inputs) -> Resolution {
 
     // A resource whose file stopped parsing keeps its last accepted version.
     for ((kind, name), record) in &inputs.prior.records {
-        let Some(source) = &record.source else { continue };
-        let Some(problem) = broken_files.get(source) else { continue };
+        let Some(source) = &record.source else {
+            continue;
+        };
+        let Some(problem) = broken_files.get(source) else {
+            continue;
+        };
         if entries.contains_key(&(*kind, name.clone())) || record.accepted.is_none() {
             continue;
         }
@@ -324,7 +338,9 @@ pub fn resolve(inputs: &Inputs) -> Resolution {
 /// group by name. A loser falls back to its last accepted version when that
 /// one fits.
 pub fn place_listeners(res: &mut Resolution, management_port: Option<u16>) {
-    let mut placement = management_port.map(Placement::management).unwrap_or_default();
+    let mut placement = management_port
+        .map(Placement::management)
+        .unwrap_or_default();
     let mut unchanged = Vec::new();
     let mut changed = Vec::new();
     for (key, e) in &res.entries {
@@ -339,13 +355,19 @@ pub fn place_listeners(res: &mut Resolution, management_port: Option<u16>) {
         }
     }
     for key in unchanged.into_iter().chain(changed) {
-        let Some(e) = res.entries.get_mut(&key) else { continue };
+        let Some(e) = res.entries.get_mut(&key) else {
+            continue;
+        };
         let mut candidates = Vec::new();
         if let Some(Config::Listener(c)) = &e.current {
             candidates.push((c.clone(), e.generation, true));
         }
         if let Some((Config::Listener(c), g)) = e.accepted_from_prior() {
-            if candidates.first().map(|(cur, _, _)| cur != &c).unwrap_or(true) {
+            if candidates
+                .first()
+                .map(|(cur, _, _)| cur != &c)
+                .unwrap_or(true)
+            {
                 candidates.push((c, g, false));
             }
         }
@@ -384,9 +406,8 @@ pub fn problems_only(inputs: &Inputs) -> Vec<Problem> {
 
 fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
     problems.sort_by(|a, b| {
-        (&a.kind, &a.name, &a.file, a.line, a.column, &a.message).cmp(&(
-            &b.kind, &b.name, &b.file, b.line, b.column, &b.message,
-        ))
+        (&a.kind, &a.name, &a.file, a.line, a.column, &a.message)
+            .cmp(&(&b.kind, &b.name, &b.file, b.line, b.column, &b.message))
     });
     problems.dedup();
     problems
@@ -480,7 +501,11 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
                     },
                 );
             }
-            Err(e) => site_error = Some(format!("site \"{site_name}\": could not issue credentials: {e}")),
+            Err(e) => {
+                site_error = Some(format!(
+                    "site \"{site_name}\": could not issue credentials: {e}"
+                ))
+            }
         }
     }
     if let Some(msg) = &site_error {
@@ -499,7 +524,13 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
     for (path, bytes) in inputs.runtime {
         if path.starts_with("runtime/issuers/") && !files.contains_key(path) {
             let mode = if path.ends_with(".key") { 0o600 } else { 0o644 };
-            files.insert(path.clone(), OutFile { bytes: bytes.clone(), mode });
+            files.insert(
+                path.clone(),
+                OutFile {
+                    bytes: bytes.clone(),
+                    mode,
+                },
+            );
         }
     }
 
@@ -511,7 +542,11 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
     if active.is_some() && site_error.is_none() {
         for e in res.entries.values() {
             let (verdicts, summary) = verdicts(e);
-            let previous = e.prior.as_ref().map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+            let previous = e
+                .prior
+                .as_ref()
+                .map(|p| p.conditions.as_slice())
+                .unwrap_or(&[]);
             let conditions = status::conditions(verdicts, previous, e.generation, &now);
             let record = record_of(e, conditions);
             let path = format!("runtime/resources/{}-{}.yaml", e.kind.as_str(), e.name);
@@ -531,7 +566,9 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
 
     // Status file last: it says whether anything else changed.
     let problems = sorted(res.problems);
-    let changed_other = files.iter().any(|(p, f)| inputs.runtime.get(p) != Some(&f.bytes))
+    let changed_other = files
+        .iter()
+        .any(|(p, f)| inputs.runtime.get(p) != Some(&f.bytes))
         || inputs
             .runtime
             .keys()
@@ -612,7 +649,11 @@ fn verdicts(e: &Entry) -> (Vec<(&'static str, Verdict)>, ResourceSummary) {
         kind: e.kind,
         name: e.name.clone(),
         status: ready.reason,
-        message: if ready.is_true() { "OK".to_string() } else { ready.message.clone() },
+        message: if ready.is_true() {
+            "OK".to_string()
+        } else {
+            ready.message.clone()
+        },
     };
     let configured = if e.kind == Kind::Site && e.errors.is_empty() {
         // The Site is configured once its files are written; the router's
@@ -642,12 +683,20 @@ fn record_of(e: &Entry, conditions: Vec<Condition>) -> Record {
         Some((config, g)) => {
             let (value, spec) = match config {
                 Config::Site(c) => (serde_json::to_value(&c.spec), Spec::Site(c.spec.clone())),
-                Config::Listener(c) => (serde_json::to_value(&c.spec), Spec::Listener(c.spec.clone())),
-                Config::Connector(c) => {
-                    (serde_json::to_value(&c.spec), Spec::Connector(c.spec.clone()))
-                }
+                Config::Listener(c) => (
+                    serde_json::to_value(&c.spec),
+                    Spec::Listener(c.spec.clone()),
+                ),
+                Config::Connector(c) => (
+                    serde_json::to_value(&c.spec),
+                    Spec::Connector(c.spec.clone()),
+                ),
             };
-            (value.unwrap_or(serde_json::Value::Null), Some(spec), Some(*g))
+            (
+                value.unwrap_or(serde_json::Value::Null),
+                Some(spec),
+                Some(*g),
+            )
         }
         None => (
             e.input

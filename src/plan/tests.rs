@@ -1,0 +1,454 @@
+//! The reconcile core, exercised in memory: a scenario holds input files and
+//! a simulated `runtime/` that each pass's outcome is applied to.
+
+use super::*;
+use crate::certs::MemoMint;
+use crate::input::parse_file;
+use crate::store::ports::FixedPorts;
+use std::collections::BTreeMap;
+
+pub const NOW: OffsetDateTime = time::macros::datetime!(2026-11-26 10:00:00 UTC);
+
+pub struct Scenario {
+    pub files: BTreeMap<String, String>,
+    pub bundles: BTreeMap<String, InputBundle>,
+    pub runtime: BTreeMap<String, Vec<u8>>,
+    pub platform: Result<Platform, String>,
+    pub now: OffsetDateTime,
+    pub seed: u64,
+}
+
+impl Scenario {
+    pub fn new() -> Scenario {
+        let mut s = Scenario {
+            files: BTreeMap::new(),
+            bundles: BTreeMap::new(),
+            runtime: BTreeMap::new(),
+            platform: Ok(Platform::Linux),
+            now: NOW,
+            seed: 1,
+        };
+        s.put("Site-west.yaml", SITE);
+        s
+    }
+
+    pub fn put(&mut self, name: &str, text: &str) {
+        self.files
+            .insert(format!("input/resources/{name}"), text.to_string());
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.files.remove(&format!("input/resources/{name}"));
+    }
+
+    /// One pass without touching `runtime`.
+    pub fn outcome(&self) -> Outcome {
+        let parsed: BTreeMap<String, ParsedFile> = self
+            .files
+            .iter()
+            .map(|(p, t)| (p.clone(), parse_file(p, t.as_bytes())))
+            .collect();
+        let prior = read_prior(&self.runtime);
+        let inputs = Inputs {
+            namespace: "west",
+            namespace_path: "/data/namespaces/west",
+            platform: self.platform.clone(),
+            hostname: "host1",
+            version: "0.1.0",
+            now: self.now,
+            files: &parsed,
+            bundles: &self.bundles,
+            runtime: &self.runtime,
+            prior: &prior,
+            router: RouterState::default(),
+            trigger: "input",
+        };
+        reconcile(
+            &inputs,
+            &mut MemoMint::new(self.seed),
+            &mut FixedPorts(BTreeSet::new()),
+        )
+    }
+
+    /// One pass, applied to `runtime` as the shell would.
+    pub fn pass(&mut self) -> Outcome {
+        let outcome = self.outcome();
+        for path in &outcome.deletes {
+            self.runtime.remove(path);
+        }
+        for path in &outcome.writes {
+            self.runtime
+                .insert(path.clone(), outcome.files[path].bytes.clone());
+        }
+        outcome
+    }
+
+    pub fn text(&self, path: &str) -> String {
+        String::from_utf8(self.runtime.get(path).cloned().unwrap_or_default()).unwrap()
+    }
+
+    pub fn config(&self) -> serde_json::Value {
+        serde_json::from_str(&self.text("runtime/router/skrouterd.json")).unwrap()
+    }
+
+    pub fn entity(&self, kind: &str, name: &str) -> Option<serde_json::Value> {
+        self.config()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e[0] == kind && e[1]["name"] == name)
+            .map(|e| e[1].clone())
+    }
+}
+
+pub const SITE: &str =
+    "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: west\nspec: {}\n";
+
+pub fn listener(name: &str, host: &str, port: &str) -> String {
+    format!(
+        "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: {name}\nspec:\n  host: {host}\n  port: {port}\n"
+    )
+}
+
+fn status_of(outcome: &Outcome, name: &str) -> (Phase, String) {
+    let r = outcome
+        .resources
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no status for {name}"));
+    (r.status, r.message.clone())
+}
+
+#[test]
+fn a_valid_listener_becomes_a_tcp_listener_and_waits_for_the_router() {
+    let mut s = Scenario::new();
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "8080"));
+    let out = s.pass();
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let tl = s.entity("tcpListener", "listener/backend").unwrap();
+    assert_eq!(tl["address"], "backend");
+    assert_eq!(tl["port"], "8080");
+    assert_eq!(
+        status_of(&out, "backend"),
+        (Phase::Pending, "router not reachable".to_string())
+    );
+    assert!(s
+        .text("runtime/resources/Listener-backend.yaml")
+        .contains("routingKey: backend"));
+}
+
+#[test]
+fn a_second_pass_on_unchanged_input_writes_nothing() {
+    let mut s = Scenario::new();
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "8080"));
+    s.put("c.yaml", "apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: db\nspec:\n  host: 127.0.0.1\n  port: 5432\n");
+    let first = s.pass();
+    assert!(!first.writes.is_empty());
+    s.now += time::Duration::hours(1);
+    let second = s.pass();
+    assert!(second.writes.is_empty(), "{:?}", second.writes);
+    assert!(second.deletes.is_empty());
+}
+
+#[test]
+fn broken_edit_keeps_last_accepted() {
+    let mut s = Scenario::new();
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "8080"));
+    s.pass();
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "70000"));
+    let out = s.pass();
+    let tl = s.entity("tcpListener", "listener/backend").unwrap();
+    assert_eq!(tl["port"], "8080", "the accepted version keeps serving");
+    let (phase, msg) = status_of(&out, "backend");
+    assert_eq!(phase, Phase::Error);
+    assert_eq!(
+        msg,
+        "listener \"backend\": spec.port 70000 is out of range 1-65535 (input/resources/l.yaml:7:9); still serving generation 1"
+    );
+    let record = s.text("runtime/resources/Listener-backend.yaml");
+    assert!(record.contains("generation: 2"), "{record}");
+    assert!(
+        record.contains("skupperd.io/accepted-generation: \"1\""),
+        "{record}"
+    );
+    assert!(record.contains("port: 8080"), "{record}");
+
+    // A later pass, from the files alone, still knows what was accepted.
+    let again = s.pass();
+    assert_eq!(
+        s.entity("tcpListener", "listener/backend").unwrap()["port"],
+        "8080"
+    );
+    assert!(again.writes.is_empty(), "{:?}", again.writes);
+
+    // Fixing it serves generation 2... as generation 3 (a new input).
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "8081"));
+    s.pass();
+    assert_eq!(
+        s.entity("tcpListener", "listener/backend").unwrap()["port"],
+        "8081"
+    );
+    assert!(s
+        .text("runtime/resources/Listener-backend.yaml")
+        .contains("generation: 3"));
+}
+
+#[test]
+fn a_file_that_stops_parsing_keeps_serving_its_resources() {
+    let mut s = Scenario::new();
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "8080"));
+    s.pass();
+    s.put("l.yaml", "kind: [unclosed\n");
+    let out = s.pass();
+    assert!(s.entity("tcpListener", "listener/backend").is_some());
+    let (phase, msg) = status_of(&out, "backend");
+    assert_eq!(phase, Phase::Error);
+    assert!(
+        msg.contains("input/resources/l.yaml no longer parses"),
+        "{msg}"
+    );
+    assert!(msg.ends_with("still serving generation 1"), "{msg}");
+    // Deleting the file removes the resource.
+    s.remove("l.yaml");
+    let out = s.pass();
+    assert!(s.entity("tcpListener", "listener/backend").is_none());
+    assert!(out
+        .deletes
+        .contains(&"runtime/resources/Listener-backend.yaml".to_string()));
+}
+
+#[test]
+fn a_never_valid_resource_is_not_configured_and_keeps_its_input_spec() {
+    let mut s = Scenario::new();
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "eighty"));
+    let out = s.pass();
+    assert!(s.entity("tcpListener", "listener/backend").is_none());
+    assert_eq!(status_of(&out, "backend").0, Phase::Error);
+    let record = s.text("runtime/resources/Listener-backend.yaml");
+    assert!(record.contains("port: eighty"), "{record}");
+    assert!(!record.contains("accepted-generation"), "{record}");
+}
+
+#[test]
+fn one_bad_resource_never_changes_the_output_for_the_others() {
+    let mut good = Scenario::new();
+    good.put("a.yaml", &listener("a", "127.0.0.1", "8080"));
+    good.pass();
+    let mut mixed = Scenario::new();
+    mixed.put("a.yaml", &listener("a", "127.0.0.1", "8080"));
+    mixed.put("b.yaml", &listener("b", "BAD_HOST", "8081"));
+    mixed.put("c.yaml", "kind: [");
+    mixed.pass();
+    assert_eq!(
+        good.text("runtime/router/skrouterd.json"),
+        mixed.text("runtime/router/skrouterd.json")
+    );
+}
+
+#[test]
+fn listener_before_site_works_once_the_site_appears() {
+    let mut s = Scenario::new();
+    s.remove("Site-west.yaml");
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "8080"));
+    let out = s.pass();
+    assert!(!s.runtime.contains_key("runtime/router/skrouterd.json"));
+    assert!(s
+        .text("runtime/status.yaml")
+        .contains("no Site in input/resources"));
+    assert!(out.resources.is_empty());
+    s.put("Site-west.yaml", SITE);
+    s.pass();
+    assert!(s.entity("tcpListener", "listener/backend").is_some());
+}
+
+#[test]
+fn removing_the_site_clears_derived_runtime_but_keeps_identity() {
+    let mut s = Scenario::new();
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "8080"));
+    s.put(
+        "t.yaml",
+        &listener("tls", "0.0.0.0", "8443")
+            .replace("port: 8443", "port: 8443\n  tlsCredentials: web"),
+    );
+    s.pass();
+    let id_before = s.text("runtime/identity.yaml");
+    assert!(s.runtime.contains_key("runtime/certs/web/tls.crt"));
+    s.remove("Site-west.yaml");
+    s.pass();
+    let left: Vec<&String> = s.runtime.keys().collect();
+    assert!(
+        left.iter().all(|p| p.starts_with("runtime/issuers/")
+            || *p == "runtime/identity.yaml"
+            || *p == "runtime/status.yaml"),
+        "{left:?}"
+    );
+    s.put("Site-west.yaml", SITE);
+    s.pass();
+    assert_eq!(s.text("runtime/identity.yaml"), id_before);
+}
+
+#[test]
+fn duplicates_are_errors_on_both_and_neither_is_used() {
+    let mut s = Scenario::new();
+    s.put("a.yaml", &listener("backend", "0.0.0.0", "8080"));
+    s.put("b.yaml", &listener("backend", "0.0.0.0", "9090"));
+    let out = s.pass();
+    let dup: Vec<_> = out
+        .problems
+        .iter()
+        .filter(|p| p.message.contains("defined twice"))
+        .collect();
+    assert_eq!(dup.len(), 2);
+    assert_eq!(
+        dup[0].message,
+        "listener \"backend\" is defined twice (input/resources/a.yaml:1:1 and input/resources/b.yaml:1:1); neither is used"
+    );
+    assert!(s.entity("tcpListener", "listener/backend").is_none());
+}
+
+#[test]
+fn an_existing_listener_is_never_displaced_by_a_new_one() {
+    let mut s = Scenario::new();
+    s.put("z.yaml", &listener("z", "127.0.0.1", "8080"));
+    s.pass();
+    // "a" sorts first but is new: it loses.
+    s.put("a.yaml", &listener("a", "0.0.0.0", "8080"));
+    let out = s.pass();
+    assert!(s.entity("tcpListener", "listener/z").is_some());
+    assert!(s.entity("tcpListener", "listener/a").is_none());
+    assert_eq!(
+        status_of(&out, "a").1,
+        "listener \"a\": 0.0.0.0:8080 overlaps listener \"z\" (127.0.0.1:8080); a host and port can be used by one listener only (input/resources/a.yaml:7:9)"
+    );
+}
+
+#[test]
+fn an_edit_onto_a_taken_port_keeps_the_old_binding() {
+    let mut s = Scenario::new();
+    s.put("a.yaml", &listener("a", "127.0.0.1", "8080"));
+    s.put("b.yaml", &listener("b", "127.0.0.1", "9090"));
+    s.pass();
+    s.put("b.yaml", &listener("b", "127.0.0.1", "8080"));
+    let out = s.pass();
+    assert_eq!(
+        s.entity("tcpListener", "listener/b").unwrap()["port"],
+        "9090"
+    );
+    assert!(status_of(&out, "b")
+        .1
+        .ends_with("still serving generation 1"));
+}
+
+#[test]
+fn the_management_port_is_kept_and_avoided() {
+    let mut s = Scenario::new();
+    s.put("a.yaml", &listener("a", "127.0.0.1", "5671"));
+    s.pass();
+    let mgmt = s.entity("listener", "skupper-local-normal").unwrap();
+    assert_eq!(mgmt["port"], "5672", "5671 is named by a listener in input");
+    s.put("b.yaml", &listener("b", "0.0.0.0", "5672"));
+    let out = s.pass();
+    assert_eq!(
+        status_of(&out, "b").1,
+        "listener \"b\": 127.0.0.1:5672 is the router's management port; choose another port (input/resources/b.yaml:7:9)"
+    );
+}
+
+#[test]
+fn namespace_mismatch_is_an_error_for_that_resource_only() {
+    let mut s = Scenario::new();
+    s.put(
+        "a.yaml",
+        &listener("a", "127.0.0.1", "8080").replace("  name: a", "  name: a\n  namespace: east"),
+    );
+    let out = s.pass();
+    assert_eq!(
+        out.problems[0].message,
+        "listener \"a\": metadata.namespace \"east\" does not match the namespace directory \"west\"; remove metadata.namespace or move the file"
+    );
+    assert!(s.entity("tcpListener", "listener/a").is_none());
+    assert_eq!(status_of(&out, "west").1, "router not reachable");
+}
+
+#[test]
+fn generated_listener_certificates_come_from_the_service_ca() {
+    let mut s = Scenario::new();
+    s.put(
+        "t.yaml",
+        &listener("web", "0.0.0.0", "8443")
+            .replace("port: 8443", "port: 8443\n  tlsCredentials: web-tls"),
+    );
+    let out = s.pass();
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let profile = s.entity("sslProfile", "web-tls").unwrap();
+    assert!(profile.get("caCertFile").is_none(), "server-only TLS");
+    assert_eq!(
+        profile["certFile"],
+        "/data/namespaces/west/runtime/certs/web-tls/tls.crt"
+    );
+    let tl = s.entity("tcpListener", "listener/web").unwrap();
+    assert_eq!(tl["sslProfile"], "web-tls");
+    assert!(tl.get("authenticatePeer").is_none());
+    assert_eq!(
+        s.text("runtime/certs/web-tls/ca.crt"),
+        s.text("runtime/issuers/skupper-service-ca/tls.crt")
+    );
+}
+
+#[test]
+fn container_platforms_use_the_base_path_variable() {
+    let mut s = Scenario::new();
+    s.platform = Ok(Platform::Podman);
+    s.pass();
+    let profile = s.entity("sslProfile", "skupper-local-server").unwrap();
+    assert_eq!(
+        profile["certFile"],
+        "${SSL_PROFILE_BASE_PATH}/runtime/certs/skupper-local-server/tls.crt"
+    );
+}
+
+#[test]
+fn orphaned_runtime_files_are_removed_and_foreign_ones_kept() {
+    let mut s = Scenario::new();
+    s.put("a.yaml", &listener("a", "127.0.0.1", "8080"));
+    s.runtime.insert(
+        "runtime/resources/ConfigMap-skupper-network-status.yaml".into(),
+        b"kept".to_vec(),
+    );
+    s.pass();
+    s.remove("a.yaml");
+    let out = s.pass();
+    assert_eq!(out.deletes, ["runtime/resources/Listener-a.yaml"]);
+}
+
+#[test]
+fn two_sites_are_an_error_and_nothing_runs_without_an_accepted_one() {
+    let mut s = Scenario::new();
+    s.put("Site-east.yaml", &SITE.replace("name: west", "name: east"));
+    let out = s.pass();
+    let msgs: Vec<_> = out.problems.iter().map(|p| p.message.as_str()).collect();
+    assert!(msgs.contains(&"site \"east\": more than one Site in namespace \"west\" (east, west); keep exactly one"), "{msgs:?}");
+    assert!(!s.runtime.contains_key("runtime/router/skrouterd.json"));
+}
+
+#[test]
+fn condition_times_survive_passes_and_move_on_flips() {
+    let mut s = Scenario::new();
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "8080"));
+    s.pass();
+    let t0 = s.text("runtime/resources/Listener-backend.yaml");
+    assert!(t0.contains("lastTransitionTime: \"2026-11-26T10:00:00Z\""));
+    s.now += time::Duration::minutes(5);
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "0"));
+    s.pass();
+    let t1 = s.text("runtime/resources/Listener-backend.yaml");
+    // Configured flipped Unknown -> False; Matched stayed Unknown.
+    assert!(
+        t1.contains("lastTransitionTime: \"2026-11-26T10:05:00Z\""),
+        "{t1}"
+    );
+    assert!(
+        t1.contains("lastTransitionTime: \"2026-11-26T10:00:00Z\""),
+        "{t1}"
+    );
+}

@@ -53,7 +53,8 @@ fn attrs(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
 pub fn entities(c: &Config) -> Vec<Entity> {
     let mut out: Vec<Entity> = Vec::new();
     let router_id = router_id(c.site_name, &c.identity.site_id);
-    let metadata = json!({"id": c.identity.site_id, "version": c.version, "platform": c.platform.as_str()});
+    let metadata =
+        json!({"id": c.identity.site_id, "version": c.version, "platform": c.platform.as_str()});
     let mut router = vec![
         ("id", json!(router_id)),
         ("mode", json!(if c.site.edge { "edge" } else { "interior" })),
@@ -92,12 +93,17 @@ pub fn entities(c: &Config) -> Vec<Entity> {
     ));
     out.push((
         "address",
-        attrs(vec![("prefix", json!("mc")), ("distribution", json!("multicast"))]),
+        attrs(vec![
+            ("prefix", json!("mc")),
+            ("distribution", json!("multicast")),
+        ]),
     ));
 
     let mut connectors: Vec<(String, Map<String, Value>)> = Vec::new();
     for (name, config) in &c.connectors {
-        let ResourceConfig::Connector(k) = config else { continue };
+        let ResourceConfig::Connector(k) = config else {
+            continue;
+        };
         let entity_name = format!("connector/{name}@{}", k.host);
         let mut a = vec![
             ("name", json!(entity_name)),
@@ -120,7 +126,9 @@ pub fn entities(c: &Config) -> Vec<Entity> {
     out.extend(connectors.into_iter().map(|(_, a)| ("tcpConnector", a)));
 
     for (name, config) in &c.listeners {
-        let ResourceConfig::Listener(l) = config else { continue };
+        let ResourceConfig::Listener(l) = config else {
+            continue;
+        };
         let mut a = vec![
             ("name", json!(format!("listener/{name}"))),
             ("address", json!(l.routing_key)),
@@ -141,7 +149,10 @@ pub fn entities(c: &Config) -> Vec<Entity> {
 
     out.push((
         "log",
-        attrs(vec![("module", json!("ROUTER_CORE")), ("enable", json!("error+"))]),
+        attrs(vec![
+            ("module", json!("ROUTER_CORE")),
+            ("enable", json!("error+")),
+        ]),
     ));
     out.push((
         "log",

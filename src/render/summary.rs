@@ -28,7 +28,11 @@ pub fn render(s: &Summary, last_run: &str) -> String {
     } else {
         (
             "Degraded",
-            format!("{}, {}", plural(errors, "error"), plural(warnings, "warning")),
+            format!(
+                "{}, {}",
+                plural(errors, "error"),
+                plural(warnings, "warning")
+            ),
         )
     };
     if s.no_site {

@@ -92,8 +92,14 @@ fn is_plain_safe(s: &str) -> bool {
     };
     first.is_ascii_alphabetic()
         && !SPECIAL.contains(&s)
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@'))
+        && !s.ends_with(' ')
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    '-' | '_' | '.' | '/' | '@' | ' ' | '(' | ')' | ',' | ';' | '+'
+                )
+        })
 }
 
 fn string(s: &str) -> String {
@@ -137,7 +143,9 @@ mod tests {
     fn output_reads_back_as_the_same_value() {
         let v = json!({"a": ["x", {"b": "on", "c": [1, 2]}, "No"], "d": {"e": "' \" \\ \t"}, "f": null, "g": true});
         let text = to_yaml(&v);
-        let node = crate::input::tree::parse_document(&text, 0).unwrap().unwrap();
+        let node = crate::input::tree::parse_document(&text, 0)
+            .unwrap()
+            .unwrap();
         assert_eq!(node.to_json(), v, "{text}");
     }
 }

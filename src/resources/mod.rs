@@ -156,7 +156,9 @@ pub fn decode(doc: &Document, problems: &mut Vec<Problem>) -> Option<InputResour
     let root = &doc.root;
     if !matches!(root.value, crate::input::Value::Map(_)) {
         problems.push(at(
-            Problem::error("a resource document must be a mapping with apiVersion, kind, metadata and spec"),
+            Problem::error(
+                "a resource document must be a mapping with apiVersion, kind, metadata and spec",
+            ),
             doc.mark,
             None,
         ));
@@ -218,7 +220,11 @@ pub fn decode(doc: &Document, problems: &mut Vec<Problem>) -> Option<InputResour
             return None;
         }
         _ => {
-            let shown = if api_version.is_empty() { "no apiVersion" } else { api_version };
+            let shown = if api_version.is_empty() {
+                "no apiVersion"
+            } else {
+                api_version
+            };
             problems.push(at(
                 Problem::warning(format!("unknown kind \"{kind_text}\" ({shown}), ignored")),
                 doc.mark,
@@ -237,7 +243,9 @@ pub fn decode(doc: &Document, problems: &mut Vec<Problem>) -> Option<InputResour
         return None;
     }
     if !crate::names::is_label(name) {
-        let shown = name_node.map(|n| n.to_json().to_string()).unwrap_or_default();
+        let shown = name_node
+            .map(|n| n.to_json().to_string())
+            .unwrap_or_default();
         problems.push(at(
             Problem::error(format!(
                 "{lower} {shown}: metadata.name {}",
@@ -271,9 +279,7 @@ pub fn decode(doc: &Document, problems: &mut Vec<Problem>) -> Option<InputResour
     let decoded = match kind {
         Kind::Site => decode_as::<SiteSpec>(root).map(|(m, s)| (m, Spec::Site(s))),
         Kind::Listener => decode_as::<ListenerSpec>(root).map(|(m, s)| (m, Spec::Listener(s))),
-        Kind::Connector => {
-            decode_as::<ConnectorSpec>(root).map(|(m, s)| (m, Spec::Connector(s)))
-        }
+        Kind::Connector => decode_as::<ConnectorSpec>(root).map(|(m, s)| (m, Spec::Connector(s))),
     };
     match decoded {
         Ok((meta, spec)) => {
@@ -283,9 +289,7 @@ pub fn decode(doc: &Document, problems: &mut Vec<Problem>) -> Option<InputResour
             resource.spec = Some(spec);
             if root.get("status").is_some() {
                 problems.push(resource.problem(
-                    Problem::warning(format!(
-                        "{lower} \"{name}\": status in input is ignored"
-                    )),
+                    Problem::warning(format!("{lower} \"{name}\": status in input is ignored")),
                     Some("status"),
                 ));
             }

@@ -42,7 +42,11 @@ fn unknown_field_is_an_error() {
     let text = LISTENER.replace("port: eighty", "port: 8080\n  bogus: 1");
     let (rs, ps) = decode_text(&text);
     assert!(rs[0].spec.is_none());
-    assert!(ps[0].message.starts_with("spec: unknown field `bogus`"), "{}", ps[0].message);
+    assert!(
+        ps[0].message.starts_with("spec: unknown field `bogus`"),
+        "{}",
+        ps[0].message
+    );
 }
 
 #[test]
@@ -60,16 +64,31 @@ fn other_kinds_are_classified() {
     let text = "apiVersion: skupper.io/v2alpha1\nkind: AccessGrant\nmetadata: {name: g}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: skupper.io/v2alpha1\nkind: Link\nmetadata: {name: l}\n---\nmetadata: {name: x}\n";
     let (rs, ps) = decode_text(text);
     assert!(rs.is_empty());
-    let msgs: Vec<_> = ps.iter().map(|p| (p.severity, p.message.as_str())).collect();
+    let msgs: Vec<_> = ps
+        .iter()
+        .map(|p| (p.severity, p.message.as_str()))
+        .collect();
     use crate::problem::Severity::*;
     assert_eq!(
         msgs,
         [
-            (Warning, "accessgrant \"g\": not supported on local sites, ignored"),
+            (
+                Warning,
+                "accessgrant \"g\": not supported on local sites, ignored"
+            ),
             (Warning, "unknown kind \"Deployment\" (apps/v1), ignored"),
-            (Warning, "configmap \"c\": ignored (skupperd does not use ConfigMaps)"),
-            (Warning, "link \"l\": not yet supported by this version of skupperd, ignored"),
-            (Error, "document has no kind; every resource needs apiVersion and kind"),
+            (
+                Warning,
+                "configmap \"c\": ignored (skupperd does not use ConfigMaps)"
+            ),
+            (
+                Warning,
+                "link \"l\": not yet supported by this version of skupperd, ignored"
+            ),
+            (
+                Error,
+                "document has no kind; every resource needs apiVersion and kind"
+            ),
         ]
     );
 }
@@ -79,13 +98,21 @@ fn input_status_is_ignored_with_a_warning() {
     let text = LISTENER.replace("port: eighty", "port: 8080\nstatus:\n  status: Ready");
     let (rs, ps) = decode_text(&text);
     assert!(rs[0].spec.is_some());
-    assert_eq!(ps[0].message, "listener \"backend\": status in input is ignored");
+    assert_eq!(
+        ps[0].message,
+        "listener \"backend\": status in input is ignored"
+    );
 }
 
 #[test]
 fn the_input_hash_follows_the_spec_only() {
     let a = decode_text(&LISTENER.replace("port: eighty", "port: 8080")).0;
-    let b = decode_text(&LISTENER.replace("port: eighty", "port: 8080").replace("  name: backend", "  name: backend\n  labels: {a: b}")).0;
+    let b = decode_text(
+        &LISTENER
+            .replace("port: eighty", "port: 8080")
+            .replace("  name: backend", "  name: backend\n  labels: {a: b}"),
+    )
+    .0;
     let c = decode_text(&LISTENER.replace("port: eighty", "port: 8081")).0;
     assert_eq!(a[0].input_sha256, b[0].input_sha256);
     assert_ne!(a[0].input_sha256, c[0].input_sha256);

@@ -5,7 +5,6 @@
 //! previous conditions come from the resource's runtime file, so this holds
 //! across daemon restarts.
 
-
 use serde::Serialize;
 
 pub const ROUTER_NOT_REACHABLE: &str = "router not reachable";
@@ -170,13 +169,23 @@ mod tests {
     #[test]
     fn transition_time_moves_only_on_flip() {
         let first = conditions(vec![("Configured", Verdict::unreachable())], &[], 1, "T1");
-        let same = conditions(vec![("Configured", Verdict::unreachable())], &first, 2, "T2");
+        let same = conditions(
+            vec![("Configured", Verdict::unreachable())],
+            &first,
+            2,
+            "T2",
+        );
         assert_eq!(same[0].last_transition_time, "T1");
         assert_eq!(same[0].observed_generation, 2);
         let flipped = conditions(vec![("Configured", Verdict::error("bad"))], &same, 2, "T3");
         assert_eq!(flipped[0].last_transition_time, "T3");
         // A new message with the same status is not a transition.
-        let reworded = conditions(vec![("Configured", Verdict::error("worse"))], &flipped, 3, "T4");
+        let reworded = conditions(
+            vec![("Configured", Verdict::error("worse"))],
+            &flipped,
+            3,
+            "T4",
+        );
         assert_eq!(reworded[0].last_transition_time, "T3");
     }
 
@@ -185,7 +194,10 @@ mod tests {
         let ok = Verdict::ok();
         let err = Verdict::error("broken");
         let r = ready(&[&ok, &err, &Verdict::unreachable()], None);
-        assert_eq!((r.status, r.reason, r.message.as_str()), (CondStatus::False, Phase::Error, "broken"));
+        assert_eq!(
+            (r.status, r.reason, r.message.as_str()),
+            (CondStatus::False, Phase::Error, "broken")
+        );
         let unknown = ready(&[&Verdict::unreachable()], None);
         assert_eq!(unknown.status, CondStatus::False);
         assert_eq!(unknown.message, ROUTER_NOT_REACHABLE);

@@ -49,7 +49,9 @@ pub fn list_input_files(ns_dir: &Path) -> Vec<(String, PathBuf)> {
 }
 
 fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let hidden = entry.file_name().to_string_lossy().starts_with('.');
@@ -103,7 +105,9 @@ pub fn read_bundles(ns_dir: &Path) -> BTreeMap<String, InputBundle> {
         let mut bundle = InputBundle::default();
         for file in ["tls.crt", "tls.key", "ca.crt"] {
             let path = entry.path().join(file);
-            let Ok(link_meta) = fs::symlink_metadata(&path) else { continue };
+            let Ok(link_meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
             let result = if link_meta.file_type().is_symlink()
                 && !fs::canonicalize(&path)
                     .map(|t| t.starts_with(&root))
@@ -217,7 +221,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreErr
 /// directories they leave behind removed too.
 pub fn apply(ns_dir: &Path, outcome: &Outcome) -> Result<(), StoreError> {
     for rel in &outcome.writes {
-        let Some(file) = outcome.files.get(rel) else { continue };
+        let Some(file) = outcome.files.get(rel) else {
+            continue;
+        };
         let rel_path = Path::new(rel);
         if let Some(parent) = rel_path.parent() {
             ensure_dir(ns_dir, parent)?;

@@ -25,7 +25,10 @@ impl DataHomePorts {
                 continue;
             }
             let mut files = BTreeMap::new();
-            for rel in [crate::plan::prior::IDENTITY_FILE, crate::plan::prior::CONFIG_FILE] {
+            for rel in [
+                crate::plan::prior::IDENTITY_FILE,
+                crate::plan::prior::CONFIG_FILE,
+            ] {
                 if let Ok(bytes) = std::fs::read(entry.path().join(rel)) {
                     files.insert(rel.to_string(), bytes);
                 }
@@ -57,4 +60,3 @@ impl PortPicker for FixedPorts {
         (from..=u16::MAX).find(|p| !avoid.contains(p) && !self.0.contains(p))
     }
 }
-

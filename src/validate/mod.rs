@@ -174,7 +174,10 @@ impl<'r> Report<'r> {
             }
             Some(h) => {
                 if !names::is_host(h) {
-                    self.error("spec.host", format!("spec.host {}", names::host_fragment(h)));
+                    self.error(
+                        "spec.host",
+                        format!("spec.host {}", names::host_fragment(h)),
+                    );
                 }
                 h.clone()
             }
@@ -190,7 +193,10 @@ impl<'r> Report<'r> {
             Some(p) => match u16::try_from(p) {
                 Ok(p) if p > 0 => p,
                 _ => {
-                    self.error("spec.port", format!("spec.port {p} is out of range 1-65535"));
+                    self.error(
+                        "spec.port",
+                        format!("spec.port {p} is out of range 1-65535"),
+                    );
                     0
                 }
             },
@@ -224,7 +230,9 @@ impl<'r> Report<'r> {
         } else if RESERVED_CREDS.contains(&cred) {
             self.error(
                 "spec.tlsCredentials",
-                format!("spec.tlsCredentials \"{cred}\" is reserved for skupperd's own certificates"),
+                format!(
+                    "spec.tlsCredentials \"{cred}\" is reserved for skupperd's own certificates"
+                ),
             );
             false
         } else if cx.ca_names.contains(cred) {
@@ -299,7 +307,10 @@ pub fn listener(
 
     for (field, value) in [
         ("spec.observer", &spec.observer),
-        ("spec.settings.observer", &spec.settings.get("observer").cloned()),
+        (
+            "spec.settings.observer",
+            &spec.settings.get("observer").cloned(),
+        ),
     ] {
         if let Some(v) = value {
             if !OBSERVERS.contains(&v.as_str()) {
@@ -323,7 +334,10 @@ pub fn listener(
     }
     .filter(|v| v != "auto");
     rep.unknown_settings(spec.settings.keys().filter(|k| *k != "observer"));
-    rep.no_effect("spec.exposePodsByName", spec.expose_pods_by_name == Some(true));
+    rep.no_effect(
+        "spec.exposePodsByName",
+        spec.expose_pods_by_name == Some(true),
+    );
 
     if let Some(cred) = &spec.tls_credentials {
         if rep.credential_name(cred, cx) {
@@ -375,7 +389,10 @@ pub fn connector(
         "spec.includeNotReadyPods",
         spec.include_not_ready_pods == Some(true),
     );
-    rep.no_effect("spec.exposePodsByName", spec.expose_pods_by_name == Some(true));
+    rep.no_effect(
+        "spec.exposePodsByName",
+        spec.expose_pods_by_name == Some(true),
+    );
     rep.unknown_settings(spec.settings.keys());
 
     let use_client_cert = spec.use_client_cert.unwrap_or(false);
@@ -387,7 +404,10 @@ pub fn connector(
                 ("spec.verifyHostname", spec.verify_hostname.is_some()),
             ] {
                 if set {
-                    rep.warning(field, format!("{field} has no effect without spec.tlsCredentials"));
+                    rep.warning(
+                        field,
+                        format!("{field} has no effect without spec.tlsCredentials"),
+                    );
                 }
             }
             None
@@ -437,7 +457,11 @@ pub fn connector(
     rep.finish(Some(config))
 }
 
-pub fn site(r: &InputResource, spec: &SiteSpec, cx: &Context) -> (Option<SiteConfig>, Vec<Problem>) {
+pub fn site(
+    r: &InputResource,
+    spec: &SiteSpec,
+    cx: &Context,
+) -> (Option<SiteConfig>, Vec<Problem>) {
     let mut rep = Report::new(r);
     rep.namespace(cx);
     let edge = spec.edge.unwrap_or(false);
