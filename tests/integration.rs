@@ -1,1 +1,6 @@
+//! Integration tests: the real `skupperd` binary against real directories.
 
+mod support;
+
+mod check;
+mod render;
