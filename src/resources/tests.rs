@@ -117,3 +117,40 @@ fn the_input_hash_follows_the_spec_only() {
     assert_eq!(a[0].input_sha256, b[0].input_sha256);
     assert_ne!(a[0].input_sha256, c[0].input_sha256);
 }
+
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn yamlish() -> impl Strategy<Value = String> {
+        let atoms = prop::sample::select(vec![
+            "apiVersion: skupper.io/v2alpha1\n", "kind: Listener\n", "kind: Site\n", "metadata:\n",
+            "  name: a\n", "spec:\n", "  port: 99999999999999999999\n", "  host: [\n", "---\n",
+            "  settings: {observer: 1}\n", "&a [*a]\n", "? [a]\n: b\n", "\t", "- - -\n", "'", "\"\\u\"\n",
+            "%YAML 1.2\n", "!!binary x\n", "  routingKey: ~\n", "...\n",
+        ]);
+        prop::collection::vec(atoms, 0..24).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let parsed = parse_file("f.yaml", &bytes);
+            let mut problems = parsed.problems.clone();
+            for d in &parsed.documents {
+                let _ = decode(d, &mut problems);
+            }
+        }
+
+        #[test]
+        fn yaml_like_input_never_panics(text in yamlish()) {
+            let parsed = parse_file("f.yaml", text.as_bytes());
+            let mut problems = parsed.problems.clone();
+            for d in &parsed.documents {
+                let _ = decode(d, &mut problems);
+            }
+        }
+    }
+}
