@@ -1,0 +1,74 @@
+//! Reconcile-core benchmark: cost of one pass at 1, 1,000 and 10,000
+//! listeners, cold (no runtime state) and warm (one file changed).
+//! Run: cargo bench --bench reconcile
+
+use skupperd::certs::MemoMint;
+use skupperd::input::{parse_file, ParsedFile};
+use skupperd::plan::{self, read_prior, Inputs, Platform, RouterState};
+use skupperd::store::ports::FixedPorts;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+fn listener(i: usize, port: usize) -> String {
+    format!("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: l{i}\nspec:\n  host: 127.0.0.1\n  port: {port}\n")
+}
+
+fn files(n: usize) -> BTreeMap<String, String> {
+    let mut f = BTreeMap::new();
+    f.insert("input/resources/site.yaml".to_string(), "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: west\n".to_string());
+    for i in 0..n {
+        f.insert(format!("input/resources/l{i}.yaml"), listener(i, 10000 + i));
+    }
+    f
+}
+
+fn pass(parsed: &BTreeMap<String, ParsedFile>, runtime: &BTreeMap<String, Vec<u8>>, prior: &plan::Prior) -> plan::Outcome {
+    let bundles = BTreeMap::new();
+    let inputs = Inputs {
+        namespace: "west",
+        namespace_path: "/data/namespaces/west",
+        platform: Ok(Platform::Linux),
+        hostname: "h",
+        version: "0.1.0",
+        now: time::OffsetDateTime::now_utc(),
+        files: parsed,
+        bundles: &bundles,
+        runtime,
+        prior,
+        router: RouterState::default(),
+        trigger: "input",
+    };
+    plan::reconcile(&inputs, &mut MemoMint::new(1), &mut FixedPorts(BTreeSet::new()))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    for n in [1usize, 1_000, 10_000] {
+        let texts = files(n);
+        let t = Instant::now();
+        let parsed: BTreeMap<String, ParsedFile> = texts.iter().map(|(p, t)| (p.clone(), parse_file(p, t.as_bytes()))).collect();
+        let parse = t.elapsed();
+        let prior0 = read_prior(&BTreeMap::new());
+        let t = Instant::now();
+        let cold = pass(&parsed, &BTreeMap::new(), &prior0);
+        let cold_t = t.elapsed();
+        let runtime: BTreeMap<String, Vec<u8>> = cold.files.iter().map(|(p, f)| (p.clone(), f.bytes.clone())).collect();
+        let t = Instant::now();
+        let prior = read_prior(&runtime);
+        let prior_t = t.elapsed();
+        let mut warm = Vec::new();
+        for round in 0..5 {
+            let mut parsed = parsed.clone();
+            let p = "input/resources/l0.yaml".to_string();
+            parsed.insert(p.clone(), parse_file(&p, listener(0, 20000 + round).as_bytes()));
+            let t = Instant::now();
+            let _ = pass(&parsed, &runtime, &prior);
+            warm.push(t.elapsed());
+        }
+        println!("listeners={n:>6} parse={parse:?} cold_reconcile={cold_t:?} read_prior={prior_t:?} warm_one_change_median={:?}", median(warm));
+    }
+}
