@@ -15,14 +15,21 @@ fn listener(i: usize, port: usize) -> String {
 
 fn files(n: usize) -> BTreeMap<String, String> {
     let mut f = BTreeMap::new();
-    f.insert("input/resources/site.yaml".to_string(), "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: west\n".to_string());
+    f.insert(
+        "input/resources/site.yaml".to_string(),
+        "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: west\n".to_string(),
+    );
     for i in 0..n {
         f.insert(format!("input/resources/l{i}.yaml"), listener(i, 10000 + i));
     }
     f
 }
 
-fn pass(parsed: &BTreeMap<String, ParsedFile>, runtime: &BTreeMap<String, Vec<u8>>, prior: &plan::Prior) -> plan::Outcome {
+fn pass(
+    parsed: &BTreeMap<String, ParsedFile>,
+    runtime: &BTreeMap<String, Vec<u8>>,
+    prior: &plan::Prior,
+) -> plan::Outcome {
     let bundles = BTreeMap::new();
     let inputs = Inputs {
         namespace: "west",
@@ -38,7 +45,11 @@ fn pass(parsed: &BTreeMap<String, ParsedFile>, runtime: &BTreeMap<String, Vec<u8
         router: RouterState::default(),
         trigger: "input",
     };
-    plan::reconcile(&inputs, &mut MemoMint::new(1), &mut FixedPorts(BTreeSet::new()))
+    plan::reconcile(
+        &inputs,
+        &mut MemoMint::new(1),
+        &mut FixedPorts(BTreeSet::new()),
+    )
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -50,13 +61,20 @@ fn main() {
     for n in [1usize, 1_000, 10_000] {
         let texts = files(n);
         let t = Instant::now();
-        let parsed: BTreeMap<String, ParsedFile> = texts.iter().map(|(p, t)| (p.clone(), parse_file(p, t.as_bytes()))).collect();
+        let parsed: BTreeMap<String, ParsedFile> = texts
+            .iter()
+            .map(|(p, t)| (p.clone(), parse_file(p, t.as_bytes())))
+            .collect();
         let parse = t.elapsed();
         let prior0 = read_prior(&BTreeMap::new());
         let t = Instant::now();
         let cold = pass(&parsed, &BTreeMap::new(), &prior0);
         let cold_t = t.elapsed();
-        let runtime: BTreeMap<String, Vec<u8>> = cold.files.iter().map(|(p, f)| (p.clone(), f.bytes.clone())).collect();
+        let runtime: BTreeMap<String, Vec<u8>> = cold
+            .files
+            .iter()
+            .map(|(p, f)| (p.clone(), f.bytes.clone()))
+            .collect();
         let t = Instant::now();
         let prior = read_prior(&runtime);
         let prior_t = t.elapsed();
@@ -64,7 +82,10 @@ fn main() {
         for round in 0..5 {
             let mut parsed = parsed.clone();
             let p = "input/resources/l0.yaml".to_string();
-            parsed.insert(p.clone(), parse_file(&p, listener(0, 20000 + round).as_bytes()));
+            parsed.insert(
+                p.clone(),
+                parse_file(&p, listener(0, 20000 + round).as_bytes()),
+            );
             let t = Instant::now();
             let _ = pass(&parsed, &runtime, &prior);
             warm.push(t.elapsed());

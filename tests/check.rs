@@ -13,9 +13,17 @@ fn check_of_a_valid_namespace_exits_0() {
 fn check_reports_errors_with_place_and_exits_1() {
     let home = DataHome::new();
     home.write("west", "input/resources/Site.yaml", SITE);
-    home.write("west", "input/resources/l.yaml", &listener("backend", "0.0.0.0", "70000"));
+    home.write(
+        "west",
+        "input/resources/l.yaml",
+        &listener("backend", "0.0.0.0", "70000"),
+    );
     home.write("west", "input/resources/bad.yaml", "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: web\nspec:\n  host: a\n  port: eighty\n");
-    let out = skupperd().arg("check").arg(home.ns("west")).assert().code(1);
+    let out = skupperd()
+        .arg("check")
+        .arg(home.ns("west"))
+        .assert()
+        .code(1);
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(text.contains("input/resources/l.yaml:7:9: error: listener \"backend\": spec.port 70000 is out of range 1-65535"), "{text}");
     assert!(text.contains("input/resources/bad.yaml:7:9: error: spec.port: invalid type: string \"eighty\", expected an integer at line 7 column 9"), "{text}");
@@ -26,17 +34,32 @@ fn check_reports_errors_with_place_and_exits_1() {
 fn warnings_alone_exit_0() {
     let home = DataHome::new();
     home.write("west", "input/resources/Site.yaml", SITE);
-    home.write("west", "input/resources/d.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n");
-    let out = skupperd().arg("check").arg(home.ns("west")).assert().code(0);
+    home.write(
+        "west",
+        "input/resources/d.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n",
+    );
+    let out = skupperd()
+        .arg("check")
+        .arg(home.ns("west"))
+        .assert()
+        .code(0);
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    assert!(text.contains("warning: unknown kind \"Deployment\" (apps/v1), ignored"), "{text}");
+    assert!(
+        text.contains("warning: unknown kind \"Deployment\" (apps/v1), ignored"),
+        "{text}"
+    );
 }
 
 #[test]
 fn check_speaks_json() {
     let home = DataHome::new();
     home.write("west", "input/resources/Site.yaml", SITE);
-    home.write("west", "input/resources/l.yaml", &listener("backend", "0.0.0.0", "0"));
+    home.write(
+        "west",
+        "input/resources/l.yaml",
+        &listener("backend", "0.0.0.0", "0"),
+    );
     let out = skupperd()
         .args(["check", "--output", "json"])
         .arg(home.ns("west"))
@@ -46,7 +69,10 @@ fn check_speaks_json() {
     assert_eq!(doc["errors"], 1);
     let p = &doc["problems"][0];
     assert_eq!(p["file"], "input/resources/l.yaml");
-    assert_eq!((p["line"].as_u64(), p["column"].as_u64()), (Some(7), Some(9)));
+    assert_eq!(
+        (p["line"].as_u64(), p["column"].as_u64()),
+        (Some(7), Some(9))
+    );
     assert_eq!(p["field"], "spec.port");
     assert_eq!(p["kind"], "Listener");
 }
@@ -54,7 +80,10 @@ fn check_speaks_json() {
 #[test]
 fn usage_errors_exit_2() {
     skupperd().args(["check"]).assert().code(2);
-    skupperd().args(["check", "/nonexistent/ns"]).assert().code(2);
+    skupperd()
+        .args(["check", "/nonexistent/ns"])
+        .assert()
+        .code(2);
     skupperd().args(["frobnicate"]).assert().code(2);
 }
 

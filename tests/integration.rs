@@ -3,5 +3,5 @@
 mod support;
 
 mod check;
-mod render;
 mod reference;
+mod render;

@@ -19,7 +19,9 @@ fn tls_bundle(home: &DataHome, ns: &str, name: &str, host: &str, with_ca: bool) 
     let now = time::OffsetDateTime::now_utc();
     let mut mint = MemoMint::new(3);
     let ca = mint.issue_ca("fixture-ca", now).unwrap();
-    let leaf = mint.issue_leaf(&ca, name, &[host.to_string()], now).unwrap();
+    let leaf = mint
+        .issue_leaf(&ca, name, &[host.to_string()], now)
+        .unwrap();
     home.write(ns, &format!("input/certs/{name}/tls.crt"), &leaf.cert_pem);
     let key = home.write(ns, &format!("input/certs/{name}/tls.key"), &leaf.key_pem);
     use std::os::unix::fs::PermissionsExt;
@@ -37,11 +39,21 @@ fn fixtures() -> Vec<Fixture> {
         ("everything-podman", |home, ns| {
             home.write(ns, "internal/platform.yaml", "platform: podman\n");
             home.write(ns, "input/resources/site.yaml", "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: west\n  labels: {team: a}\nspec:\n  settings:\n    routerLogging: debug\n    routerDataConnections: \"4\"\n");
-            home.write(ns, "input/resources/plain.yaml", &format!("{L}  name: backend\nspec:\n  host: 0.0.0.0\n  port: 8080\n  observer: none\n"));
+            home.write(
+                ns,
+                "input/resources/plain.yaml",
+                &format!(
+                    "{L}  name: backend\nspec:\n  host: 0.0.0.0\n  port: 8080\n  observer: none\n"
+                ),
+            );
             home.write(ns, "input/resources/web.yaml", &format!("{L}  name: web\n  annotations: {{owner: me}}\nspec:\n  routingKey: web-key\n  host: 0.0.0.0\n  port: 8443\n  tlsCredentials: web-tls\n  settings:\n    observer: http1\n"));
             tls_bundle(home, ns, "web-tls", "localhost", true);
             home.write(ns, "input/resources/gen.yaml", &format!("{L}  name: gen\nspec:\n  host: \"::\"\n  port: 9443\n  tlsCredentials: gen-tls\n  exposePodsByName: false\n"));
-            home.write(ns, "input/resources/db.yaml", &format!("{C}  name: db\nspec:\n  host: 127.0.0.1\n  port: 5432\n"));
+            home.write(
+                ns,
+                "input/resources/db.yaml",
+                &format!("{C}  name: db\nspec:\n  host: 127.0.0.1\n  port: 5432\n"),
+            );
             home.write(ns, "input/resources/dbtls.yaml", &format!("{C}  name: dbtls\nspec:\n  host: db.example.com\n  port: 5433\n  tlsCredentials: db-ca\n  verifyHostname: true\n"));
             tls_bundle(home, ns, "db-ca", "db.example.com", true);
             home.write(ns, "input/resources/mtls.yaml", &format!("{C}  name: mtls\nspec:\n  host: db.example.com\n  port: 5434\n  tlsCredentials: client-tls\n  useClientCert: true\n"));
@@ -50,10 +62,30 @@ fn fixtures() -> Vec<Fixture> {
         ("edge-with-errors-linux", |home, ns| {
             home.write(ns, "internal/platform.yaml", "platform: linux\n");
             home.write(ns, "input/resources/site.yaml", "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: edge1\nspec:\n  edge: true\n");
-            home.write(ns, "input/resources/ok.yaml", &listener("ok", "127.0.0.1", "8080"));
-            home.write(ns, "input/resources/bad.yaml", &format!("{L}  name: bad\nspec:\n  host: 0.0.0.0\n  port: lots\n  bogus: true\n"));
-            home.write(ns, "input/resources/clash.yaml", &listener("clash", "0.0.0.0", "8080"));
-            home.write(ns, "input/resources/multi.yaml", &format!("{}---\n{}---\n", listener("m1", "127.0.0.2", "81"), "kind: [oops\n"));
+            home.write(
+                ns,
+                "input/resources/ok.yaml",
+                &listener("ok", "127.0.0.1", "8080"),
+            );
+            home.write(
+                ns,
+                "input/resources/bad.yaml",
+                &format!("{L}  name: bad\nspec:\n  host: 0.0.0.0\n  port: lots\n  bogus: true\n"),
+            );
+            home.write(
+                ns,
+                "input/resources/clash.yaml",
+                &listener("clash", "0.0.0.0", "8080"),
+            );
+            home.write(
+                ns,
+                "input/resources/multi.yaml",
+                &format!(
+                    "{}---\n{}---\n",
+                    listener("m1", "127.0.0.2", "81"),
+                    "kind: [oops\n"
+                ),
+            );
         }),
     ]
 }
@@ -62,7 +94,7 @@ fn fixtures() -> Vec<Fixture> {
 /// records with a last accepted version are covered too.
 fn render_fixture(home: &DataHome, ns: &str, fill: fn(&DataHome, &str)) {
     fill(home, ns);
-    skupperd().arg("render").arg(home.ns(ns)).assert();
+    let _ = skupperd().arg("render").arg(home.ns(ns)).assert();
     let ok = home.ns(ns).join("input/resources/ok.yaml");
     if ok.exists() {
         std::fs::write(&ok, listener("ok", "127.0.0.1", "99999")).unwrap();
@@ -72,7 +104,8 @@ fn render_fixture(home: &DataHome, ns: &str, fill: fn(&DataHome, &str)) {
 
 #[test]
 fn every_rendered_config_is_accepted_by_the_router_schema() {
-    let schema = RouterSchema::load(&reference_dir()).expect("reference schema (../shared/reference)");
+    let schema =
+        RouterSchema::load(&reference_dir()).expect("reference schema (../shared/reference)");
     for (name, fill) in fixtures() {
         let home = DataHome::new();
         render_fixture(&home, "west", fill);
@@ -100,7 +133,11 @@ fn every_accepted_runtime_resource_fits_skuppers_crds() {
                 continue;
             }
             let problems = crds.validate_yaml(&text);
-            assert!(problems.is_empty(), "fixture {name}, {}: {problems:#?}\n{text}", file_name(&path));
+            assert!(
+                problems.is_empty(),
+                "fixture {name}, {}: {problems:#?}\n{text}",
+                file_name(&path)
+            );
             checked += 1;
         }
     }

@@ -23,19 +23,31 @@ fn render_of_the_sample_writes_config_credentials_and_status() {
     assert_eq!(tl[1]["name"], "listener/backend");
     assert_eq!(tl[1]["host"], "127.0.0.1");
     // linux platform: absolute certificate paths that exist.
-    let profile = config.as_array().unwrap().iter().find(|e| e[0] == "sslProfile").unwrap();
+    let profile = config
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e[0] == "sslProfile")
+        .unwrap();
     for key in ["caCertFile", "certFile", "privateKeyFile"] {
         let path = profile[1][key].as_str().unwrap();
         assert!(std::path::Path::new(path).is_file(), "{key}: {path}");
     }
     let ns = home.ns("west");
-    for dir in ["runtime/certs/skupper-local-server", "runtime/certs/skupper-local-client", "runtime/issuers/skupper-local-ca"] {
+    for dir in [
+        "runtime/certs/skupper-local-server",
+        "runtime/certs/skupper-local-client",
+        "runtime/issuers/skupper-local-ca",
+    ] {
         assert_eq!(mode(&ns.join(dir)), 0o700, "{dir}");
         assert_eq!(mode(&ns.join(dir).join("tls.key")), 0o600, "{dir}");
         assert_eq!(mode(&ns.join(dir).join("tls.crt")), 0o644, "{dir}");
     }
     let listener = home.read("west", "runtime/resources/Listener-backend.yaml");
-    assert!(listener.contains("message: router not reachable"), "{listener}");
+    assert!(
+        listener.contains("message: router not reachable"),
+        "{listener}"
+    );
     let status = home.read("west", "runtime/status.yaml");
     assert!(status.contains("kind: NamespaceStatus"), "{status}");
 }
@@ -48,7 +60,11 @@ fn a_second_render_touches_no_file() {
     let before = snapshot(home.path());
     std::thread::sleep(std::time::Duration::from_millis(20));
     render(&home, "west").code(0);
-    assert_eq!(before, snapshot(home.path()), "bytes, modes and mtimes unchanged");
+    assert_eq!(
+        before,
+        snapshot(home.path()),
+        "bytes, modes and mtimes unchanged"
+    );
 }
 
 #[test]
@@ -123,26 +139,48 @@ fn a_port_in_use_is_skipped_when_choosing() {
     let home = DataHome::new();
     home.sample("west");
     // Hold whatever the first free port from 5671 is.
-    let held = (5671..6000).find_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok()).unwrap();
+    let held = (5671..6000)
+        .find_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
+        .unwrap();
     let held_port = held.local_addr().unwrap().port();
     render(&home, "west").code(0);
     let cfg = home.read("west", "runtime/router/skrouterd.json");
-    assert!(!cfg.contains(&format!("\"port\": \"{held_port}\"")), "{cfg}");
+    assert!(
+        !cfg.contains(&format!("\"port\": \"{held_port}\"")),
+        "{cfg}"
+    );
 }
 
 #[test]
 fn removing_the_listener_removes_its_runtime_files() {
     let home = DataHome::new();
     home.sample("west");
-    home.write("west", "input/resources/web.yaml", &format!("{}  tlsCredentials: web\n", listener("web", "0.0.0.0", "8443")));
+    home.write(
+        "west",
+        "input/resources/web.yaml",
+        &format!(
+            "{}  tlsCredentials: web\n",
+            listener("web", "0.0.0.0", "8443")
+        ),
+    );
     render(&home, "west").code(0);
     assert!(home.ns("west").join("runtime/certs/web/tls.crt").is_file());
     std::fs::remove_file(home.ns("west").join("input/resources/web.yaml")).unwrap();
-    home.write("west", "runtime/resources/ConfigMap-skupper-network-status.yaml", "kept: true\n");
+    home.write(
+        "west",
+        "runtime/resources/ConfigMap-skupper-network-status.yaml",
+        "kept: true\n",
+    );
     render(&home, "west").code(0);
     assert!(!home.ns("west").join("runtime/certs/web").exists());
-    assert!(!home.ns("west").join("runtime/resources/Listener-web.yaml").exists());
-    assert!(home.ns("west").join("runtime/resources/ConfigMap-skupper-network-status.yaml").is_file());
+    assert!(!home
+        .ns("west")
+        .join("runtime/resources/Listener-web.yaml")
+        .exists());
+    assert!(home
+        .ns("west")
+        .join("runtime/resources/ConfigMap-skupper-network-status.yaml")
+        .is_file());
 }
 
 #[test]
@@ -151,13 +189,33 @@ fn a_symlinked_key_outside_the_namespace_is_refused() {
     home.sample("west");
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("tls.key"), "secret").unwrap();
-    std::fs::set_permissions(outside.path().join("tls.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        outside.path().join("tls.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     home.write("west", "input/certs/web/tls.crt", "x");
-    std::os::unix::fs::symlink(outside.path().join("tls.key"), home.ns("west").join("input/certs/web/tls.key")).unwrap();
-    home.write("west", "input/resources/web.yaml", &format!("{}  tlsCredentials: web\n", listener("web", "0.0.0.0", "8443")));
+    std::os::unix::fs::symlink(
+        outside.path().join("tls.key"),
+        home.ns("west").join("input/certs/web/tls.key"),
+    )
+    .unwrap();
+    home.write(
+        "west",
+        "input/resources/web.yaml",
+        &format!(
+            "{}  tlsCredentials: web\n",
+            listener("web", "0.0.0.0", "8443")
+        ),
+    );
     let out = render(&home, "west").code(1);
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    assert!(text.contains("input/certs/web/tls.key is a symbolic link that leaves the namespace; refused"), "{text}");
+    assert!(
+        text.contains(
+            "input/certs/web/tls.key is a symbolic link that leaves the namespace; refused"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
@@ -171,6 +229,11 @@ fn status_prints_the_listener_table() {
         .assert()
         .code(0);
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    assert!(text.contains("NAME     STATUS   ROUTING-KEY  HOST       PORT  MATCHING-CONNECTOR  MESSAGE"), "{text}");
+    assert!(
+        text.contains(
+            "NAME     STATUS   ROUTING-KEY  HOST       PORT  MATCHING-CONNECTOR  MESSAGE"
+        ),
+        "{text}"
+    );
     assert!(text.contains("backend  Pending  backend      127.0.0.1  8080  false               router not reachable"), "{text}");
 }

@@ -124,10 +124,26 @@ mod no_panic {
 
     fn yamlish() -> impl Strategy<Value = String> {
         let atoms = prop::sample::select(vec![
-            "apiVersion: skupper.io/v2alpha1\n", "kind: Listener\n", "kind: Site\n", "metadata:\n",
-            "  name: a\n", "spec:\n", "  port: 99999999999999999999\n", "  host: [\n", "---\n",
-            "  settings: {observer: 1}\n", "&a [*a]\n", "? [a]\n: b\n", "\t", "- - -\n", "'", "\"\\u\"\n",
-            "%YAML 1.2\n", "!!binary x\n", "  routingKey: ~\n", "...\n",
+            "apiVersion: skupper.io/v2alpha1\n",
+            "kind: Listener\n",
+            "kind: Site\n",
+            "metadata:\n",
+            "  name: a\n",
+            "spec:\n",
+            "  port: 99999999999999999999\n",
+            "  host: [\n",
+            "---\n",
+            "  settings: {observer: 1}\n",
+            "&a [*a]\n",
+            "? [a]\n: b\n",
+            "\t",
+            "- - -\n",
+            "'",
+            "\"\\u\"\n",
+            "%YAML 1.2\n",
+            "!!binary x\n",
+            "  routingKey: ~\n",
+            "...\n",
         ]);
         prop::collection::vec(atoms, 0..24).prop_map(|v| v.concat())
     }

@@ -39,8 +39,7 @@ impl DataHome {
     }
 
     pub fn read(&self, ns: &str, rel: &str) -> String {
-        std::fs::read_to_string(self.ns(ns).join(rel))
-            .unwrap_or_else(|e| panic!("{ns}/{rel}: {e}"))
+        std::fs::read_to_string(self.ns(ns).join(rel)).unwrap_or_else(|e| panic!("{ns}/{rel}: {e}"))
     }
 
     /// The bundled sample site, copied in as namespace `ns`.
@@ -87,7 +86,9 @@ pub fn skupperd() -> Command {
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64)> {
     let mut out = BTreeMap::new();
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in entries.flatten() {
             let p = e.path();
             let m = std::fs::symlink_metadata(&p).unwrap();
