@@ -7,4 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
+pub mod config;
+pub mod daemon;
 pub mod problem;
+pub mod store;
+pub mod watch;

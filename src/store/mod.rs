@@ -1,0 +1,3 @@
+//! The file-system shell: everything that touches `<data home>` on disk.
+
+pub mod lock;
