@@ -54,6 +54,9 @@ const TREES: [(&str, Trigger); 3] = [
 /// guards against bind-mount loops).
 const MAX_DEPTH: usize = 32;
 
+/// Most inotify events handled as one batch.
+const MAX_BATCH: usize = 4096;
+
 /// Errors starting the watcher. Once started, problems are logged and
 /// turned into `RescanAll`, never returned.
 #[derive(Debug, thiserror::Error)]
@@ -224,10 +227,17 @@ impl State {
         while let Ok(msg) = inbox.recv() {
             let mut batch = Batch::default();
             let mut stop = !self.note(msg, &mut batch);
-            // Everything already queued joins this batch: one re-walk and
-            // one Dirty per namespace however long the burst.
-            while let (false, Ok(msg)) = (stop, inbox.try_recv()) {
-                stop = !self.note(msg, &mut batch);
+            // What is already queued joins this batch (one re-walk and one
+            // Dirty per namespace for a burst), up to a bound, so a steady
+            // stream of events still gets its Dirty out.
+            for _ in 1..MAX_BATCH {
+                if stop {
+                    break;
+                }
+                match inbox.try_recv() {
+                    Ok(msg) => stop = !self.note(msg, &mut batch),
+                    Err(_) => break,
+                }
             }
             if !self.apply(batch) || stop {
                 break;
