@@ -8,6 +8,8 @@
 
 pub mod certs;
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod input;
 pub mod names;
 pub mod plan;
@@ -17,3 +19,4 @@ pub mod resources;
 pub mod status;
 pub mod store;
 pub mod validate;
+pub mod watch;

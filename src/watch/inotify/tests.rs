@@ -1,0 +1,433 @@
+//! Real inotify in temporary directories. Every wait is bounded by a
+//! patience; negative checks use a sentinel namespace: events are handled
+//! in order, so once the sentinel's `Dirty` arrives, anything the earlier
+//! action caused has arrived before it.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use super::*;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+struct Site {
+    _dir: tempfile::TempDir,
+    data_home: PathBuf,
+    rx: UnboundedReceiver<WatchEvent>,
+    watcher: Option<Watcher>,
+}
+
+impl Site {
+    /// A data home with the given namespaces (each with `input/resources`)
+    /// and a sentinel namespace `zz-sentinel`, watched.
+    fn start(namespaces: &[&str]) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let data_home = dir.path().join("dh");
+        for ns in namespaces.iter().chain(&["zz-sentinel"]) {
+            fs::create_dir_all(
+                data_home
+                    .join("namespaces")
+                    .join(ns)
+                    .join("input/resources"),
+            )
+            .unwrap();
+        }
+        Site::watch(dir, data_home)
+    }
+
+    fn watch(dir: tempfile::TempDir, data_home: PathBuf) -> Site {
+        let (tx, rx) = unbounded_channel();
+        let watcher = Watcher::start(&data_home, tx).unwrap();
+        Site {
+            _dir: dir,
+            data_home,
+            rx,
+            watcher: Some(watcher),
+        }
+    }
+
+    fn ns(&self, ns: &str) -> PathBuf {
+        self.data_home.join("namespaces").join(ns)
+    }
+
+    /// Waits for an event matching `want`; returns the events before it.
+    async fn expect(&mut self, what: &str, want: impl Fn(&WatchEvent) -> bool) -> Vec<WatchEvent> {
+        let mut before = Vec::new();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(event)) if want(&event) => return before,
+                Ok(Some(event)) => before.push(event),
+                Ok(None) => panic!("channel closed waiting for {what}; got {before:?}"),
+                Err(_) => panic!("no {what} within {PATIENCE:?}; got {before:?}"),
+            }
+        }
+    }
+
+    async fn expect_dirty(&mut self, ns: &str, reason: Trigger) -> Vec<WatchEvent> {
+        let want = WatchEvent::Dirty {
+            namespace: ns.to_string(),
+            reason,
+        };
+        self.expect(&format!("{want:?}"), |e| *e == want).await
+    }
+
+    /// Writes a new file in the sentinel namespace and waits for its
+    /// Dirty: returns every event caused before that write.
+    async fn settle(&mut self) -> Vec<WatchEvent> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .ns("zz-sentinel")
+            .join(format!("input/resources/s{n}.yaml"));
+        fs::write(path, "kind: Site\n").unwrap();
+        self.expect_dirty("zz-sentinel", Trigger::Input).await
+    }
+
+    /// Asserts the events caused so far are exactly `want`, ignoring
+    /// sentinel events.
+    async fn assert_settled(&mut self, want: &[WatchEvent]) {
+        let got: Vec<WatchEvent> = self
+            .settle()
+            .await
+            .into_iter()
+            .filter(
+                |e| !matches!(e, WatchEvent::Dirty { namespace, .. } if namespace == "zz-sentinel"),
+            )
+            .collect();
+        assert_eq!(got, want);
+    }
+}
+
+fn dirty(ns: &str, reason: Trigger) -> WatchEvent {
+    WatchEvent::Dirty {
+        namespace: ns.to_string(),
+        reason,
+    }
+}
+
+fn appeared(ns: &str) -> WatchEvent {
+    WatchEvent::NamespaceAppeared(ns.to_string())
+}
+
+#[test]
+fn classify_places_paths_in_the_layout() {
+    let nsd = Path::new("/dh/namespaces");
+    let c = |p: &str| classify(nsd, Path::new(p));
+    let frame = |ns: &str, trigger| Place::Frame {
+        ns: ns.to_string(),
+        trigger,
+    };
+    let content = |ns: &str, trigger| Place::Content {
+        ns: ns.to_string(),
+        trigger,
+    };
+    assert_eq!(c("/dh"), Place::Top);
+    assert_eq!(c("/dh/namespaces"), Place::Top);
+    assert_eq!(c("/dh/namespaces/west"), Place::Top);
+    assert_eq!(c("/dh/namespaces/controller.lock"), Place::Top);
+    assert_eq!(c("/dh/other"), Place::Ignored);
+    assert_eq!(
+        c("/dh/namespaces/west/input"),
+        frame("west", Trigger::Input)
+    );
+    assert_eq!(
+        c("/dh/namespaces/west/internal"),
+        frame("west", Trigger::Input)
+    );
+    assert_eq!(
+        c("/dh/namespaces/west/input/resources"),
+        frame("west", Trigger::Input)
+    );
+    assert_eq!(
+        c("/dh/namespaces/west/input/certs"),
+        frame("west", Trigger::Certs)
+    );
+    assert_eq!(
+        c("/dh/namespaces/west/input/resources/a/b.yaml"),
+        content("west", Trigger::Input)
+    );
+    assert_eq!(
+        c("/dh/namespaces/west/input/issuers/ca/tls.key"),
+        content("west", Trigger::Certs)
+    );
+    assert_eq!(
+        c("/dh/namespaces/west/internal/platform.yaml"),
+        content("west", Trigger::Input)
+    );
+    assert_eq!(c("/dh/namespaces/west/internal/other"), Place::Ignored);
+    assert_eq!(c("/dh/namespaces/west/input/notes.txt"), Place::Ignored);
+    assert_eq!(c("/dh/namespaces/west/runtime"), Place::Ignored);
+    assert_eq!(
+        c("/dh/namespaces/west/runtime/router/skrouterd.json"),
+        Place::Ignored
+    );
+}
+
+#[tokio::test]
+async fn start_announces_existing_namespace_directories_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let nsd = dir.path().join("dh/namespaces");
+    for ns in ["west", "east", ".hidden"] {
+        fs::create_dir_all(nsd.join(ns)).unwrap();
+    }
+    fs::write(nsd.join("controller.lock"), "").unwrap();
+    let mut site = Site::watch(dir, dir_path(&nsd));
+    assert_eq!(site.rx.try_recv().unwrap(), appeared("east"));
+    assert_eq!(site.rx.try_recv().unwrap(), appeared("west"));
+    assert!(
+        site.rx.try_recv().is_err(),
+        "announced before start returns, and nothing else"
+    );
+}
+
+fn dir_path(nsd: &Path) -> PathBuf {
+    nsd.parent().unwrap().to_path_buf()
+}
+
+async fn started(namespaces: &[&str]) -> Site {
+    let mut site = Site::start(namespaces);
+    for _ in 0..=namespaces.len() {
+        site.expect("startup announcement", |e| {
+            matches!(e, WatchEvent::NamespaceAppeared(_))
+        })
+        .await;
+    }
+    site
+}
+
+#[tokio::test]
+async fn editor_save_patterns_mark_the_namespace_dirty() {
+    let mut site = started(&["inplace", "truncate", "vim", "rename"]).await;
+    for ns in ["inplace", "truncate", "vim", "rename"] {
+        fs::write(site.ns(ns).join("input/resources/x.yaml"), "kind: Site\n").unwrap();
+    }
+    site.settle().await;
+
+    // Write in place (open without truncating, overwrite).
+    let path = site.ns("inplace").join("input/resources/x.yaml");
+    let mut f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all(b"kind: Listener").unwrap();
+    drop(f);
+    site.expect_dirty("inplace", Trigger::Input).await;
+
+    // Truncate, then write.
+    let path = site.ns("truncate").join("input/resources/x.yaml");
+    fs::File::create(&path).unwrap();
+    fs::write(&path, "kind: Connector\n").unwrap();
+    site.expect_dirty("truncate", Trigger::Input).await;
+
+    // vim: swap file, rename the original to a backup, write anew, delete
+    // the backup and the swap file.
+    let res = site.ns("vim").join("input/resources");
+    fs::write(res.join(".x.yaml.swp"), "swap").unwrap();
+    fs::rename(res.join("x.yaml"), res.join("x.yaml~")).unwrap();
+    fs::write(res.join("x.yaml"), "kind: Site\nmetadata: {}\n").unwrap();
+    fs::remove_file(res.join("x.yaml~")).unwrap();
+    fs::remove_file(res.join(".x.yaml.swp")).unwrap();
+    site.expect_dirty("vim", Trigger::Input).await;
+
+    // A temporary file renamed into place.
+    let res = site.ns("rename").join("input/resources");
+    fs::write(res.join(".x.yaml.tmp"), "kind: Link\n").unwrap();
+    fs::rename(res.join(".x.yaml.tmp"), res.join("x.yaml")).unwrap();
+    site.expect_dirty("rename", Trigger::Input).await;
+}
+
+#[tokio::test]
+async fn runtime_writes_and_reads_never_trigger() {
+    let mut site = started(&["west"]).await;
+    let ns = site.ns("west");
+    fs::write(ns.join("input/resources/site.yaml"), "kind: Site\n").unwrap();
+    // internal/ appearing is a change (platform.yaml may be inside).
+    fs::create_dir_all(ns.join("internal")).unwrap();
+    site.expect_dirty("west", Trigger::Input).await;
+    site.settle().await;
+
+    fs::create_dir_all(ns.join("runtime/router")).unwrap();
+    fs::write(ns.join("runtime/router/skrouterd.json"), "[]").unwrap();
+    fs::write(ns.join("runtime/status.yaml"), "status: ok\n").unwrap();
+    fs::write(ns.join("internal/other.yaml"), "x").unwrap();
+    fs::write(ns.join("input/README"), "x").unwrap();
+    let _ = fs::read(ns.join("input/resources/site.yaml")).unwrap();
+    let _ = fs::read_dir(ns.join("input/resources")).unwrap().count();
+    site.assert_settled(&[]).await;
+}
+
+#[tokio::test]
+async fn certs_issuers_and_platform_file_mark_the_namespace_dirty() {
+    let mut site = started(&["west"]).await;
+    let ns = site.ns("west");
+    fs::create_dir_all(ns.join("input/certs/tls")).unwrap();
+    fs::write(ns.join("input/certs/tls/tls.crt"), "pem").unwrap();
+    site.expect_dirty("west", Trigger::Certs).await;
+    site.settle().await;
+
+    // The bundle directory was created after the watch on certs/: its own
+    // watch must be armed, or this rewrite goes unseen.
+    fs::write(ns.join("input/certs/tls/tls.crt"), "pem2").unwrap();
+    site.expect_dirty("west", Trigger::Certs).await;
+
+    fs::create_dir_all(ns.join("input/issuers/ca")).unwrap();
+    fs::write(ns.join("input/issuers/ca/ca.crt"), "pem").unwrap();
+    site.expect_dirty("west", Trigger::Certs).await;
+
+    fs::create_dir_all(ns.join("internal")).unwrap();
+    site.settle().await;
+    fs::write(ns.join("internal/platform.yaml"), "platform: linux\n").unwrap();
+    site.expect_dirty("west", Trigger::Input).await;
+}
+
+#[tokio::test]
+async fn deleting_and_recreating_input_resources_rearms_its_watch() {
+    let mut site = started(&["west"]).await;
+    let res = site.ns("west").join("input/resources");
+    fs::write(res.join("site.yaml"), "kind: Site\n").unwrap();
+    site.expect_dirty("west", Trigger::Input).await;
+
+    fs::remove_dir_all(&res).unwrap();
+    site.expect_dirty("west", Trigger::Input).await;
+    fs::create_dir_all(res.join("nested")).unwrap();
+    fs::write(res.join("nested/site.yaml"), "kind: Site\n").unwrap();
+    site.expect_dirty("west", Trigger::Input).await;
+    site.settle().await;
+
+    // Only a re-armed watch on the new nested directory sees this.
+    fs::write(res.join("nested/site.yaml"), "kind: Site\nmetadata: {}\n").unwrap();
+    site.expect_dirty("west", Trigger::Input).await;
+
+    // Same with the whole input/ directory.
+    fs::remove_dir_all(site.ns("west").join("input")).unwrap();
+    site.expect_dirty("west", Trigger::Input).await;
+    fs::create_dir_all(&res).unwrap();
+    site.settle().await;
+    fs::write(res.join("site.yaml"), "kind: Site\n").unwrap();
+    site.expect_dirty("west", Trigger::Input).await;
+}
+
+#[tokio::test]
+async fn deleting_and_recreating_the_namespace_directory() {
+    let mut site = started(&["west"]).await;
+    let ns = site.ns("west");
+    fs::remove_dir_all(&ns).unwrap();
+    site.expect("west gone", |e| {
+        *e == WatchEvent::NamespaceGone("west".into())
+    })
+    .await;
+
+    fs::create_dir_all(ns.join("input/resources")).unwrap();
+    fs::write(ns.join("input/resources/site.yaml"), "kind: Site\n").unwrap();
+    site.expect("west back", |e| *e == appeared("west")).await;
+    site.settle().await;
+    fs::write(
+        ns.join("input/resources/site.yaml"),
+        "kind: Site\nspec: {}\n",
+    )
+    .unwrap();
+    site.expect_dirty("west", Trigger::Input).await;
+
+    // A new namespace appears too, and a rename away is a removal.
+    fs::create_dir_all(site.ns("east")).unwrap();
+    site.expect("east", |e| *e == appeared("east")).await;
+    fs::rename(site.ns("east"), site.data_home.join("east-moved")).unwrap();
+    site.expect("east gone", |e| {
+        *e == WatchEvent::NamespaceGone("east".into())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_data_home_is_watched_through_its_nearest_ancestor() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_home = dir.path().join("not/yet/dh");
+    let mut site = Site::watch(dir, data_home.clone());
+    assert!(site.rx.try_recv().is_err());
+
+    let res = data_home.join("namespaces/west/input/resources");
+    fs::create_dir_all(&res).unwrap();
+    fs::write(res.join("site.yaml"), "kind: Site\n").unwrap();
+    site.expect("west", |e| *e == appeared("west")).await;
+
+    fs::create_dir_all(site.ns("zz-sentinel").join("input/resources")).unwrap();
+    site.expect("sentinel", |e| *e == appeared("zz-sentinel"))
+        .await;
+    site.settle().await;
+    fs::write(res.join("site.yaml"), "kind: Site\nspec: {}\n").unwrap();
+    site.expect_dirty("west", Trigger::Input).await;
+
+    // The whole namespaces/ directory goes and comes back.
+    fs::remove_dir_all(data_home.join("namespaces")).unwrap();
+    site.expect("west gone", |e| {
+        *e == WatchEvent::NamespaceGone("west".into())
+    })
+    .await;
+    fs::create_dir_all(&res).unwrap();
+    site.expect("west again", |e| *e == appeared("west")).await;
+}
+
+#[tokio::test]
+async fn a_burst_of_a_thousand_files_loses_nothing() {
+    let mut site = started(&["west"]).await;
+    let res = site.ns("west").join("input/resources");
+    for i in 0..999 {
+        fs::write(res.join(format!("r{i}.yaml")), "kind: Listener\n").unwrap();
+    }
+    let mut last = fs::File::create(res.join("r999.yaml")).unwrap();
+    last.write_all(b"kind: Listener\n").unwrap();
+    // The close below happens after this instant, and so does the event
+    // it causes: some event must be received after it.
+    let before_last_close = Instant::now();
+    drop(last);
+
+    let mut received = 0;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let event = tokio::time::timeout_at(deadline, site.rx.recv())
+            .await
+            .expect("the last write's event must arrive")
+            .unwrap();
+        assert_eq!(
+            event,
+            dirty("west", Trigger::Input),
+            "a burst is only Dirty events"
+        );
+        received += 1;
+        if Instant::now() > before_last_close {
+            break;
+        }
+    }
+    assert!(received >= 1);
+}
+
+#[tokio::test]
+async fn overflow_and_errors_ask_for_a_rescan() {
+    let mut site = started(&["west"]).await;
+    let control = site.watcher.as_ref().unwrap().control.clone();
+    let overflow =
+        notify::Event::new(notify::EventKind::Other).set_flag(notify::event::Flag::Rescan);
+    control.send(Msg::Fs(Ok(overflow))).unwrap();
+    site.expect("rescan", |e| *e == WatchEvent::RescanAll).await;
+    let error = notify::Error::generic("boom");
+    control.send(Msg::Fs(Err(error))).unwrap();
+    site.expect("rescan", |e| *e == WatchEvent::RescanAll).await;
+    // The watches still work after the re-walk.
+    fs::write(site.ns("west").join("input/resources/a.yaml"), "x").unwrap();
+    site.expect_dirty("west", Trigger::Input).await;
+}
+
+#[tokio::test]
+async fn dropping_the_watcher_closes_the_channel() {
+    let mut site = started(&["west"]).await;
+    drop(site.watcher.take());
+    let closed =
+        tokio::time::timeout(PATIENCE, async { while site.rx.recv().await.is_some() {} }).await;
+    assert!(
+        closed.is_ok(),
+        "the sender must be dropped with the watcher"
+    );
+}
