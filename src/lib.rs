@@ -8,3 +8,4 @@
 
 pub mod certs;
 pub mod problem;
+pub mod router;

@@ -1,0 +1,1 @@
+//! A test double of skupper-router's management interface (filled in next).
