@@ -164,7 +164,16 @@ impl AmqpManagement {
             .application_properties(app)
             .value(body)
             .build();
-        match tokio::time::timeout(self.timeout, self.exchange(id, message)).await {
+        // The library does not fail a pending delivery when the peer closes
+        // the connection, so watch the connection itself as well.
+        let exchange = exchange(&mut self.sender, &mut self.receiver, id, message);
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(self.timeout, exchange) => outcome,
+            _ = self.connection.on_close() => Ok(Err(MgmtError::Lost(
+                "the router closed the connection".into(),
+            ))),
+        };
+        match outcome {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(MgmtError::Lost(reason))) => {
                 self.lost = Some(reason.clone());
@@ -176,48 +185,6 @@ impl AmqpManagement {
                 self.lost = Some(reason.clone());
                 Err(MgmtError::Lost(reason))
             }
-        }
-    }
-
-    async fn exchange(
-        &mut self,
-        id: u64,
-        message: Message<fe2o3_amqp::types::messaging::AmqpValue<Value>>,
-    ) -> Result<Reply, MgmtError> {
-        let outcome = self
-            .sender
-            .send(message)
-            .await
-            .map_err(|e| MgmtError::Lost(format!("sending the request: {e}")))?;
-        if !matches!(outcome, Outcome::Accepted(_)) {
-            return Err(MgmtError::Protocol(format!(
-                "$management did not accept the request: {outcome:?}"
-            )));
-        }
-        loop {
-            let delivery = self
-                .receiver
-                .recv::<Body<Value>>()
-                .await
-                .map_err(|e| MgmtError::Lost(format!("receiving the answer: {e}")))?;
-            // Answers arrive pre-settled; accepting is a no-op then, and
-            // keeps an unsettled answer from blocking the link otherwise.
-            let _ = self.receiver.accept(&delivery).await;
-            let message = delivery.into_message();
-            let correlation = message
-                .properties
-                .as_ref()
-                .and_then(|p| p.correlation_id.clone());
-            if correlation != Some(MessageId::Ulong(id)) {
-                // A late answer to a request that timed out: not ours.
-                tracing::debug!(
-                    ?correlation,
-                    expected = id,
-                    "ignoring unmatched management answer"
-                );
-                continue;
-            }
-            return parse_reply(message);
         }
     }
 
@@ -296,6 +263,48 @@ impl AmqpManagement {
         rows.into_iter()
             .map(|row| row_entity(&names, row))
             .collect()
+    }
+}
+
+/// Sends one request and reads answers until the one for `id` arrives.
+async fn exchange(
+    sender: &mut Sender,
+    receiver: &mut Receiver,
+    id: u64,
+    message: Message<fe2o3_amqp::types::messaging::AmqpValue<Value>>,
+) -> Result<Reply, MgmtError> {
+    let outcome = sender
+        .send(message)
+        .await
+        .map_err(|e| MgmtError::Lost(format!("sending the request: {e}")))?;
+    if !matches!(outcome, Outcome::Accepted(_)) {
+        return Err(MgmtError::Protocol(format!(
+            "$management did not accept the request: {outcome:?}"
+        )));
+    }
+    loop {
+        let delivery = receiver
+            .recv::<Body<Value>>()
+            .await
+            .map_err(|e| MgmtError::Lost(format!("receiving the answer: {e}")))?;
+        // Answers arrive pre-settled; accepting is a no-op then, and
+        // keeps an unsettled answer from blocking the link otherwise.
+        let _ = receiver.accept(&delivery).await;
+        let message = delivery.into_message();
+        let correlation = message
+            .properties
+            .as_ref()
+            .and_then(|p| p.correlation_id.clone());
+        if correlation != Some(MessageId::Ulong(id)) {
+            // A late answer to a request that timed out: not ours.
+            tracing::debug!(
+                ?correlation,
+                expected = id,
+                "ignoring unmatched management answer"
+            );
+            continue;
+        }
+        return parse_reply(message);
     }
 }
 
