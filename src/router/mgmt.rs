@@ -128,6 +128,12 @@ impl AmqpManagement {
         self.lost.is_some()
     }
 
+    /// Starts the vanflow network view (router.md 7) on a second session
+    /// of this connection.
+    pub async fn watch_network(&mut self) -> Result<super::vanflow::NetworkWatch, MgmtError> {
+        super::vanflow::watch_network(&mut self.connection).await
+    }
+
     /// Closes links, session and connection politely. Errors are ignored:
     /// the peer may already be gone.
     pub async fn close(mut self) {

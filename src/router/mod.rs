@@ -11,6 +11,7 @@
 //! - `tls` and `sasl`: mutual TLS from PEM bytes and SASL EXTERNAL, done
 //!   before the stream is handed to the AMQP library.
 //! - [`value`]: AMQP value <-> JSON conversion.
+//! - [`vanflow`]: the network view built from the router's event stream.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ pub mod mgmt;
 mod sasl;
 mod tls;
 pub mod value;
+pub mod vanflow;
 
 pub use mgmt::{connect, AmqpManagement};
 

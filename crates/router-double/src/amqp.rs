@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::table::{Answer, Reply, Request};
-use crate::{apply, lock, DoubleError, Shared};
+use crate::{apply, lock, vanflow, DoubleError, Shared};
 
 /// A TLS acceptor that presents the server certificate and requires a
 /// client certificate signed by `client_ca_pem`.
@@ -158,11 +158,9 @@ async fn connection(
 /// Accepts the links of one session and starts a task per useful link.
 async fn links(mut session: ListenerSessionHandle, shared: Shared, temp: Arc<AtomicU64>) {
     let mut tasks = JoinSet::new();
-    // Links the double accepts but never uses (vanflow receivers, ...) stay
-    // attached as long as the session lives.
-    let mut parked_senders: Vec<Sender> = Vec::new();
     while let Some(attach) = session.next_incoming_attach().await {
         let dynamic = attach.source.as_ref().is_some_and(|s| s.dynamic);
+        let source = attach.source.as_ref().and_then(|s| s.address.clone());
         let target = match attach.target.as_deref() {
             Some(TargetArchetype::Target(t)) => t.address.clone(),
             _ => None,
@@ -190,26 +188,33 @@ async fn links(mut session: ListenerSessionHandle, shared: Shared, temp: Arc<Ato
                 .map(|e| (e, None))
         };
         match endpoint {
-            Ok((LinkEndpoint::Sender(sender), Some(address))) => {
+            Ok((LinkEndpoint::Sender(sender), dynamic)) => {
+                let address = dynamic.or(source).unwrap_or_default();
                 let (tx, rx) = mpsc::channel(64);
-                lock(&shared).replies.insert(address.clone(), tx);
-                tasks.spawn(reply_pump(sender, rx, address, shared.clone()));
+                if address == vanflow::BEACONS_ADDRESS {
+                    let _ = tx.try_send(vanflow::beacon());
+                }
+                let id = lock(&shared).add_route(&address, tx);
+                tasks.spawn(pump(sender, rx, id, shared.clone()));
             }
-            Ok((LinkEndpoint::Sender(sender), None)) => parked_senders.push(sender),
             Ok((LinkEndpoint::Receiver(receiver), _)) => {
-                let management = target.as_deref() == Some("$management");
-                tasks.spawn(incoming(receiver, management, shared.clone()));
+                let node = match target.as_deref() {
+                    Some("$management") => Node::Management,
+                    Some(vanflow::DIRECT_ADDRESS) => Node::Flush,
+                    _ => Node::Sink,
+                };
+                tasks.spawn(incoming(receiver, node, shared.clone()));
             }
             Err(e) => tracing::info!("link attach refused: {e}"),
         }
     }
 }
 
-/// Sends the replies routed to one dynamic address, pre-settled.
-async fn reply_pump(
+/// Sends the messages routed to one sender link, pre-settled.
+async fn pump(
     mut sender: Sender,
     mut replies: mpsc::Receiver<Message<AmqpValue<Value>>>,
-    address: String,
+    id: u64,
     shared: Shared,
 ) {
     while let Some(message) = replies.recv().await {
@@ -218,19 +223,42 @@ async fn reply_pump(
             break;
         }
     }
-    lock(&shared).replies.remove(&address);
+    lock(&shared).routes.retain(|r| r.id != id);
 }
 
-/// Takes messages from a link the client sends on. `$management` requests
-/// are answered; anything else (vanflow FLUSH, ...) is accepted and
-/// dropped.
-async fn incoming(mut receiver: Receiver, management: bool, shared: Shared) {
+/// What a link the client sends on is attached to.
+enum Node {
+    /// `$management`: requests are answered.
+    Management,
+    /// The vanflow direct address: FLUSH publishes the records.
+    Flush,
+    /// Anything else: accepted and dropped.
+    Sink,
+}
+
+/// Takes messages from a link the client sends on.
+async fn incoming(mut receiver: Receiver, node: Node, shared: Shared) {
     while let Ok(delivery) = receiver.recv::<Body<Value>>().await {
         let _ = receiver.accept(&delivery).await;
-        if !management || lock(&shared).unresponsive {
-            continue;
-        }
         let message = delivery.into_message();
+        match node {
+            Node::Sink => continue,
+            Node::Flush => {
+                let (records, routes) = {
+                    let state = lock(&shared);
+                    (
+                        vanflow::records(&state.table, &state.remote_listeners),
+                        state.routes_to(vanflow::RECORDS_ADDRESS),
+                    )
+                };
+                for route in routes {
+                    let _ = route.send(records.clone()).await;
+                }
+                continue;
+            }
+            Node::Management if lock(&shared).unresponsive => continue,
+            Node::Management => {}
+        }
         let properties = message.properties.clone().unwrap_or_default();
         let reply = match decode(message) {
             Ok(request) => apply(&shared, &request),
@@ -244,7 +272,7 @@ async fn incoming(mut receiver: Receiver, management: bool, shared: Shared) {
             continue;
         };
         let message = encode(reply, properties.correlation_id, &reply_to);
-        let route = lock(&shared).replies.get(&reply_to).cloned();
+        let route = lock(&shared).routes_to(&reply_to).into_iter().next();
         if let Some(route) = route {
             let _ = route.send(message).await;
         }

@@ -14,7 +14,6 @@
 //! `skrouterd.json` for the `skrouterd-double` binary.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use fe2o3_amqp::types::messaging::{AmqpValue, Message};
@@ -27,6 +26,7 @@ pub mod config;
 pub mod rules;
 pub mod table;
 mod tcp;
+mod vanflow;
 
 pub use rules::{default_rules, reference_dir, Entity, EntityRules, Refusal};
 pub use table::{Operation, StoredEntity};
@@ -87,11 +87,48 @@ impl DoubleConfig {
 pub(crate) struct State {
     pub(crate) table: table::Table,
     pub(crate) sockets: tcp::Sockets,
-    /// Dynamic reply address -> the task that sends on that link.
-    pub(crate) replies: HashMap<String, mpsc::Sender<Message<AmqpValue<Value>>>>,
+    /// Sender links to clients, by source address (a dynamic reply
+    /// address, `mc/sfe.all`, ...): messages for an address go to these.
+    pub(crate) routes: Vec<Route>,
+    next_route: u64,
+    /// Listeners a test says exist on other routers (vanflow records only).
+    pub(crate) remote_listeners: Vec<(String, String)>,
     /// When set, `$management` requests are swallowed (timeout tests).
     pub(crate) unresponsive: bool,
     runtime: tokio::runtime::Handle,
+}
+
+/// One sender link to a client.
+pub(crate) struct Route {
+    pub(crate) id: u64,
+    pub(crate) address: String,
+    pub(crate) tx: mpsc::Sender<Message<AmqpValue<Value>>>,
+}
+
+impl State {
+    /// Registers a sender link's channel; answers its id.
+    pub(crate) fn add_route(
+        &mut self,
+        address: &str,
+        tx: mpsc::Sender<Message<AmqpValue<Value>>>,
+    ) -> u64 {
+        self.next_route += 1;
+        self.routes.push(Route {
+            id: self.next_route,
+            address: address.to_string(),
+            tx,
+        });
+        self.next_route
+    }
+
+    /// The channels of every link subscribed to `address`.
+    pub(crate) fn routes_to(&self, address: &str) -> Vec<mpsc::Sender<Message<AmqpValue<Value>>>> {
+        self.routes
+            .iter()
+            .filter(|r| r.address == address)
+            .map(|r| r.tx.clone())
+            .collect()
+    }
 }
 
 pub(crate) type Shared = Arc<Mutex<State>>;
@@ -161,7 +198,9 @@ impl RouterDouble {
         let shared = Arc::new(Mutex::new(State {
             table,
             sockets: tcp::Sockets::default(),
-            replies: HashMap::new(),
+            routes: Vec::new(),
+            next_route: 0,
+            remote_listeners: Vec::new(),
             unresponsive: false,
             runtime: tokio::runtime::Handle::current(),
         }));
@@ -222,6 +261,14 @@ impl RouterDouble {
         sync_sockets(&mut state, &self.shared);
     }
 
+    /// Pretends a tcpListener `name` for `address` exists on another
+    /// router: it shows in the vanflow records sent on FLUSH.
+    pub fn inject_remote_listener(&self, name: &str, address: &str) {
+        lock(&self.shared)
+            .remote_listeners
+            .push((name.to_string(), address.to_string()));
+    }
+
     /// Makes `$management` swallow requests without answering (or answer
     /// again), to exercise client timeouts.
     pub fn set_unresponsive(&self, unresponsive: bool) {
@@ -241,7 +288,7 @@ impl RouterDouble {
     fn close_sockets(&self) {
         let mut state = lock(&self.shared);
         state.sockets = tcp::Sockets::default();
-        state.replies.clear();
+        state.routes.clear();
     }
 }
 

@@ -387,3 +387,45 @@ async fn unusable_credentials_are_reported_as_such() {
     let err = connect(1, &creds).await.err().expect("bad key");
     assert!(matches!(err, MgmtError::Credentials(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn the_network_view_learns_listeners_from_vanflow() {
+    let (_pki, double, mut client) = started().await;
+    client
+        .create(
+            "tcpListener",
+            "listener/web",
+            &attrs(json!({"address": "web", "port": free_port().to_string()})),
+        )
+        .await
+        .unwrap();
+    double.inject_remote_listener("db", "db");
+    let mut network = client.watch_network().await.unwrap();
+    assert_eq!(
+        network.view.borrow().listener_for("db"),
+        None,
+        "not available before the flush"
+    );
+    let view = tokio::time::timeout(
+        Duration::from_secs(10),
+        network.view.wait_for(|v| v.available()),
+    )
+    .await
+    .expect("the records must arrive")
+    .unwrap()
+    .clone();
+    assert_eq!(
+        view.listener_for("db"),
+        Some(true),
+        "a listener on another router"
+    );
+    assert_eq!(
+        view.listener_for("web"),
+        Some(true),
+        "a listener on this router"
+    );
+    assert_eq!(view.listener_for("nobody"), Some(false));
+    assert_eq!(view.sites_in_network(), Some(1));
+    let rows = client.query("tcpListener", &["name"]).await.unwrap();
+    assert_eq!(rows.len(), 1, "management goes on beside the event stream");
+}
