@@ -27,6 +27,9 @@ use super::{full_type, sasl, tls, Credentials, Entity, Key, Management, MgmtErro
 /// counts as lost.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Numbers this process's connections, so each has its own container id.
+static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Rows asked for per QUERY request.
 pub const DEFAULT_PAGE_SIZE: usize = 500;
 
@@ -65,7 +68,11 @@ async fn open(port: u16, config: rustls::ClientConfig) -> Result<AmqpManagement,
     let mut stream = tls::connect(config, tcp).await?;
     sasl::external(&mut stream).await?;
     let mut connection = Connection::builder()
-        .container_id(format!("skupperd-{}", std::process::id()))
+        .container_id(format!(
+            "skupperd-{}-{}",
+            std::process::id(),
+            CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ))
         .open_with_stream(stream)
         .await
         .map_err(|e| lost("opening the AMQP connection", &e))?;
