@@ -569,6 +569,29 @@ impl RouterSchema {
     ) -> Result<Map<String, Value>, Refusal> {
         let et = self.request_type(entity_type)?;
         et.allowed("CREATE")?;
+        self.validate_new(et, attrs, false)
+    }
+
+    /// Like [`RouterSchema::check_create`] for an entity of the config
+    /// file, where types the management agent cannot CREATE (`router`,
+    /// `log`, `address`, `site`) are allowed too.
+    pub fn check_config_entity(
+        &self,
+        entity_type: &str,
+        attrs: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, Refusal> {
+        let et = self.request_type(entity_type)?;
+        self.validate_new(et, attrs, true)
+    }
+
+    /// `from_config`: the config loader may set attributes that a
+    /// management CREATE may not (`log.module`).
+    fn validate_new(
+        &self,
+        et: &EntityType,
+        attrs: &Map<String, Value>,
+        from_config: bool,
+    ) -> Result<Map<String, Value>, Refusal> {
         // The request's `type` property is the long name; a body that says
         // otherwise conflicts with it.
         if let Some(t) = attrs.get("type") {
@@ -585,7 +608,7 @@ impl RouterSchema {
         for key in entity.keys() {
             match et.attribute(key) {
                 None => return Err(Refusal::bad_request(et.unknown_attribute(key))),
-                Some(a) if !a.create => {
+                Some(a) if !a.create && !from_config => {
                     return Err(Refusal::bad_request(format!(
                         "Cannot set attribute '{key}' in CREATE"
                     )))

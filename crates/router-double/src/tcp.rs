@@ -1,0 +1,211 @@
+//! Real TCP sockets for tcpListeners, with the router's operStatus rules
+//! (router.md 6.1).
+//!
+//! A listener's socket is open only while one of its addresses has a
+//! consumer (a local tcpConnector or an injected remote one). A bind
+//! failure is recorded in `connectionMsg` and never retried, as observed.
+//! Accepted connections are proxied to the local tcpConnector's host and
+//! port when there is one, and closed at once otherwise (a remote consumer
+//! the double cannot reach). Deleting a listener closes its socket and its
+//! connections; deleting a connector closes the connections proxied to it.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{AbortHandle, JoinHandle};
+
+use crate::{lock, Shared, State};
+
+/// Socket state per tcpListener name.
+#[derive(Default)]
+pub(crate) struct Sockets {
+    listeners: HashMap<String, ListenerRuntime>,
+}
+
+struct ListenerRuntime {
+    /// Identity of the entity this runtime belongs to: a DELETE and CREATE
+    /// of the same name is a new listener.
+    identity: String,
+    /// The accept loop, while the socket is open.
+    accept: Option<JoinHandle<()>>,
+    /// Set when the bind failed; the router does not try again.
+    bind_failed: bool,
+    /// Proxied connections and the connector each one goes to.
+    conns: Vec<(Option<String>, AbortHandle)>,
+}
+
+impl ListenerRuntime {
+    fn close(&mut self) {
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+        }
+        for (_, conn) in self.conns.drain(..) {
+            conn.abort();
+        }
+    }
+}
+
+impl Drop for Sockets {
+    fn drop(&mut self) {
+        for rt in self.listeners.values_mut() {
+            rt.close();
+        }
+    }
+}
+
+struct Wanted {
+    name: String,
+    identity: String,
+    host: String,
+    port: String,
+    consumed: bool,
+}
+
+/// Brings every listener socket in line with the entity table. Must run
+/// inside the tokio runtime (it registers new sockets with it).
+pub(crate) fn sync(state: &mut State, shared: &Shared) {
+    let table = &state.table;
+    let wanted: Vec<Wanted> = table
+        .entities()
+        .iter()
+        .filter(|e| e.entity_type == "tcpListener")
+        .map(|l| Wanted {
+            name: l.name().to_string(),
+            identity: l.str_attr("identity").unwrap_or("").to_string(),
+            host: l.str_attr("host").unwrap_or("").to_string(),
+            port: l.str_attr("port").unwrap_or("").to_string(),
+            consumed: table
+                .listener_addresses(l)
+                .iter()
+                .any(|a| table.consumers(a) > 0),
+        })
+        .collect();
+    let connectors: Vec<String> = table
+        .entities()
+        .iter()
+        .filter(|e| e.entity_type == "tcpConnector")
+        .map(|c| c.name().to_string())
+        .collect();
+
+    let sockets = &mut state.sockets;
+    sockets.listeners.retain(|name, rt| {
+        let keep = wanted
+            .iter()
+            .any(|w| &w.name == name && w.identity == rt.identity);
+        if !keep {
+            rt.close();
+        }
+        keep
+    });
+    for rt in sockets.listeners.values_mut() {
+        rt.conns.retain(|(connector, conn)| {
+            let keep =
+                !conn.is_finished() && connector.as_ref().is_none_or(|c| connectors.contains(c));
+            if !keep {
+                conn.abort();
+            }
+            keep
+        });
+    }
+
+    let mut statuses = Vec::new();
+    for w in &wanted {
+        let rt = sockets
+            .listeners
+            .entry(w.name.clone())
+            .or_insert_with(|| ListenerRuntime {
+                identity: w.identity.clone(),
+                accept: None,
+                bind_failed: false,
+                conns: Vec::new(),
+            });
+        let mut message = None;
+        if w.consumed && rt.accept.is_none() && !rt.bind_failed {
+            match bind(&w.host, &w.port) {
+                Ok(listener) => {
+                    tracing::info!(listener = %w.name, host = %w.host, port = %w.port, "listening for client connections");
+                    rt.accept = Some(tokio::spawn(accept_loop(
+                        listener,
+                        w.name.clone(),
+                        shared.clone(),
+                    )));
+                }
+                Err(e) => {
+                    let text = if e.kind() == std::io::ErrorKind::AddrInUse {
+                        "Address already in use".to_string()
+                    } else {
+                        e.to_string()
+                    };
+                    let msg = format!("{text} - listen on {}:{}", w.host, w.port);
+                    tracing::warn!(listener = %w.name, "{msg}");
+                    rt.bind_failed = true;
+                    message = Some(msg);
+                }
+            }
+        } else if !w.consumed {
+            if let Some(accept) = rt.accept.take() {
+                tracing::info!(listener = %w.name, "closing listener socket: no service available");
+                accept.abort();
+            }
+        }
+        statuses.push((w.name.clone(), rt.accept.is_some(), message));
+    }
+    for (name, up, message) in statuses {
+        state.table.set_listener_status(&name, up, message);
+    }
+}
+
+fn bind(host: &str, port: &str) -> std::io::Result<TcpListener> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid port"))?;
+    let addr: SocketAddr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
+}
+
+async fn accept_loop(listener: TcpListener, name: String, shared: Shared) {
+    loop {
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            Err(e) => {
+                tracing::warn!(listener = %name, "accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let mut state = lock(&shared);
+        let target = state
+            .table
+            .find(&name)
+            .map(|l| state.table.listener_addresses(l))
+            .and_then(|addresses| state.table.forward_target(&addresses));
+        let (connector, task) = match target {
+            Some((connector, host, port)) => {
+                (Some(connector), tokio::spawn(proxy(client, host, port)))
+            }
+            // A consumer the double cannot reach: accept, then close.
+            None => (None, tokio::spawn(async move { drop(client) })),
+        };
+        if let Some(rt) = state.sockets.listeners.get_mut(&name) {
+            rt.conns.retain(|(_, c)| !c.is_finished());
+            rt.conns.push((connector, task.abort_handle()));
+        }
+    }
+}
+
+async fn proxy(mut client: TcpStream, host: String, port: String) {
+    let Ok(port) = port.parse::<u16>() else {
+        return;
+    };
+    let Ok(mut server) = TcpStream::connect((host.as_str(), port)).await else {
+        return;
+    };
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+}

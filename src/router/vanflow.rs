@@ -1,0 +1,526 @@
+//! The network view built from vanflow, the routers' event stream
+//! (router.md 7): which listeners exist anywhere in the network (for
+//! Connector Matched) and how many sites there are.
+//!
+//! [`NetworkView`] is pure state: beacons and records go in (with `now`
+//! passed in), answers come out. [`watch_network`] is the AMQP plumbing: a
+//! receiver on `mc/sfe.all` for beacons, and for each new event source a
+//! receiver on its address plus a `FLUSH` to its direct address, so the
+//! source sends all its records.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use fe2o3_amqp::connection::ConnectionHandle;
+use fe2o3_amqp::link::{Receiver, Sender};
+use fe2o3_amqp::session::SessionHandle;
+use fe2o3_amqp::types::messaging::{Body, Message, Properties};
+use fe2o3_amqp::types::primitives::{SimpleValue, Value};
+use fe2o3_amqp::Session;
+use serde_json::Value as Json;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::value::to_json;
+use super::MgmtError;
+
+/// A source is forgotten after this long without a beacon.
+pub const SOURCE_EXPIRY: Duration = Duration::from_secs(30);
+
+/// Record type codes (attribute 0).
+pub const SITE: u32 = 0;
+pub const ROUTER: u32 = 1;
+pub const LINK: u32 = 2;
+pub const LISTENER: u32 = 4;
+pub const CONNECTOR: u32 = 5;
+
+/// Attribute codes skupperd reads.
+pub const TYPE: u32 = 0;
+pub const IDENTITY: u32 = 1;
+pub const END_TIME: u32 = 4;
+pub const ADDRESS: u32 = 19;
+pub const NAME: u32 = 30;
+
+/// A BEACON: an event source announcing itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Beacon {
+    pub id: String,
+    pub source_type: String,
+    /// Where the source multicasts its records.
+    pub address: String,
+    /// Where the source takes FLUSH requests.
+    pub direct: String,
+}
+
+/// One record's attributes, by vanflow attribute code.
+pub type RecordAttrs = BTreeMap<u32, Json>;
+
+#[derive(Debug, Clone, PartialEq)]
+struct SourceState {
+    address: String,
+    direct: String,
+    last_beacon: Instant,
+    /// Set by the first RECORD message after the FLUSH.
+    flushed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Record {
+    source: String,
+    attrs: RecordAttrs,
+}
+
+impl Record {
+    fn record_type(&self) -> Option<u64> {
+        self.attrs.get(&TYPE).and_then(Json::as_u64)
+    }
+
+    fn live(&self) -> bool {
+        self.attrs.get(&END_TIME).is_none_or(Json::is_null)
+    }
+
+    fn text(&self, code: u32) -> Option<&str> {
+        self.attrs.get(&code).and_then(Json::as_str)
+    }
+}
+
+/// What skupperd knows about the network from vanflow.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkView {
+    sources: BTreeMap<String, SourceState>,
+    /// By record identity.
+    records: BTreeMap<String, Record>,
+}
+
+impl NetworkView {
+    /// Takes a beacon. Answers it back when the source is new: the caller
+    /// then subscribes to its address and sends FLUSH to its direct address.
+    pub fn on_beacon(&mut self, beacon: Beacon, now: Instant) -> Option<Beacon> {
+        match self.sources.get_mut(&beacon.id) {
+            Some(source) => {
+                source.last_beacon = now;
+                None
+            }
+            None => {
+                self.sources.insert(
+                    beacon.id.clone(),
+                    SourceState {
+                        address: beacon.address.clone(),
+                        direct: beacon.direct.clone(),
+                        last_beacon: now,
+                        flushed: false,
+                    },
+                );
+                Some(beacon)
+            }
+        }
+    }
+
+    /// Takes the records of one RECORD message from `source`. Later
+    /// records for an identity update only the attributes they carry.
+    pub fn on_records(&mut self, source: &str, records: Vec<RecordAttrs>) {
+        let Some(state) = self.sources.get_mut(source) else {
+            return;
+        };
+        state.flushed = true;
+        for attrs in records {
+            let Some(identity) = attrs
+                .get(&IDENTITY)
+                .and_then(Json::as_str)
+                .map(String::from)
+            else {
+                continue;
+            };
+            let record = self.records.entry(identity).or_insert_with(|| Record {
+                source: source.to_string(),
+                attrs: RecordAttrs::new(),
+            });
+            record.attrs.extend(attrs);
+        }
+    }
+
+    /// Forgets sources without a beacon for [`SOURCE_EXPIRY`], with their
+    /// records; answers the forgotten source ids.
+    pub fn expire(&mut self, now: Instant) -> Vec<String> {
+        let gone: Vec<String> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| now.saturating_duration_since(s.last_beacon) >= SOURCE_EXPIRY)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &gone {
+            self.sources.remove(id);
+        }
+        self.records.retain(|_, r| !gone.contains(&r.source));
+        gone
+    }
+
+    /// True once some source has answered its FLUSH.
+    pub fn available(&self) -> bool {
+        self.sources.values().any(|s| s.flushed)
+    }
+
+    /// Whether a live LISTENER record anywhere serves `routing_key`; `None`
+    /// while the view is not available yet.
+    pub fn listener_for(&self, routing_key: &str) -> Option<bool> {
+        self.available().then(|| {
+            self.live(LISTENER)
+                .any(|r| r.text(ADDRESS) == Some(routing_key))
+        })
+    }
+
+    /// The number of live SITE records; `None` while not available.
+    pub fn sites_in_network(&self) -> Option<usize> {
+        self.available().then(|| self.live(SITE).count())
+    }
+
+    /// Names of the live records of a type (e.g. [`LISTENER`]).
+    pub fn names(&self, record_type: u32) -> Vec<String> {
+        self.live(record_type)
+            .filter_map(|r| r.text(NAME).map(String::from))
+            .collect()
+    }
+
+    fn live(&self, record_type: u32) -> impl Iterator<Item = &Record> {
+        self.records
+            .values()
+            .filter(move |r| r.live() && r.record_type() == Some(u64::from(record_type)))
+    }
+}
+
+/// A BEACON from its application properties (keys may have been symbols;
+/// the library reads them as strings).
+pub fn parse_beacon(props: &BTreeMap<String, String>) -> Option<Beacon> {
+    Some(Beacon {
+        id: props.get("id")?.clone(),
+        source_type: props.get("sourceType").cloned().unwrap_or_default(),
+        address: props.get("address")?.clone(),
+        direct: props.get("direct")?.clone(),
+    })
+}
+
+/// The records of a RECORD body: a list of maps with uint keys. Entries
+/// that are not maps, and keys that are not unsigned integers, are skipped.
+pub fn parse_records(body: &Value) -> Vec<RecordAttrs> {
+    let Value::List(items) = body else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| match item {
+            Value::Map(map) => Some(
+                map.iter()
+                    .filter_map(|(k, v)| {
+                        let code = match k {
+                            Value::Uint(n) => Some(*n),
+                            Value::Ulong(n) => u32::try_from(*n).ok(),
+                            Value::Ushort(n) => Some(u32::from(*n)),
+                            Value::Ubyte(n) => Some(u32::from(*n)),
+                            _ => None,
+                        }?;
+                        Some((code, to_json(v)))
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A running network view. Dropping it stops the task (its links end with
+/// the session when the connection closes).
+pub struct NetworkWatch {
+    /// The latest view; changes whenever a beacon or record changes it.
+    pub view: watch::Receiver<NetworkView>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for NetworkWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Messages from the per-link forwarders to the view task.
+enum Event {
+    Beacon(Beacon),
+    Records(String, Vec<RecordAttrs>),
+    Closed,
+}
+
+/// Starts the vanflow view on a new session of `connection`.
+pub async fn watch_network(
+    connection: &mut ConnectionHandle<()>,
+) -> Result<NetworkWatch, MgmtError> {
+    let lost = |what: &str, e: &dyn std::fmt::Display| MgmtError::Lost(format!("{what}: {e}"));
+    let mut session = Session::begin(connection)
+        .await
+        .map_err(|e| lost("beginning the vanflow session", &e))?;
+    let beacons = Receiver::attach(&mut session, "skupperd-vanflow-beacons", "mc/sfe.all")
+        .await
+        .map_err(|e| lost("attaching to mc/sfe.all", &e))?;
+    let (events, rx) = mpsc::channel(256);
+    let beacon_task = tokio::spawn(forward(beacons, None, events.clone()));
+    let (tx, view) = watch::channel(NetworkView::default());
+    let task = tokio::spawn(run(session, events, rx, tx, beacon_task));
+    Ok(NetworkWatch { view, task })
+}
+
+async fn run(
+    mut session: SessionHandle<()>,
+    events: mpsc::Sender<Event>,
+    mut rx: mpsc::Receiver<Event>,
+    tx: watch::Sender<NetworkView>,
+    beacon_task: JoinHandle<()>,
+) {
+    let mut view = NetworkView::default();
+    let mut forwarders: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            event = rx.recv() => match event {
+                Some(Event::Beacon(beacon)) => {
+                    if let Some(new) = view.on_beacon(beacon, Instant::now()) {
+                        match subscribe(&mut session, &new, events.clone()).await {
+                            Ok(task) => { forwarders.insert(new.id.clone(), task); }
+                            Err(e) => {
+                                tracing::info!(source = %new.id, "vanflow subscribe failed: {e}");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Some(Event::Records(source, records)) => view.on_records(&source, records),
+                Some(Event::Closed) | None => break,
+            },
+            _ = tick.tick() => {
+                for id in view.expire(Instant::now()) {
+                    if let Some(task) = forwarders.remove(&id) {
+                        task.abort();
+                    }
+                }
+            }
+        }
+        tx.send_if_modified(|current| {
+            let changed = *current != view;
+            if changed {
+                *current = view.clone();
+            }
+            changed
+        });
+    }
+    beacon_task.abort();
+    for task in forwarders.into_values() {
+        task.abort();
+    }
+}
+
+/// Attaches to a new source's address and asks it to FLUSH.
+async fn subscribe(
+    session: &mut SessionHandle<()>,
+    source: &Beacon,
+    events: mpsc::Sender<Event>,
+) -> Result<JoinHandle<()>, String> {
+    let receiver = Receiver::attach(
+        session,
+        format!("skupperd-vanflow-{}", source.id),
+        source.address.as_str(),
+    )
+    .await
+    .map_err(|e| format!("attaching to {}: {e}", source.address))?;
+    let task = tokio::spawn(forward(receiver, Some(source.id.clone()), events));
+    let mut sender = Sender::attach(
+        session,
+        format!("skupperd-flush-{}", source.id),
+        source.direct.as_str(),
+    )
+    .await
+    .map_err(|e| format!("attaching to {}: {e}", source.direct))?;
+    let flush = Message::builder()
+        .properties(Properties {
+            subject: Some("FLUSH".into()),
+            ..Default::default()
+        })
+        .value(Value::Null)
+        .build();
+    let sent = sender.send(flush).await;
+    let _ = sender.close().await;
+    sent.map_err(|e| format!("sending FLUSH to {}: {e}", source.direct))?;
+    Ok(task)
+}
+
+/// Reads one link, settling every message (an unsettled multicast blocks
+/// its senders, Skupper issue #2331), and turns BEACON/RECORD messages into
+/// events. `source` is the id whose records this link carries.
+async fn forward(mut receiver: Receiver, source: Option<String>, events: mpsc::Sender<Event>) {
+    loop {
+        let delivery = match receiver.recv::<Body<Value>>().await {
+            Ok(d) => d,
+            Err(_) => {
+                let _ = events.send(Event::Closed).await;
+                return;
+            }
+        };
+        let _ = receiver.accept(&delivery).await;
+        let message = delivery.into_message();
+        let subject = message.properties.as_ref().and_then(|p| p.subject.clone());
+        let event = match (subject.as_deref(), &source) {
+            (Some("BEACON"), _) => {
+                let props: BTreeMap<String, String> = message
+                    .application_properties
+                    .iter()
+                    .flat_map(|p| p.0.iter())
+                    .filter_map(|(k, v)| match v {
+                        SimpleValue::String(s) => Some((k.clone(), s.clone())),
+                        SimpleValue::Symbol(s) => Some((k.clone(), s.0.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                parse_beacon(&props).map(Event::Beacon)
+            }
+            (Some("RECORD"), Some(source)) => match &message.body {
+                Body::Value(v) => Some(Event::Records(source.clone(), parse_records(&v.0))),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(event) = event {
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fe2o3_amqp::types::primitives::OrderedMap;
+    use serde_json::json;
+
+    fn beacon(id: &str) -> Beacon {
+        Beacon {
+            id: id.into(),
+            source_type: "ROUTER".into(),
+            address: format!("mc/sfe.{id}"),
+            direct: format!("sfe.{id}"),
+        }
+    }
+
+    fn record(pairs: &[(u32, Json)]) -> RecordAttrs {
+        pairs.iter().cloned().collect()
+    }
+
+    #[test]
+    fn new_sources_are_answered_once_and_expire_without_beacons() {
+        let t0 = Instant::now();
+        let mut view = NetworkView::default();
+        assert_eq!(view.on_beacon(beacon("r1"), t0), Some(beacon("r1")));
+        assert_eq!(
+            view.on_beacon(beacon("r1"), t0 + Duration::from_secs(10)),
+            None
+        );
+        assert!(view.expire(t0 + Duration::from_secs(39)).is_empty());
+        assert_eq!(
+            view.expire(t0 + Duration::from_secs(40)),
+            vec!["r1".to_string()]
+        );
+        assert_eq!(
+            view.on_beacon(beacon("r1"), t0 + Duration::from_secs(41)),
+            Some(beacon("r1"))
+        );
+    }
+
+    #[test]
+    fn listener_records_decide_connector_matched_after_the_first_flush() {
+        let t0 = Instant::now();
+        let mut view = NetworkView::default();
+        view.on_beacon(beacon("r1"), t0);
+        assert_eq!(
+            view.listener_for("db"),
+            None,
+            "not available before a flush"
+        );
+        view.on_records(
+            "r1",
+            vec![
+                record(&[
+                    (TYPE, json!(LISTENER)),
+                    (IDENTITY, json!("l1")),
+                    (ADDRESS, json!("db")),
+                    (NAME, json!("db")),
+                ]),
+                record(&[(TYPE, json!(SITE)), (IDENTITY, json!("s1"))]),
+            ],
+        );
+        assert_eq!(view.listener_for("db"), Some(true));
+        assert_eq!(view.listener_for("web"), Some(false));
+        assert_eq!(view.sites_in_network(), Some(1));
+        assert_eq!(view.names(LISTENER), vec!["db".to_string()]);
+
+        // An update carrying only the end time ends the record.
+        view.on_records(
+            "r1",
+            vec![record(&[(IDENTITY, json!("l1")), (END_TIME, json!(123))])],
+        );
+        assert_eq!(view.listener_for("db"), Some(false));
+
+        // Records of an expired source go with it.
+        view.on_records(
+            "r1",
+            vec![record(&[
+                (TYPE, json!(LISTENER)),
+                (IDENTITY, json!("l2")),
+                (ADDRESS, json!("db")),
+            ])],
+        );
+        view.expire(t0 + SOURCE_EXPIRY);
+        assert_eq!(view.listener_for("db"), None);
+    }
+
+    #[test]
+    fn records_from_unknown_sources_are_ignored() {
+        let mut view = NetworkView::default();
+        view.on_records(
+            "ghost",
+            vec![record(&[(TYPE, json!(SITE)), (IDENTITY, json!("s"))])],
+        );
+        assert_eq!(view.sites_in_network(), None);
+    }
+
+    #[test]
+    fn record_bodies_are_lists_of_uint_keyed_maps() {
+        let mut map = OrderedMap::new();
+        map.insert(Value::Uint(0), Value::Uint(4));
+        map.insert(Value::Uint(1), Value::String("l1".into()));
+        map.insert(Value::Uint(19), Value::String("db".into()));
+        map.insert(Value::String("junk".into()), Value::Bool(true));
+        let body = Value::List(vec![Value::Map(map), Value::Null]);
+        let records = parse_records(&body);
+        assert_eq!(
+            records,
+            vec![record(&[
+                (0, json!(4)),
+                (1, json!("l1")),
+                (19, json!("db"))
+            ])]
+        );
+        assert!(parse_records(&Value::Null).is_empty());
+    }
+
+    #[test]
+    fn beacons_need_id_address_and_direct() {
+        let mut props: BTreeMap<String, String> = [
+            ("id", "r1"),
+            ("sourceType", "ROUTER"),
+            ("address", "mc/sfe.r1"),
+            ("direct", "sfe.r1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(parse_beacon(&props), Some(beacon("r1")));
+        props.remove("direct");
+        assert_eq!(parse_beacon(&props), None);
+    }
+}
