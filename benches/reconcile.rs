@@ -3,8 +3,8 @@
 //! Run: cargo bench --bench reconcile
 
 use skupperd::certs::MemoMint;
-use skupperd::input::{parse_file, ParsedFile};
 use skupperd::plan::{self, read_prior, Inputs, Platform, RouterState};
+use skupperd::resources::{load_file as parse_file, DecodedFile as ParsedFile};
 use skupperd::store::ports::FixedPorts;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -58,7 +58,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    for n in [1usize, 1_000, 10_000] {
+    // SKUPPERD_BENCH_SIZES=10000 limits the run, e.g. for profiling.
+    let sizes: Vec<usize> = std::env::var("SKUPPERD_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 1_000, 10_000]);
+    for n in sizes {
         let texts = files(n);
         let t = Instant::now();
         let parsed: BTreeMap<String, ParsedFile> = texts
@@ -71,7 +76,7 @@ fn main() {
         let cold = pass(&parsed, &BTreeMap::new(), &prior0);
         let cold_t = t.elapsed();
         let runtime: BTreeMap<String, Vec<u8>> = cold
-            .files
+            .writes
             .iter()
             .map(|(p, f)| (p.clone(), f.bytes.clone()))
             .collect();
@@ -79,7 +84,11 @@ fn main() {
         let prior = read_prior(&runtime);
         let prior_t = t.elapsed();
         let mut warm = Vec::new();
-        for round in 0..5 {
+        for round in 0..std::env::var("SKUPPERD_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(5)
+        {
             let mut parsed = parsed.clone();
             let p = "input/resources/l0.yaml".to_string();
             parsed.insert(

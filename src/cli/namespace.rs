@@ -15,7 +15,7 @@ use std::process::ExitCode;
 pub struct Loaded {
     pub ns_dir: PathBuf,
     pub name: String,
-    pub files: BTreeMap<String, crate::input::ParsedFile>,
+    pub files: BTreeMap<String, crate::resources::DecodedFile>,
     pub bundles: BTreeMap<String, crate::validate::InputBundle>,
     pub runtime: BTreeMap<String, Vec<u8>>,
     pub platform: Result<Platform, String>,
@@ -48,8 +48,8 @@ pub fn load(ns_dir: &Path) -> Result<Loaded> {
     let files = fsio::list_input_files(&ns_dir)
         .into_iter()
         .map(|(rel, path)| {
-            let parsed = fsio::read_input_file(&rel, &path);
-            (rel, parsed)
+            let decoded = crate::resources::decode_file(fsio::read_input_file(&rel, &path));
+            (rel, decoded)
         })
         .collect();
     Ok(Loaded {

@@ -26,8 +26,8 @@ pub mod prior;
 pub mod resolve;
 
 use crate::certs::Mint;
-use crate::input::ParsedFile;
 use crate::problem::Problem;
+use crate::resources::DecodedFile;
 use crate::resources::Kind;
 use crate::status::Phase;
 use crate::validate::InputBundle;
@@ -98,7 +98,7 @@ pub struct Inputs<'a> {
     pub version: &'a str,
     pub now: OffsetDateTime,
     /// Parsed `input/resources` files by path relative to the namespace.
-    pub files: &'a BTreeMap<String, ParsedFile>,
+    pub files: &'a BTreeMap<String, DecodedFile>,
     /// `input/certs/<name>/` bundles by name.
     pub bundles: &'a BTreeMap<String, InputBundle>,
     /// Bytes of every runtime file skupperd owns, by relative path.
@@ -121,10 +121,8 @@ pub struct ResourceSummary {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Outcome {
-    /// Every runtime file that should exist, changed or not.
-    pub files: BTreeMap<String, OutFile>,
-    /// Paths in `files` whose bytes differ from `runtime`.
-    pub writes: Vec<String>,
+    /// Runtime files to write: new, or with bytes that differ from `runtime`.
+    pub writes: BTreeMap<String, OutFile>,
     /// Owned runtime files that no longer belong to anything.
     pub deletes: Vec<String>,
     pub problems: Vec<Problem>,

@@ -36,6 +36,11 @@ pub struct PriorRecord {
     /// Annotations other than skupperd's own.
     pub annotations: BTreeMap<String, String>,
     pub conditions: Vec<Condition>,
+    /// What the file says besides the above: two records that are equal
+    /// render to the same bytes, which lets a pass reuse them.
+    pub namespace: String,
+    pub uid: Option<String>,
+    pub spec: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -168,6 +173,15 @@ fn read_record(file_name: &str, bytes: &[u8]) -> Option<((Kind, String), PriorRe
         labels,
         annotations,
         conditions,
+        namespace: meta
+            .get("namespace")
+            .and_then(Node::as_str)
+            .unwrap_or("")
+            .to_string(),
+        uid: meta.get("uid").and_then(Node::as_str).map(str::to_string),
+        spec: spec_node
+            .map(Node::to_json)
+            .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
     };
     Some(((kind, name.to_string()), record))
 }

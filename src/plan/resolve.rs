@@ -6,7 +6,7 @@ use super::{is_owned, Inputs, OutFile, Outcome, Platform, PortPicker, ResourceSu
 use crate::certs::Mint;
 use crate::problem::Problem;
 use crate::render;
-use crate::resources::{self, InputResource, Kind, Spec};
+use crate::resources::{DecodedFile, InputResource, Kind, Spec};
 use crate::status::{self, Condition, Verdict};
 use crate::validate::{
     self, cross::Placement, ConnectorConfig, ConnectorTls, Context, ListenerConfig, SiteConfig,
@@ -25,14 +25,14 @@ pub enum Config {
 
 /// Everything known about one resource during a pass.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub struct Entry<'a> {
     pub kind: Kind,
     pub name: String,
     pub file: String,
     /// `None` when the resource comes only from its last accepted version
     /// because its file no longer parses.
-    pub input: Option<InputResource>,
-    pub prior: Option<PriorRecord>,
+    pub input: Option<&'a InputResource>,
+    pub prior: Option<&'a PriorRecord>,
     pub generation: u64,
     pub input_sha256: String,
     /// Error problems about this resource, in the order found.
@@ -44,9 +44,9 @@ pub struct Entry {
     pub serving: Option<(Config, u64)>,
 }
 
-impl Entry {
+impl Entry<'_> {
     fn accepted_from_prior(&self) -> Option<(Config, u64)> {
-        let prior = self.prior.as_ref()?;
+        let prior = self.prior?;
         let generation = prior.accepted_generation?;
         let config = match prior.accepted.as_ref()? {
             Spec::Site(s) => Config::Site(site_from_accepted(s)),
@@ -131,30 +131,35 @@ fn connector_from_accepted(
 }
 
 /// Steps 1-3: decoded, grouped, validated entries and all problems.
-pub struct Resolution {
+pub struct Resolution<'a> {
     pub problems: Vec<Problem>,
-    pub entries: BTreeMap<(Kind, String), Entry>,
+    pub entries: BTreeMap<(Kind, String), Entry<'a>>,
     /// The Site that runs, if any.
     pub site: Option<(String, SiteConfig)>,
 }
 
-pub fn resolve(inputs: &Inputs) -> Resolution {
+pub fn resolve<'a>(inputs: &Inputs<'a>) -> Resolution<'a> {
     let mut problems = Vec::new();
-    let mut decoded: BTreeMap<(Kind, String), Vec<InputResource>> = BTreeMap::new();
+    let mut decoded: BTreeMap<(Kind, String), Vec<&'a InputResource>> = BTreeMap::new();
     let mut broken_files = BTreeMap::new();
-    for (path, parsed) in inputs.files {
-        if let Some(p) = parsed
-            .problems
-            .iter()
-            .find(|p| p.is_error() && p.kind.is_none())
-        {
+    let files: &'a BTreeMap<String, DecodedFile> = inputs.files;
+    for (path, file) in files {
+        if let Some(p) = &file.broken {
             broken_files.insert(path.clone(), p.clone());
         }
-        problems.extend(parsed.problems.iter().cloned());
-        for doc in &parsed.documents {
-            if let Some(r) = resources::decode(doc, &mut problems) {
-                decoded.entry((r.kind, r.name.clone())).or_default().push(r);
-            }
+        problems.extend(file.problems.iter().cloned());
+        for r in &file.resources {
+            decoded.entry((r.kind, r.name.clone())).or_default().push(r);
+        }
+    }
+    // Problems by resource, so each entry finds its own without a scan.
+    let mut by_resource: BTreeMap<(String, String), Vec<Problem>> = BTreeMap::new();
+    for p in &problems {
+        if let (true, Some(k), Some(n)) = (p.is_error(), &p.kind, &p.name) {
+            by_resource
+                .entry((k.clone(), n.clone()))
+                .or_default()
+                .push(p.clone());
         }
     }
     if let Err(msg) = &inputs.platform {
@@ -182,28 +187,26 @@ pub fn resolve(inputs: &Inputs) -> Resolution {
         now: inputs.now,
     };
 
+    let prior_state: &'a Prior = inputs.prior;
     let mut entries = BTreeMap::new();
-    for ((kind, name), mut defs) in decoded {
-        let prior = inputs.prior.records.get(&(kind, name.clone())).cloned();
-        let first = defs.remove(0);
-        let mut errors: Vec<Problem> = problems
-            .iter()
-            .filter(|p| {
-                p.is_error()
-                    && p.kind.as_deref() == Some(kind.as_str())
-                    && p.name.as_deref() == Some(name.as_str())
-            })
+    for ((kind, name), defs) in decoded {
+        let prior = prior_state.records.get(&(kind, name.clone()));
+        let Some((&first, rest)) = defs.split_first() else {
+            continue;
+        };
+        let mut errors: Vec<Problem> = by_resource
+            .get(&(kind.as_str().to_string(), name.clone()))
             .cloned()
-            .collect();
-        if let Some(second) = defs.first() {
+            .unwrap_or_default();
+        if let Some(second) = rest.first() {
             let place = |r: &InputResource| format!("{}:{}:{}", r.file, r.mark.line, r.mark.column);
             let msg = format!(
                 "{} \"{name}\" is defined twice ({} and {}); neither is used",
                 kind.lower(),
-                place(&first),
+                place(first),
                 place(second)
             );
-            for r in std::iter::once(&first).chain(defs.iter()) {
+            for r in &defs {
                 let p = r.problem(Problem::error(msg.clone()), None);
                 problems.push(p.clone());
                 errors.push(p);
@@ -213,15 +216,15 @@ pub fn resolve(inputs: &Inputs) -> Resolution {
         if let (Some(spec), true) = (&first.spec, errors.is_empty()) {
             let (config, found) = match spec {
                 Spec::Site(s) => {
-                    let (c, p) = validate::site(&first, s, &cx);
+                    let (c, p) = validate::site(first, s, &cx);
                     (c.map(Config::Site), p)
                 }
                 Spec::Listener(s) => {
-                    let (c, p) = validate::listener(&first, s, &cx);
+                    let (c, p) = validate::listener(first, s, &cx);
                     (c.map(Config::Listener), p)
                 }
                 Spec::Connector(s) => {
-                    let (c, p) = validate::connector(&first, s, &cx);
+                    let (c, p) = validate::connector(first, s, &cx);
                     (c.map(Config::Connector), p)
                 }
             };
@@ -252,7 +255,7 @@ pub fn resolve(inputs: &Inputs) -> Resolution {
     }
 
     // A resource whose file stopped parsing keeps its last accepted version.
-    for ((kind, name), record) in &inputs.prior.records {
+    for ((kind, name), record) in &prior_state.records {
         let Some(source) = &record.source else {
             continue;
         };
@@ -275,7 +278,7 @@ pub fn resolve(inputs: &Inputs) -> Resolution {
                 name: name.clone(),
                 file: source.clone(),
                 input: None,
-                prior: Some(record.clone()),
+                prior: Some(record),
                 generation: record.generation,
                 input_sha256: record.input_sha256.clone(),
                 errors: vec![p],
@@ -308,7 +311,7 @@ pub fn resolve(inputs: &Inputs) -> Resolution {
         for name in &sites {
             if let Some(e) = entries.get_mut(&(Kind::Site, name.clone())) {
                 let mut p = Problem::error(format!("site \"{name}\": {msg_tail}"));
-                if let Some(input) = &e.input {
+                if let Some(input) = e.input {
                     p = input.problem(p, None);
                 }
                 problems.push(p.clone());
@@ -381,7 +384,7 @@ pub fn place_listeners(res: &mut Resolution, management_port: Option<u16>) {
                 }
                 Some(why) if is_current => {
                     let msg = format!("listener \"{}\": {why}", e.name);
-                    let p = match &e.input {
+                    let p = match e.input {
                         Some(input) => input.problem(Problem::error(msg), Some("spec.port")),
                         None => Problem::error(msg),
                     };
@@ -542,22 +545,17 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
     if active.is_some() && site_error.is_none() {
         for e in res.entries.values() {
             let (verdicts, summary) = verdicts(e);
-            let previous = e
-                .prior
-                .as_ref()
-                .map(|p| p.conditions.as_slice())
-                .unwrap_or(&[]);
+            let previous = e.prior.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
             let conditions = status::conditions(verdicts, previous, e.generation, &now);
-            let record = record_of(e, conditions);
+            let record = record_of(e, conditions, inputs.namespace, identity.as_ref());
             let path = format!("runtime/resources/{}-{}.yaml", e.kind.as_str(), e.name);
-            files.insert(
-                path,
-                OutFile {
-                    bytes: render::records::record(&record, inputs.namespace, identity.as_ref())
-                        .into_bytes(),
-                    mode: 0o644,
-                },
-            );
+            // An unchanged record is not rendered again: equal records give
+            // equal bytes.
+            let bytes = match (e.prior, inputs.runtime.get(&path)) {
+                (Some(p), Some(b)) if *p == record.prior => b.clone(),
+                _ => render::records::record(&record).into_bytes(),
+            };
+            files.insert(path, OutFile { bytes, mode: 0o644 });
             outcome.resources.push(summary);
             next.records.insert((e.kind, e.name.clone()), record.prior);
         }
@@ -607,25 +605,23 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
         },
     );
 
-    outcome.writes = files
-        .iter()
-        .filter(|(p, f)| inputs.runtime.get(*p) != Some(&f.bytes))
-        .map(|(p, _)| p.clone())
-        .collect();
     outcome.deletes = inputs
         .runtime
         .keys()
         .filter(|p| is_owned(p) && !files.contains_key(*p))
         .cloned()
         .collect();
-    outcome.files = files;
+    outcome.writes = files
+        .into_iter()
+        .filter(|(p, f)| inputs.runtime.get(p) != Some(&f.bytes))
+        .collect();
     outcome.problems = problems;
     outcome.resources.sort();
     outcome.next_prior = next;
     outcome
 }
 
-fn serving_of(res: &Resolution, kind: Kind) -> Vec<(&str, &Config)> {
+fn serving_of<'r>(res: &'r Resolution, kind: Kind) -> Vec<(&'r str, &'r Config)> {
     res.entries
         .values()
         .filter(|e| e.kind == kind)
@@ -673,12 +669,15 @@ fn verdicts(e: &Entry) -> (Vec<(&'static str, Verdict)>, ResourceSummary) {
 pub struct Record {
     pub kind: Kind,
     pub name: String,
-    pub spec: serde_json::Value,
-    pub conditions: Vec<Condition>,
     pub prior: PriorRecord,
 }
 
-fn record_of(e: &Entry, conditions: Vec<Condition>) -> Record {
+fn record_of(
+    e: &Entry,
+    conditions: Vec<Condition>,
+    namespace: &str,
+    identity: Option<&Identity>,
+) -> Record {
     let (spec_value, accepted, accepted_generation) = match &e.serving {
         Some((config, g)) => {
             let (value, spec) = match config {
@@ -700,14 +699,17 @@ fn record_of(e: &Entry, conditions: Vec<Condition>) -> Record {
         }
         None => (
             e.input
-                .as_ref()
                 .map(|i| i.raw_spec.clone())
                 .unwrap_or(serde_json::Value::Null),
             None,
             None,
         ),
     };
-    let (labels, annotations) = match (&e.input, &e.prior) {
+    let spec_value = match spec_value {
+        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+        other => other,
+    };
+    let (labels, annotations) = match (e.input, e.prior) {
         (Some(i), _) => (i.labels.clone(), user_annotations(&i.annotations)),
         (None, Some(p)) => (p.labels.clone(), p.annotations.clone()),
         (None, None) => Default::default(),
@@ -715,8 +717,6 @@ fn record_of(e: &Entry, conditions: Vec<Condition>) -> Record {
     Record {
         kind: e.kind,
         name: e.name.clone(),
-        spec: spec_value,
-        conditions: conditions.clone(),
         prior: PriorRecord {
             generation: e.generation,
             input_sha256: e.input_sha256.clone(),
@@ -726,6 +726,11 @@ fn record_of(e: &Entry, conditions: Vec<Condition>) -> Record {
             labels,
             annotations,
             conditions,
+            namespace: namespace.to_string(),
+            uid: identity
+                .filter(|_| e.kind == Kind::Site)
+                .map(|i| i.site_id.clone()),
+            spec: spec_value,
         },
     }
 }

@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::certs::MemoMint;
-use crate::input::parse_file;
 use crate::store::ports::FixedPorts;
 use std::collections::BTreeMap;
 
@@ -43,10 +42,10 @@ impl Scenario {
 
     /// One pass without touching `runtime`.
     pub fn outcome(&self) -> Outcome {
-        let parsed: BTreeMap<String, ParsedFile> = self
+        let parsed: BTreeMap<String, crate::resources::DecodedFile> = self
             .files
             .iter()
-            .map(|(p, t)| (p.clone(), parse_file(p, t.as_bytes())))
+            .map(|(p, t)| (p.clone(), crate::resources::load_file(p, t.as_bytes())))
             .collect();
         let prior = read_prior(&self.runtime);
         let inputs = Inputs {
@@ -76,9 +75,8 @@ impl Scenario {
         for path in &outcome.deletes {
             self.runtime.remove(path);
         }
-        for path in &outcome.writes {
-            self.runtime
-                .insert(path.clone(), outcome.files[path].bytes.clone());
+        for (path, file) in &outcome.writes {
+            self.runtime.insert(path.clone(), file.bytes.clone());
         }
         outcome
     }

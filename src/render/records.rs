@@ -8,7 +8,7 @@ use crate::plan::Identity;
 use crate::resources::{Kind, API_VERSION};
 use serde_json::{json, Map, Value};
 
-pub fn record(r: &Record, namespace: &str, identity: Option<&Identity>) -> String {
+pub fn record(r: &Record) -> String {
     let p = &r.prior;
     let mut annotations: Map<String, Value> = p
         .annotations
@@ -24,18 +24,18 @@ pub fn record(r: &Record, namespace: &str, identity: Option<&Identity>) -> Strin
     }
     let mut metadata = Map::new();
     metadata.insert("name".into(), json!(r.name));
-    metadata.insert("namespace".into(), json!(namespace));
+    metadata.insert("namespace".into(), json!(p.namespace));
     metadata.insert("generation".into(), json!(p.generation));
-    if let (Kind::Site, Some(id)) = (r.kind, identity) {
-        metadata.insert("uid".into(), json!(id.site_id));
+    if let Some(uid) = &p.uid {
+        metadata.insert("uid".into(), json!(uid));
     }
     if !p.labels.is_empty() {
         metadata.insert("labels".into(), json!(p.labels));
     }
     metadata.insert("annotations".into(), Value::Object(annotations));
 
-    let ready = r.conditions.iter().find(|c| c.kind == "Ready");
-    let matched = r
+    let ready = p.conditions.iter().find(|c| c.kind == "Ready");
+    let matched = p
         .conditions
         .iter()
         .any(|c| c.kind == "Matched" && c.status == crate::status::CondStatus::True);
@@ -57,7 +57,7 @@ pub fn record(r: &Record, namespace: &str, identity: Option<&Identity>) -> Strin
         }
         Kind::Site => {}
     }
-    let conditions: Vec<Value> = r
+    let conditions: Vec<Value> = p
         .conditions
         .iter()
         .map(|c| {
@@ -73,10 +73,7 @@ pub fn record(r: &Record, namespace: &str, identity: Option<&Identity>) -> Strin
         .collect();
     status.insert("conditions".into(), Value::Array(conditions));
 
-    let spec = match &r.spec {
-        Value::Null => Value::Object(Map::new()),
-        other => other.clone(),
-    };
+    let spec = p.spec.clone();
     let doc = json!({
         "apiVersion": API_VERSION,
         "kind": r.kind.as_str(),

@@ -307,6 +307,41 @@ pub fn decode(doc: &Document, problems: &mut Vec<Problem>) -> Option<InputResour
     Some(resource)
 }
 
+/// One input file, parsed and decoded: what the shell caches per file (by
+/// inode, size and times), so an unchanged file costs nothing on the next
+/// pass.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DecodedFile {
+    pub resources: Vec<InputResource>,
+    /// Parse and decode problems, in document order.
+    pub problems: Vec<Problem>,
+    /// The first error that kept part of the file from being read at all
+    /// (syntax, size, encoding): resources last accepted from this file
+    /// keep serving while it stands.
+    pub broken: Option<Problem>,
+}
+
+/// Decodes every document of a parsed file.
+pub fn decode_file(parsed: crate::input::ParsedFile) -> DecodedFile {
+    let broken = parsed.problems.iter().find(|p| p.is_error()).cloned();
+    let mut problems = parsed.problems;
+    let resources = parsed
+        .documents
+        .iter()
+        .filter_map(|d| decode(d, &mut problems))
+        .collect();
+    DecodedFile {
+        resources,
+        problems,
+        broken,
+    }
+}
+
+/// Parses and decodes one file's bytes.
+pub fn load_file(file: &str, bytes: &[u8]) -> DecodedFile {
+    decode_file(crate::input::parse_file(file, bytes))
+}
+
 fn decode_as<S: serde::de::DeserializeOwned + Default>(
     root: &Node,
 ) -> Result<(Metadata, S), crate::input::de::DeError> {

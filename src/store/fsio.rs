@@ -220,10 +220,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreErr
 /// Applies an outcome: changed files written, orphans removed, empty
 /// directories they leave behind removed too.
 pub fn apply(ns_dir: &Path, outcome: &Outcome) -> Result<(), StoreError> {
-    for rel in &outcome.writes {
-        let Some(file) = outcome.files.get(rel) else {
-            continue;
-        };
+    for (rel, file) in &outcome.writes {
         let rel_path = Path::new(rel);
         if let Some(parent) = rel_path.parent() {
             ensure_dir(ns_dir, parent)?;

@@ -32,19 +32,20 @@ pub fn host_port(host: &str, port: u16) -> String {
 /// lose.
 #[derive(Debug, Default)]
 pub struct Placement {
-    placed: Vec<Placed>,
+    /// By port: only bindings on the same port can overlap.
+    placed: std::collections::HashMap<u16, Vec<Placed>>,
 }
 
 impl Placement {
     pub fn management(port: u16) -> Placement {
-        Placement {
-            placed: vec![Placed {
-                host: BindHost::parse("127.0.0.1"),
-                host_text: "127.0.0.1".to_string(),
-                port,
-                owner: Owner::Management,
-            }],
-        }
+        let mut p = Placement::default();
+        p.placed.entry(port).or_default().push(Placed {
+            host: BindHost::parse("127.0.0.1"),
+            host_text: "127.0.0.1".to_string(),
+            port,
+            owner: Owner::Management,
+        });
+        p
     }
 
     /// What `host:port` would overlap, as the message tail for listener
@@ -53,8 +54,9 @@ impl Placement {
         let bind = BindHost::parse(host);
         let hit = self
             .placed
+            .get(&port)?
             .iter()
-            .find(|p| p.port == port && p.host.overlaps(&bind))?;
+            .find(|p| p.host.overlaps(&bind))?;
         Some(match &hit.owner {
             Owner::Management => format!(
                 "{} is the router's management port; choose another port",
@@ -69,7 +71,7 @@ impl Placement {
     }
 
     pub fn place(&mut self, host: &str, port: u16, listener: &str) {
-        self.placed.push(Placed {
+        self.placed.entry(port).or_default().push(Placed {
             host: BindHost::parse(host),
             host_text: host.to_string(),
             port,
