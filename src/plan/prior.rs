@@ -45,7 +45,8 @@ pub struct PriorRecord {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Prior {
-    pub records: BTreeMap<(Kind, String), PriorRecord>,
+    /// Shared, so carrying an unchanged record into the next pass is free.
+    pub records: BTreeMap<(Kind, String), std::sync::Arc<PriorRecord>>,
     pub identity: Option<Identity>,
     /// `reconcile.lastRun` of the previous status file.
     pub last_run: Option<String>,
@@ -61,7 +62,7 @@ pub fn read_prior(files: &BTreeMap<String, Vec<u8>>) -> Prior {
             break;
         };
         if let Some((key, record)) = read_record(file_name, bytes) {
-            prior.records.insert(key, record);
+            prior.records.insert(key, std::sync::Arc::new(record));
         }
     }
     let identity_doc = files.get(IDENTITY_FILE).and_then(|b| parse(b));

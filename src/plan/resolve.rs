@@ -42,6 +42,8 @@ pub struct Entry<'a> {
     /// What the router is given: the current version or the last accepted
     /// one, with its generation.
     pub serving: Option<(Config, u64)>,
+    /// The last accepted version, from the prior pass.
+    pub accepted: Option<(Config, u64)>,
 }
 
 impl Entry<'_> {
@@ -190,7 +192,7 @@ pub fn resolve<'a>(inputs: &Inputs<'a>) -> Resolution<'a> {
     let prior_state: &'a Prior = inputs.prior;
     let mut entries = BTreeMap::new();
     for ((kind, name), defs) in decoded {
-        let prior = prior_state.records.get(&(kind, name.clone()));
+        let prior = prior_state.records.get(&(kind, name.clone())).map(|p| &**p);
         let Some((&first, rest)) = defs.split_first() else {
             continue;
         };
@@ -250,6 +252,7 @@ pub fn resolve<'a>(inputs: &Inputs<'a>) -> Resolution<'a> {
                 errors,
                 current,
                 serving: None,
+                accepted: None,
             },
         );
     }
@@ -278,21 +281,23 @@ pub fn resolve<'a>(inputs: &Inputs<'a>) -> Resolution<'a> {
                 name: name.clone(),
                 file: source.clone(),
                 input: None,
-                prior: Some(record),
+                prior: Some(&**record),
                 generation: record.generation,
                 input_sha256: record.input_sha256.clone(),
                 errors: vec![p],
                 current: None,
                 serving: None,
+                accepted: None,
             },
         );
     }
 
     // Serving: the current version, else the last accepted one.
     for entry in entries.values_mut() {
+        entry.accepted = entry.accepted_from_prior();
         entry.serving = match &entry.current {
             Some(c) => Some((c.clone(), entry.generation)),
-            None => entry.accepted_from_prior(),
+            None => entry.accepted.clone(),
         };
     }
 
@@ -318,7 +323,7 @@ pub fn resolve<'a>(inputs: &Inputs<'a>) -> Resolution<'a> {
                 e.errors.push(p);
                 e.current = None;
                 // Only a Site that was already accepted keeps running.
-                e.serving = e.accepted_from_prior();
+                e.serving = e.accepted.clone();
             }
         }
     }
@@ -350,8 +355,11 @@ pub fn place_listeners(res: &mut Resolution, management_port: Option<u16>) {
         if e.kind != Kind::Listener || e.serving.is_none() {
             continue;
         }
-        let accepted = e.accepted_from_prior().map(|(c, _)| c);
-        if e.current.is_some() && e.current == accepted {
+        let same = match (&e.current, &e.accepted) {
+            (Some(c), Some((a, _))) => c == a,
+            _ => false,
+        };
+        if same {
             unchanged.push(key.clone());
         } else {
             changed.push(key.clone());
@@ -361,28 +369,14 @@ pub fn place_listeners(res: &mut Resolution, management_port: Option<u16>) {
         let Some(e) = res.entries.get_mut(&key) else {
             continue;
         };
-        let mut candidates = Vec::new();
+        let mut served = false;
         if let Some(Config::Listener(c)) = &e.current {
-            candidates.push((c.clone(), e.generation, true));
-        }
-        if let Some((Config::Listener(c), g)) = e.accepted_from_prior() {
-            if candidates
-                .first()
-                .map(|(cur, _, _)| cur != &c)
-                .unwrap_or(true)
-            {
-                candidates.push((c, g, false));
-            }
-        }
-        let mut chosen = None;
-        for (config, generation, is_current) in candidates {
-            match placement.conflict(&config.host, config.port) {
+            match placement.conflict(&c.host, c.port) {
                 None => {
-                    placement.place(&config.host, config.port, &e.name);
-                    chosen = Some((Config::Listener(config), generation));
-                    break;
+                    placement.place(&c.host, c.port, &e.name);
+                    served = true;
                 }
-                Some(why) if is_current => {
+                Some(why) => {
                     let msg = format!("listener \"{}\": {why}", e.name);
                     let p = match e.input {
                         Some(input) => input.problem(Problem::error(msg), Some("spec.port")),
@@ -392,10 +386,20 @@ pub fn place_listeners(res: &mut Resolution, management_port: Option<u16>) {
                     e.errors.push(p);
                     e.current = None;
                 }
-                Some(_) => {}
             }
         }
-        e.serving = chosen;
+        if served {
+            continue;
+        }
+        // The current version is absent or lost: the last accepted one
+        // serves when it fits.
+        e.serving = match &e.accepted {
+            Some((Config::Listener(a), g)) if placement.conflict(&a.host, a.port).is_none() => {
+                placement.place(&a.host, a.port, &e.name);
+                Some((Config::Listener(a.clone()), *g))
+            }
+            _ => None,
+        };
     }
 }
 
@@ -437,6 +441,8 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
     let mut res = resolve(inputs);
     let now = crate::render::timestamp(inputs.now);
     let mut files: BTreeMap<String, OutFile> = BTreeMap::new();
+    // Runtime files that stay exactly as they are.
+    let mut kept: std::collections::BTreeSet<String> = Default::default();
     let mut outcome = Outcome::default();
 
     // Identity: kept forever once made; made when a Site first needs it.
@@ -543,34 +549,43 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
         ..Prior::default()
     };
     if active.is_some() && site_error.is_none() {
+        let uid = identity.as_ref().map(|i| i.site_id.as_str());
         for e in res.entries.values() {
             let (verdicts, summary) = verdicts(e);
             let previous = e.prior.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
             let conditions = status::conditions(verdicts, previous, e.generation, &now);
-            let record = record_of(e, conditions, inputs.namespace, identity.as_ref());
             let path = format!("runtime/resources/{}-{}.yaml", e.kind.as_str(), e.name);
-            // An unchanged record is not rendered again: equal records give
-            // equal bytes.
-            let bytes = match (e.prior, inputs.runtime.get(&path)) {
-                (Some(p), Some(b)) if *p == record.prior => b.clone(),
-                _ => render::records::record(&record).into_bytes(),
-            };
-            files.insert(path, OutFile { bytes, mode: 0o644 });
+            let key = (e.kind, e.name.clone());
             outcome.resources.push(summary);
-            next.records.insert((e.kind, e.name.clone()), record.prior);
+            // An unchanged record is neither rebuilt nor rendered: equal
+            // records give equal bytes.
+            if inputs.runtime.contains_key(&path)
+                && record_unchanged(e, &conditions, inputs.namespace, uid)
+            {
+                if let Some(p) = inputs.prior.records.get(&key) {
+                    next.records.insert(key, p.clone());
+                    kept.insert(path);
+                    continue;
+                }
+            }
+            let record = record_of(e, conditions, inputs.namespace, identity.as_ref());
+            let bytes = render::records::record(&record).into_bytes();
+            files.insert(path, OutFile { bytes, mode: 0o644 });
+            next.records.insert(key, std::sync::Arc::new(record.prior));
         }
     }
     outcome.site_active = active.is_some() && site_error.is_none();
 
     // Status file last: it says whether anything else changed.
     let problems = sorted(res.problems);
+    // The status file is decided below and is always in `files`.
+    kept.insert(super::prior::STATUS_FILE.to_string());
+    let gone = |p: &String| is_owned(p) && !files.contains_key(p) && !kept.contains(p);
+    let deletes: Vec<String> = inputs.runtime.keys().filter(|p| gone(p)).cloned().collect();
     let changed_other = files
         .iter()
         .any(|(p, f)| inputs.runtime.get(p) != Some(&f.bytes))
-        || inputs
-            .runtime
-            .keys()
-            .any(|p| is_owned(p) && p != super::prior::STATUS_FILE && !files.contains_key(p));
+        || inputs.runtime.keys().any(|p| gone(p));
     let summary = render::summary::Summary {
         namespace: inputs.namespace,
         site: active.as_ref().map(|(n, _, _)| n.as_str()),
@@ -605,12 +620,7 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
         },
     );
 
-    outcome.deletes = inputs
-        .runtime
-        .keys()
-        .filter(|p| is_owned(p) && !files.contains_key(*p))
-        .cloned()
-        .collect();
+    outcome.deletes = deletes;
     outcome.writes = files
         .into_iter()
         .filter(|(p, f)| inputs.runtime.get(p) != Some(&f.bytes))
@@ -733,6 +743,53 @@ fn record_of(
             spec: spec_value,
         },
     }
+}
+
+/// Whether the record the prior pass wrote for `e` is exactly what this
+/// pass would write, checked field by field without building it.
+fn record_unchanged(
+    e: &Entry,
+    conditions: &[Condition],
+    namespace: &str,
+    uid: Option<&str>,
+) -> bool {
+    let Some(p) = e.prior else {
+        return false;
+    };
+    let spec_same = match (&e.serving, &p.accepted) {
+        (Some((Config::Site(c), g)), Some(Spec::Site(a))) => {
+            *a == c.spec && Some(*g) == p.accepted_generation
+        }
+        (Some((Config::Listener(c), g)), Some(Spec::Listener(a))) => {
+            *a == c.spec && Some(*g) == p.accepted_generation
+        }
+        (Some((Config::Connector(c), g)), Some(Spec::Connector(a))) => {
+            *a == c.spec && Some(*g) == p.accepted_generation
+        }
+        (None, None) => {
+            p.accepted_generation.is_none()
+                && e.input.map(|i| i.raw_spec == p.spec).unwrap_or(false)
+        }
+        _ => false,
+    };
+    let meta_same = match e.input {
+        Some(i) => {
+            i.labels == p.labels
+                && i.annotations
+                    .iter()
+                    .filter(|(k, _)| ![ANN_SHA, ANN_ACCEPTED, ANN_SOURCE].contains(&k.as_str()))
+                    .eq(p.annotations.iter())
+        }
+        None => true,
+    };
+    spec_same
+        && meta_same
+        && p.generation == e.generation
+        && p.input_sha256 == e.input_sha256
+        && p.source.as_deref() == Some(e.file.as_str())
+        && p.namespace == namespace
+        && p.uid.as_deref() == uid.filter(|_| e.kind == Kind::Site)
+        && p.conditions == conditions
 }
 
 fn user_annotations(a: &BTreeMap<String, String>) -> BTreeMap<String, String> {
