@@ -585,7 +585,7 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
     let changed_other = files
         .iter()
         .any(|(p, f)| inputs.runtime.get(p) != Some(&f.bytes))
-        || inputs.runtime.keys().any(|p| gone(p));
+        || inputs.runtime.keys().any(gone);
     let summary = render::summary::Summary {
         namespace: inputs.namespace,
         site: active.as_ref().map(|(n, _, _)| n.as_str()),
