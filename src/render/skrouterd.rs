@@ -45,13 +45,28 @@ pub fn cert_path(platform: Platform, namespace_path: &str, profile: &str, file: 
 }
 
 type Entity = (&'static str, Map<String, Value>);
+/// An entity as rendered: attributes in file order, keys not allocated.
+type Light = (&'static str, Vec<(&'static str, Value)>);
 
-fn attrs(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+fn attrs(pairs: Vec<(&'static str, Value)>) -> Vec<(&'static str, Value)> {
+    pairs
 }
 
+/// The entities of the config, as (type, attributes) pairs.
 pub fn entities(c: &Config) -> Vec<Entity> {
-    let mut out: Vec<Entity> = Vec::new();
+    light_entities(c)
+        .into_iter()
+        .map(|(kind, a)| {
+            (
+                kind,
+                a.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            )
+        })
+        .collect()
+}
+
+fn light_entities(c: &Config) -> Vec<Light> {
+    let mut out: Vec<Light> = Vec::new();
     let router_id = router_id(c.site_name, &c.identity.site_id);
     let metadata =
         json!({"id": c.identity.site_id, "version": c.version, "platform": c.platform.as_str()});
@@ -99,7 +114,7 @@ pub fn entities(c: &Config) -> Vec<Entity> {
         ]),
     ));
 
-    let mut connectors: Vec<(String, Map<String, Value>)> = Vec::new();
+    let mut connectors: Vec<(String, Vec<(&'static str, Value)>)> = Vec::new();
     for (name, config) in &c.connectors {
         let ResourceConfig::Connector(k) = config else {
             continue;
@@ -174,7 +189,30 @@ pub fn entities(c: &Config) -> Vec<Entity> {
 }
 
 pub fn render(c: &Config) -> String {
-    format_entities(&entities(c))
+    let entities = light_entities(c);
+    let mut out: Vec<u8> = Vec::with_capacity(entities.len() * 160);
+    out.extend_from_slice(b"[\n");
+    for (i, (kind, a)) in entities.iter().enumerate() {
+        out.extend_from_slice(b"    [\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\", {\n");
+        for (j, (k, v)) in a.iter().enumerate() {
+            out.extend_from_slice(b"        \"");
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\": ");
+            // Writing a JSON value into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, v);
+            out.extend_from_slice(if j + 1 < a.len() { b",\n" } else { b"\n" });
+        }
+        out.extend_from_slice(b"    }]");
+        out.extend_from_slice(if i + 1 < entities.len() {
+            b",\n"
+        } else {
+            b"\n"
+        });
+    }
+    out.extend_from_slice(b"]\n");
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The file layout of router.md 9: `["type", {` then one attribute a line.
@@ -192,4 +230,35 @@ pub fn format_entities(entities: &[Entity]) -> String {
     }
     out.push_str("]\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_fast_writer_matches_the_reference_layout() {
+        use crate::plan::tests::{listener, Scenario};
+        let mut s = Scenario::new();
+        s.put("a.yaml", &listener("a\"q", "0.0.0.0", "8080"));
+        s.put(
+            "b.yaml",
+            &listener("b", "::", "8081").replace(
+                "port: 8081",
+                "port: 8081\n  tlsCredentials: t\n  observer: none\n  routingKey: \"k\\u00e9\\t\"",
+            ),
+        );
+        s.pass();
+        let text = s.text("runtime/router/skrouterd.json");
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let entities: Vec<(&'static str, serde_json::Map<String, serde_json::Value>)> = doc
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let kind: &'static str =
+                    Box::leak(e[0].as_str().unwrap().to_string().into_boxed_str());
+                (kind, e[1].as_object().unwrap().clone())
+            })
+            .collect();
+        assert_eq!(super::format_entities(&entities), text);
+    }
 }

@@ -1,6 +1,6 @@
 //! `runtime/status.yaml` (resources.md 11): the namespace summary.
 
-use super::yaml::to_yaml;
+use super::yaml::{string as yaml_string, to_yaml};
 use crate::plan::{Identity, Platform, ResourceSummary, RouterState};
 use crate::problem::Problem;
 use serde_json::{json, Map, Value};
@@ -75,17 +75,30 @@ pub fn render(s: &Summary, last_run: &str) -> String {
         *counts.entry(r.status.as_str()).or_default() += 1;
     }
     doc.insert("counts".into(), json!(counts));
-    let resources: Vec<Value> = s
-        .resources
-        .iter()
-        .map(|r| json!({"kind": r.kind.as_str(), "name": r.name, "status": r.status.as_str(), "message": r.message}))
-        .collect();
-    doc.insert("resources".into(), Value::Array(resources));
+    // The two lists can hold every resource of a namespace: written
+    // directly rather than through a value tree.
+    let mut out = to_yaml(&Value::Object(doc));
+    if s.resources.is_empty() {
+        out.push_str("resources: []\n");
+    } else {
+        out.push_str("resources:\n");
+        for r in s.resources {
+            out.push_str("- kind: ");
+            out.push_str(r.kind.as_str());
+            out.push_str("\n  name: ");
+            out.push_str(&yaml_string(&r.name));
+            out.push_str("\n  status: ");
+            out.push_str(r.status.as_str());
+            out.push_str("\n  message: ");
+            out.push_str(&yaml_string(&r.message));
+            out.push('\n');
+        }
+    }
     let problems: Vec<Value> = s
         .problems
         .iter()
         .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
         .collect();
-    doc.insert("problems".into(), Value::Array(problems));
-    to_yaml(&Value::Object(doc))
+    out.push_str(&to_yaml(&json!({ "problems": problems })));
+    out
 }

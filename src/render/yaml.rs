@@ -102,7 +102,9 @@ fn is_plain_safe(s: &str) -> bool {
         })
 }
 
-fn string(s: &str) -> String {
+/// A string scalar, quoted when a YAML 1.1 or 1.2 reader could take it for
+/// something else.
+pub fn string(s: &str) -> String {
     if is_plain_safe(s) {
         s.to_string()
     } else if !s.contains(['"', '\\']) && !s.chars().any(char::is_control) {
