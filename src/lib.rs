@@ -18,5 +18,6 @@ pub mod render;
 pub mod resources;
 pub mod status;
 pub mod store;
+pub mod sync;
 pub mod validate;
 pub mod watch;
