@@ -16,6 +16,7 @@ pub mod plan;
 pub mod problem;
 pub mod render;
 pub mod resources;
+pub mod runner;
 pub mod status;
 pub mod store;
 pub mod sync;
