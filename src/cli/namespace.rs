@@ -89,6 +89,7 @@ fn inputs<'a>(
             runner: "none".to_string(),
             state: "NotCreated".to_string(),
             message: "runner is none: skupperd does not start routers".to_string(),
+            ..RouterState::default()
         },
         trigger: "startup",
     }

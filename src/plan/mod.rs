@@ -21,6 +21,7 @@
 //! One bad resource never changes the output for another; nothing here
 //! panics on any input.
 
+pub mod conditions;
 pub mod creds;
 pub mod prior;
 pub mod resolve;
@@ -84,6 +85,36 @@ pub struct RouterState {
     pub runner: String,
     pub state: String,
     pub message: String,
+    /// `router exited: <line>` when the runner gave up on the router.
+    pub failure: Option<String>,
+    pub restarts: u32,
+    /// What the router reported over management; `None` while it cannot be
+    /// reached.
+    pub view: Option<RouterView>,
+}
+
+/// The router's own view of the entities skupperd gave it, from the last
+/// sync and poll (router.md 3 and 7).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouterView {
+    /// Desired entities the router has with the desired attributes (a
+    /// CREATE/UPDATE answered 2xx, or a QUERY shows them).
+    pub confirmed: BTreeSet<String>,
+    /// Entities the router refused: `<code> <description>`.
+    pub refused: BTreeMap<String, String>,
+    /// tcpListener name -> (operStatus up, connectionMsg).
+    pub listeners: BTreeMap<String, (bool, Option<String>)>,
+    /// Routing key -> consumers (`subscriberCount + remoteCount +
+    /// inProcess` of `M<key>`).
+    pub consumers: BTreeMap<String, u64>,
+    /// Routing keys with a live LISTENER record in the network; `None`
+    /// until the network view's first flush completed.
+    pub network_listeners: Option<BTreeSet<String>>,
+    pub sites_in_network: Option<u64>,
+    pub version: Option<String>,
+    pub capabilities: Vec<String>,
+    pub last_sync: Option<String>,
+    pub last_changes: Vec<String>,
 }
 
 pub struct Inputs<'a> {

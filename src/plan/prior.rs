@@ -41,6 +41,8 @@ pub struct PriorRecord {
     pub namespace: String,
     pub uid: Option<String>,
     pub spec: serde_json::Value,
+    /// Site only: `status.sitesInNetwork` from the network view.
+    pub sites_in_network: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -180,6 +182,11 @@ fn read_record(file_name: &str, bytes: &[u8]) -> Option<((Kind, String), PriorRe
             .unwrap_or("")
             .to_string(),
         uid: meta.get("uid").and_then(Node::as_str).map(str::to_string),
+        sites_in_network: doc
+            .get("status")
+            .and_then(|s| s.get("sitesInNetwork"))
+            .and_then(int)
+            .and_then(|n| u64::try_from(n).ok()),
         spec: spec_node
             .map(Node::to_json)
             .unwrap_or_else(|| serde_json::Value::Object(Default::default())),

@@ -2,12 +2,12 @@
 
 use super::creds::{self, Creds};
 use super::prior::{Identity, Prior, PriorRecord, ANN_ACCEPTED, ANN_SHA, ANN_SOURCE};
-use super::{is_owned, Inputs, OutFile, Outcome, Platform, PortPicker, ResourceSummary};
+use super::{is_owned, Inputs, OutFile, Outcome, Platform, PortPicker};
 use crate::certs::Mint;
 use crate::problem::Problem;
 use crate::render;
 use crate::resources::{DecodedFile, InputResource, Kind, Spec};
-use crate::status::{self, Condition, Verdict};
+use crate::status::{self, Condition};
 use crate::validate::{
     self, cross::Placement, ConnectorConfig, ConnectorTls, Context, ListenerConfig, SiteConfig,
 };
@@ -59,7 +59,7 @@ impl Entry<'_> {
     }
 
     /// The status message for an error: where, and what still runs.
-    fn error_message(&self) -> Option<String> {
+    pub fn error_message(&self) -> Option<String> {
         let first = self.errors.first()?;
         let mut msg = first.message.clone();
         if let Some(place) = first.place() {
@@ -550,8 +550,17 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
     };
     if active.is_some() && site_error.is_none() {
         let uid = identity.as_ref().map(|i| i.site_id.as_str());
+        let sites = inputs.router.view.as_ref().and_then(|v| v.sites_in_network);
+        let local_keys: std::collections::BTreeSet<String> = res
+            .entries
+            .values()
+            .filter_map(|e| match &e.serving {
+                Some((Config::Listener(l), _)) => Some(l.routing_key.clone()),
+                _ => None,
+            })
+            .collect();
         for e in res.entries.values() {
-            let (verdicts, summary) = verdicts(e);
+            let (verdicts, summary) = super::conditions::verdicts(e, &inputs.router, &local_keys);
             let previous = e.prior.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
             let conditions = status::conditions(verdicts, previous, e.generation, &now);
             let path = format!("runtime/resources/{}-{}.yaml", e.kind.as_str(), e.name);
@@ -560,7 +569,7 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
             // An unchanged record is neither rebuilt nor rendered: equal
             // records give equal bytes.
             if inputs.runtime.contains_key(&path)
-                && record_unchanged(e, &conditions, inputs.namespace, uid)
+                && record_unchanged(e, &conditions, inputs.namespace, uid, sites)
             {
                 if let Some(p) = inputs.prior.records.get(&key) {
                     next.records.insert(key, p.clone());
@@ -568,7 +577,7 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
                     continue;
                 }
             }
-            let record = record_of(e, conditions, inputs.namespace, identity.as_ref());
+            let record = record_of(e, conditions, inputs.namespace, identity.as_ref(), sites);
             let bytes = render::records::record(&record).into_bytes();
             files.insert(path, OutFile { bytes, mode: 0o644 });
             next.records.insert(key, std::sync::Arc::new(record.prior));
@@ -639,41 +648,6 @@ fn serving_of<'r>(res: &'r Resolution, kind: Kind) -> Vec<(&'r str, &'r Config)>
         .collect()
 }
 
-/// The conditions of one resource without a router to ask (render, runner
-/// none, router down).
-fn verdicts(e: &Entry) -> (Vec<(&'static str, Verdict)>, ResourceSummary) {
-    let configured = match e.error_message() {
-        Some(msg) => Verdict::error(msg),
-        None => Verdict::unreachable(),
-    };
-    let (second, v2) = match e.kind {
-        Kind::Site => ("Running", Verdict::unreachable()),
-        Kind::Listener | Kind::Connector => ("Matched", Verdict::unreachable()),
-    };
-    let ready = status::ready(&[&configured, &v2], None);
-    let summary = ResourceSummary {
-        kind: e.kind,
-        name: e.name.clone(),
-        status: ready.reason,
-        message: if ready.is_true() {
-            "OK".to_string()
-        } else {
-            ready.message.clone()
-        },
-    };
-    let configured = if e.kind == Kind::Site && e.errors.is_empty() {
-        // The Site is configured once its files are written; the router's
-        // part is `Running`.
-        Verdict::ok()
-    } else {
-        configured
-    };
-    (
-        vec![("Configured", configured), (second, v2), ("Ready", ready)],
-        summary,
-    )
-}
-
 /// The runtime record of one resource: accepted spec when there is one,
 /// else the input spec as written.
 pub struct Record {
@@ -687,6 +661,7 @@ fn record_of(
     conditions: Vec<Condition>,
     namespace: &str,
     identity: Option<&Identity>,
+    sites_in_network: Option<u64>,
 ) -> Record {
     let (spec_value, accepted, accepted_generation) = match &e.serving {
         Some((config, g)) => {
@@ -740,6 +715,7 @@ fn record_of(
             uid: identity
                 .filter(|_| e.kind == Kind::Site)
                 .map(|i| i.site_id.clone()),
+            sites_in_network: sites_in_network.filter(|_| e.kind == Kind::Site),
             spec: spec_value,
         },
     }
@@ -752,6 +728,7 @@ fn record_unchanged(
     conditions: &[Condition],
     namespace: &str,
     uid: Option<&str>,
+    sites_in_network: Option<u64>,
 ) -> bool {
     let Some(p) = e.prior else {
         return false;
@@ -790,6 +767,7 @@ fn record_unchanged(
         && p.namespace == namespace
         && p.uid.as_deref() == uid.filter(|_| e.kind == Kind::Site)
         && p.conditions == conditions
+        && p.sites_in_network == sites_in_network.filter(|_| e.kind == Kind::Site)
 }
 
 fn user_annotations(a: &BTreeMap<String, String>) -> BTreeMap<String, String> {

@@ -15,6 +15,7 @@ pub struct Scenario {
     pub platform: Result<Platform, String>,
     pub now: OffsetDateTime,
     pub seed: u64,
+    pub router: RouterState,
 }
 
 impl Scenario {
@@ -26,6 +27,7 @@ impl Scenario {
             platform: Ok(Platform::Linux),
             now: NOW,
             seed: 1,
+            router: RouterState::default(),
         };
         s.put("Site-west.yaml", SITE);
         s
@@ -59,7 +61,7 @@ impl Scenario {
             bundles: &self.bundles,
             runtime: &self.runtime,
             prior: &prior,
-            router: RouterState::default(),
+            router: self.router.clone(),
             trigger: "input",
         };
         reconcile(
@@ -449,4 +451,169 @@ fn condition_times_survive_passes_and_move_on_flips() {
         t1.contains("lastTransitionTime: \"2026-11-26T10:00:00Z\""),
         "{t1}"
     );
+}
+
+mod with_a_router {
+    use super::*;
+
+    fn connected(view: RouterView) -> RouterState {
+        RouterState {
+            runner: "process".into(),
+            state: "Running".into(),
+            view: Some(view),
+            ..RouterState::default()
+        }
+    }
+
+    fn scenario() -> Scenario {
+        let mut s = Scenario::new();
+        s.put("l.yaml", &listener("backend", "0.0.0.0", "8080"));
+        s.put("c.yaml", "apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: db\nspec:\n  host: 127.0.0.1\n  port: 5432\n");
+        s
+    }
+
+    fn confirmed() -> RouterView {
+        RouterView {
+            confirmed: ["listener/backend", "connector/db@127.0.0.1"]
+                .map(String::from)
+                .into(),
+            network_listeners: Some(BTreeSet::new()),
+            ..RouterView::default()
+        }
+    }
+
+    #[test]
+    fn a_listener_is_ready_only_when_the_router_opened_it() {
+        let mut s = scenario();
+        let mut view = confirmed();
+        s.router = connected(view.clone());
+        let out = s.pass();
+        assert_eq!(
+            status_of(&out, "backend"),
+            (Phase::Pending, "No matching connectors".into())
+        );
+        view.consumers.insert("backend".into(), 1);
+        s.router = connected(view.clone());
+        let out = s.pass();
+        assert_eq!(
+            status_of(&out, "backend"),
+            (
+                Phase::Pending,
+                "waiting for the router to open 0.0.0.0:8080".into()
+            )
+        );
+        view.listeners
+            .insert("listener/backend".into(), (true, None));
+        s.router = connected(view);
+        let out = s.pass();
+        assert_eq!(status_of(&out, "backend"), (Phase::Ready, "OK".into()));
+        let record = s.text("runtime/resources/Listener-backend.yaml");
+        assert!(record.contains("hasMatchingConnector: true"), "{record}");
+        assert!(s.text("runtime/status.yaml").contains("reachable: true"));
+    }
+
+    #[test]
+    fn a_bind_failure_is_an_error_in_the_routers_words() {
+        let mut s = scenario();
+        let mut view = confirmed();
+        view.consumers.insert("backend".into(), 1);
+        view.listeners.insert(
+            "listener/backend".into(),
+            (
+                false,
+                Some("Address already in use - listen on 0.0.0.0:8080".into()),
+            ),
+        );
+        s.router = connected(view);
+        let out = s.pass();
+        assert_eq!(
+            status_of(&out, "backend"),
+            (Phase::Error, "the router cannot open the listening socket: Address already in use - listen on 0.0.0.0:8080".into())
+        );
+    }
+
+    #[test]
+    fn a_refused_create_is_an_error_with_the_routers_description() {
+        let mut s = scenario();
+        let mut view = confirmed();
+        view.confirmed.remove("listener/backend");
+        view.refused.insert(
+            "listener/backend".into(),
+            "400 Unknown attribute 'x' for 'io.skupper.router.tcpListener'".into(),
+        );
+        s.router = connected(view);
+        let out = s.pass();
+        assert_eq!(
+            status_of(&out, "backend").1,
+            "router refused listener/backend: 400 Unknown attribute 'x' for 'io.skupper.router.tcpListener'"
+        );
+    }
+
+    #[test]
+    fn connectors_match_local_and_network_listeners() {
+        let mut s = scenario();
+        let mut view = confirmed();
+        view.network_listeners = None;
+        s.router = connected(view.clone());
+        let out = s.pass();
+        assert_eq!(
+            status_of(&out, "db"),
+            (Phase::Pending, "network view not available yet".into())
+        );
+        view.network_listeners = Some(["db".to_string()].into());
+        s.router = connected(view);
+        let out = s.pass();
+        assert_eq!(status_of(&out, "db"), (Phase::Ready, "OK".into()));
+        // A local listener on the same key matches too.
+        s.put("l2.yaml", &listener("db", "127.0.0.1", "9999"));
+        s.router = connected(confirmed());
+        let out = s.pass();
+        let connector = out
+            .resources
+            .iter()
+            .find(|r| r.kind == Kind::Connector)
+            .unwrap();
+        assert_eq!(
+            (connector.status, connector.message.as_str()),
+            (Phase::Ready, "OK")
+        );
+    }
+
+    #[test]
+    fn losing_the_router_is_never_ready() {
+        let mut s = scenario();
+        let mut view = confirmed();
+        view.consumers.insert("backend".into(), 1);
+        view.listeners
+            .insert("listener/backend".into(), (true, None));
+        s.router = connected(view);
+        s.pass();
+        s.router = RouterState::default();
+        let out = s.pass();
+        for r in &out.resources {
+            assert_eq!(
+                (r.status, r.message.as_str()),
+                (Phase::Pending, "router not reachable"),
+                "{}",
+                r.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_crash_looping_router_makes_the_site_error() {
+        let mut s = scenario();
+        s.router = RouterState {
+            failure: Some("router exited: Router start-up failed: bad".into()),
+            ..RouterState::default()
+        };
+        let out = s.pass();
+        assert_eq!(
+            status_of(&out, "west"),
+            (
+                Phase::Error,
+                "router exited: Router start-up failed: bad".into()
+            )
+        );
+    }
 }

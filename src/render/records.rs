@@ -55,7 +55,11 @@ pub fn record(r: &Record) -> String {
         Kind::Connector => {
             status.insert("hasMatchingListener".into(), json!(matched));
         }
-        Kind::Site => {}
+        Kind::Site => {
+            if let Some(n) = p.sites_in_network {
+                status.insert("sitesInNetwork".into(), json!(n));
+            }
+        }
     }
     let conditions: Vec<Value> = p
         .conditions

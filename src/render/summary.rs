@@ -59,14 +59,27 @@ pub fn render(s: &Summary, last_run: &str) -> String {
     let mut router = Map::new();
     router.insert("runner".into(), json!(s.router.runner));
     router.insert("state".into(), json!(s.router.state));
-    router.insert("reachable".into(), json!(false));
+    let view = s.router.view.as_ref();
+    router.insert("reachable".into(), json!(view.is_some()));
     if let Some(id) = s.identity {
         router.insert("managementPort".into(), json!(id.management_port));
     }
     if let Some(rid) = &s.site_id_prefix_router {
         router.insert("routerId".into(), json!(rid));
     }
-    router.insert("restarts".into(), json!(0));
+    if let Some(v) = view.and_then(|v| v.version.as_ref()) {
+        router.insert("version".into(), json!(v));
+    }
+    if let Some(v) = view.filter(|v| !v.capabilities.is_empty()) {
+        router.insert("capabilities".into(), json!(v.capabilities));
+    }
+    if let Some(v) = view.and_then(|v| v.last_sync.as_ref()) {
+        router.insert("lastSync".into(), json!(v));
+    }
+    if let Some(v) = view.filter(|v| !v.last_changes.is_empty()) {
+        router.insert("lastChanges".into(), json!(v.last_changes));
+    }
+    router.insert("restarts".into(), json!(s.router.restarts));
     router.insert("message".into(), json!(s.router.message));
     doc.insert("router".into(), Value::Object(router));
 

@@ -1,0 +1,166 @@
+//! The conditions of each resource (resources.md 10), from what the pass
+//! decided and what the router reported. Without a router every
+//! router-backed condition is `router not reachable`; nothing is `Ready`
+//! unless the router showed it.
+
+use super::resolve::{Config, Entry};
+use super::{ResourceSummary, RouterState};
+use crate::resources::Kind;
+use crate::status::{self, Verdict};
+use std::collections::BTreeSet;
+
+/// Names as the router knows them (router.md 1.2).
+pub fn entity_name(e: &Entry) -> Option<String> {
+    match (&e.kind, e.serving.as_ref().map(|(c, _)| c)) {
+        (Kind::Listener, _) => Some(format!("listener/{}", e.name)),
+        (Kind::Connector, Some(Config::Connector(c))) => {
+            Some(format!("connector/{}@{}", e.name, c.host))
+        }
+        _ => None,
+    }
+}
+
+/// `Configured` of a Listener or Connector.
+fn configured(e: &Entry, router: &RouterState) -> Verdict {
+    if let Some(msg) = e.error_message() {
+        return Verdict::error(msg);
+    }
+    let Some(view) = &router.view else {
+        return Verdict::unreachable();
+    };
+    let Some(name) = entity_name(e) else {
+        return Verdict::unreachable();
+    };
+    if let Some(why) = view.refused.get(&name) {
+        return Verdict::error(format!("router refused {name}: {why}"));
+    }
+    if view.confirmed.contains(&name) {
+        Verdict::ok()
+    } else {
+        Verdict::pending("waiting for the router to apply it")
+    }
+}
+
+/// The verdicts of one resource, in condition order, and its summary.
+/// `local_keys`: routing keys of the listeners this router serves.
+pub fn verdicts(
+    e: &Entry,
+    router: &RouterState,
+    local_keys: &BTreeSet<String>,
+) -> (Vec<(&'static str, Verdict)>, ResourceSummary) {
+    let conditions = match e.kind {
+        Kind::Site => site(e, router),
+        Kind::Listener => listener(e, router),
+        Kind::Connector => connector(e, router, local_keys),
+    };
+    let ready = conditions
+        .iter()
+        .find(|(k, _)| *k == "Ready")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(Verdict::unreachable);
+    let summary = ResourceSummary {
+        kind: e.kind,
+        name: e.name.clone(),
+        status: ready.reason,
+        message: if ready.is_true() {
+            "OK".to_string()
+        } else {
+            ready.message
+        },
+    };
+    (conditions, summary)
+}
+
+fn site(e: &Entry, router: &RouterState) -> Vec<(&'static str, Verdict)> {
+    // The Site is configured once its files are written; the router's part
+    // is `Running`.
+    let configured = match e.error_message() {
+        Some(msg) => Verdict::error(msg),
+        None => Verdict::ok(),
+    };
+    let running = match (&router.failure, &router.view) {
+        (Some(failure), _) => Verdict::error(failure.clone()),
+        (None, Some(_)) => Verdict::ok(),
+        (None, None) => Verdict::unreachable(),
+    };
+    let ready = status::ready(&[&configured, &running], None);
+    vec![
+        ("Configured", configured),
+        ("Running", running),
+        ("Ready", ready),
+    ]
+}
+
+fn listener(e: &Entry, router: &RouterState) -> Vec<(&'static str, Verdict)> {
+    let configured = configured(e, router);
+    let serving = match e.serving.as_ref().map(|(c, _)| c) {
+        Some(Config::Listener(l)) => Some(l),
+        _ => None,
+    };
+    let (matched, extra) = match (&router.view, serving) {
+        (Some(view), Some(l)) => {
+            let name = format!("listener/{}", e.name);
+            let (up, msg) = view.listeners.get(&name).cloned().unwrap_or((false, None));
+            let consumers = view.consumers.get(&l.routing_key).copied().unwrap_or(0);
+            let matched = if up || consumers > 0 {
+                Verdict::ok()
+            } else {
+                Verdict::pending("No matching connectors")
+            };
+            let extra = if up {
+                None
+            } else {
+                Some(match msg.filter(|m| !m.is_empty()) {
+                    Some(m) => {
+                        Verdict::error(format!("the router cannot open the listening socket: {m}"))
+                    }
+                    None => Verdict::pending(format!(
+                        "waiting for the router to open {}",
+                        crate::validate::cross::host_port(&l.host, l.port)
+                    )),
+                })
+            };
+            (matched, extra)
+        }
+        (Some(_), None) => (Verdict::pending("No matching connectors"), None),
+        (None, _) => (Verdict::unreachable(), None),
+    };
+    let ready = status::ready(&[&configured, &matched], extra);
+    vec![
+        ("Configured", configured),
+        ("Matched", matched),
+        ("Ready", ready),
+    ]
+}
+
+fn connector(
+    e: &Entry,
+    router: &RouterState,
+    local_keys: &BTreeSet<String>,
+) -> Vec<(&'static str, Verdict)> {
+    let configured = configured(e, router);
+    let key = match e.serving.as_ref().map(|(c, _)| c) {
+        Some(Config::Connector(c)) => Some(c.routing_key.as_str()),
+        _ => None,
+    };
+    let matched = match (&router.view, key) {
+        (None, _) => Verdict::unreachable(),
+        (Some(_), Some(k)) if local_keys.contains(k) => Verdict::ok(),
+        (Some(view), Some(k)) => match &view.network_listeners {
+            Some(keys) if keys.contains(k) => Verdict::ok(),
+            Some(_) => Verdict::pending("No matching listeners"),
+            None => Verdict {
+                status: status::CondStatus::Unknown,
+                reason: status::Phase::Pending,
+                message: "network view not available yet".to_string(),
+            },
+        },
+        (Some(_), None) => Verdict::pending("No matching listeners"),
+    };
+    let ready = status::ready(&[&configured, &matched], None);
+    vec![
+        ("Configured", configured),
+        ("Matched", matched),
+        ("Ready", ready),
+    ]
+}
