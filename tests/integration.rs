@@ -3,5 +3,6 @@
 mod support;
 
 mod check;
+mod live;
 mod reference;
 mod render;

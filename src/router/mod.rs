@@ -18,6 +18,7 @@ use std::pin::Pin;
 
 pub mod mgmt;
 mod sasl;
+pub mod session;
 mod tls;
 pub mod value;
 pub mod vanflow;

@@ -1,0 +1,460 @@
+//! One namespace's live link to its router: connect over AMQP management,
+//! bring the router's entities in line with the rendered `skrouterd.json`
+//! (router.md 3), and poll what the status needs (operStatus,
+//! connectionMsg, address consumers, the network view).
+//!
+//! Only the namespace actor owns a session. Errors never escape: a lost
+//! connection makes the view `None` (router not reachable) and the next
+//! call reconnects after a backoff; a refused operation is recorded
+//! against its entity and the rest of the plan continues.
+
+use super::mgmt::{connect, AmqpManagement};
+use super::vanflow::NetworkWatch;
+use super::{Credentials, Key, Management, MgmtError};
+use crate::plan::{Platform, RouterView};
+use crate::sync::{self, Entity, Op};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Reconnect backoff: from 100 ms, doubling, at most 5 s.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Bind failures are not retried by the router (router.md 3.8).
+const BIND_RETRY_MIN: Duration = Duration::from_secs(5);
+const BIND_RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// Where and who: the management port, the site this router must belong
+/// to, and the client credentials.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub port: u16,
+    pub site_id: String,
+    pub platform: Platform,
+    pub credentials: Credentials,
+}
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Target) -> bool {
+        self.port == other.port
+            && self.site_id == other.site_id
+            && self.platform == other.platform
+            && self.credentials.client_cert_pem == other.credentials.client_cert_pem
+            && self.credentials.client_key_pem == other.credentials.client_key_pem
+            && self.credentials.ca_pem == other.credentials.ca_pem
+    }
+}
+
+#[derive(Default)]
+pub struct Session {
+    target: Option<Target>,
+    client: Option<AmqpManagement>,
+    network: Option<NetworkWatch>,
+    backoff: Duration,
+    next_try: Option<Instant>,
+    /// The rendered config and the entities derived from it.
+    config_bytes: Vec<u8>,
+    desired: Vec<Entity>,
+    /// `router` entity id and mode the config asks for.
+    desired_router: Option<(String, String)>,
+    view: RouterView,
+    bind_retry: BTreeMap<String, (Instant, Duration)>,
+    /// Set when the management port is answered by another site's router.
+    pub foreign: Option<String>,
+    /// Set when the running router's id or mode differs from the config:
+    /// only a restart applies that (platform.md 4).
+    pub restart_needed: bool,
+    /// Management operations sent, by operation, for tests and benchmarks.
+    pub counts: BTreeMap<&'static str, u64>,
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+fn count(v: Option<&Value>) -> u64 {
+    v.and_then(Value::as_u64).unwrap_or(0)
+}
+
+impl Session {
+    /// Points the session at a router; a different target drops the
+    /// current connection.
+    pub fn set_target(&mut self, target: Option<Target>) {
+        if self.target != target {
+            self.target = target;
+            self.disconnect();
+            self.backoff = Duration::ZERO;
+            self.next_try = None;
+        }
+    }
+
+    /// The rendered `skrouterd.json`; returns whether it changed.
+    pub fn set_config(&mut self, bytes: &[u8]) -> bool {
+        if bytes == self.config_bytes.as_slice() {
+            return false;
+        }
+        self.config_bytes = bytes.to_vec();
+        let parsed: Vec<(String, Map<String, Value>)> = serde_json::from_slice::<Value>(bytes)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|pair| {
+                let kind = pair.get(0)?.as_str()?.to_string();
+                let attrs = pair.get(1)?.as_object()?.clone();
+                Some((kind, attrs))
+            })
+            .collect();
+        self.desired_router = parsed.iter().find(|(k, _)| k == "router").map(|(_, a)| {
+            (
+                text(a.get("id")).unwrap_or_default(),
+                text(a.get("mode")).unwrap_or_else(|| "interior".to_string()),
+            )
+        });
+        let platform = self
+            .target
+            .as_ref()
+            .map(|t| t.platform)
+            .unwrap_or(Platform::Linux);
+        let borrowed: Vec<(&str, Map<String, Value>)> = parsed
+            .iter()
+            .map(|(k, a)| (k.as_str(), a.clone()))
+            .collect();
+        self.desired = sync::management_entities(&borrowed, platform);
+        true
+    }
+
+    pub fn connected(&self) -> bool {
+        self.client.as_ref().map(|c| !c.is_lost()).unwrap_or(false)
+    }
+
+    pub fn disconnect(&mut self) {
+        self.client = None;
+        self.network = None;
+        self.view = RouterView::default();
+    }
+
+    fn bump(&mut self, op: &'static str) {
+        *self.counts.entry(op).or_default() += 1;
+    }
+
+    fn lost(&mut self, why: &MgmtError) -> Option<RouterView> {
+        tracing::debug!(error = %why, "router management connection lost");
+        self.disconnect();
+        self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        self.next_try = Some(Instant::now() + self.backoff);
+        None
+    }
+
+    async fn ensure_connected(&mut self) -> Result<(), MgmtError> {
+        if self.connected() {
+            return Ok(());
+        }
+        let Some(target) = self.target.clone() else {
+            return Err(MgmtError::Lost("no router target".to_string()));
+        };
+        if let Some(t) = self.next_try {
+            if Instant::now() < t {
+                return Err(MgmtError::Lost("waiting to reconnect".to_string()));
+            }
+        }
+        let mut client = match connect(target.port, &target.credentials).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                self.next_try = Some(Instant::now() + self.backoff);
+                return Err(e);
+            }
+        };
+        self.backoff = Duration::ZERO;
+        self.next_try = None;
+        self.view = RouterView::default();
+        self.view.capabilities = probe(&mut client).await;
+        self.network = client.watch_network().await.ok();
+        self.client = Some(client);
+        Ok(())
+    }
+
+    /// Full sync: connect if needed, check the router is this site's,
+    /// apply the difference, then poll. `None` = router not reachable.
+    pub async fn sync(&mut self, now: &str) -> Option<RouterView> {
+        if let Err(e) = self.ensure_connected().await {
+            return self.lost(&e);
+        }
+        if let Err(e) = self.check_identity().await {
+            return self.lost(&e);
+        }
+        if self.foreign.is_some() {
+            return None;
+        }
+        match self.apply(now).await {
+            Ok(()) => self.poll().await,
+            Err(e) => self.lost(&e),
+        }
+    }
+
+    async fn check_identity(&mut self) -> Result<(), MgmtError> {
+        let Some(client) = self.client.as_mut() else {
+            return Err(MgmtError::Lost("not connected".to_string()));
+        };
+        *self.counts.entry("query").or_default() += 1;
+        let rows = client
+            .query("router", &["id", "mode", "metadata", "version"])
+            .await?;
+        let row = rows.first().cloned().unwrap_or_default();
+        let site = text(row.get("metadata"))
+            .and_then(|m| serde_json::from_str::<Value>(&m).ok())
+            .and_then(|m| text(m.get("id")));
+        let want = self.target.as_ref().map(|t| t.site_id.clone());
+        self.foreign = match (&site, &want) {
+            (Some(s), Some(w)) if s != w => Some(format!(
+                "management port {} is answered by the router of site {s}, not this one",
+                self.target.as_ref().map(|t| t.port).unwrap_or(0)
+            )),
+            _ => None,
+        };
+        self.view.version = text(row.get("version"));
+        let running = (
+            text(row.get("id")).unwrap_or_default(),
+            text(row.get("mode")).unwrap_or_default(),
+        );
+        self.restart_needed = self
+            .desired_router
+            .as_ref()
+            .map(|d| *d != running)
+            .unwrap_or(false);
+        Ok(())
+    }
+
+    async fn observe(&mut self) -> Result<BTreeMap<String, Vec<Map<String, Value>>>, MgmtError> {
+        let mut observed = BTreeMap::new();
+        let with_addresses = self
+            .view
+            .capabilities
+            .iter()
+            .any(|c| c == "multiKeyListener");
+        for kind in sync::KINDS {
+            if kind == "listenerAddress" && !with_addresses {
+                continue;
+            }
+            self.bump("query");
+            let Some(client) = self.client.as_mut() else {
+                return Err(MgmtError::Lost("not connected".to_string()));
+            };
+            observed.insert(kind.to_string(), client.query(kind, &[]).await?);
+        }
+        Ok(observed)
+    }
+
+    async fn apply(&mut self, now: &str) -> Result<(), MgmtError> {
+        let observed = self.observe().await?;
+        let ops = sync::plan(&self.desired, &observed);
+        let mut refused = BTreeMap::new();
+        let mut touched = BTreeSet::new();
+        for op in &ops {
+            let result = self.send(op).await;
+            match result {
+                Ok(()) => {}
+                Err(MgmtError::Refused { code, description }) => {
+                    tracing::warn!(op = %op.name(), code, %description, "router refused");
+                    refused.insert(op.name().to_string(), format!("{code} {description}"));
+                }
+                Err(e) => return Err(e),
+            }
+            touched.insert(op.name().to_string());
+        }
+        if !ops.is_empty() {
+            self.view.last_sync = Some(now.to_string());
+            self.view.last_changes = sync::summarize(&ops);
+        }
+        // Desired entities the router now has: every one not refused (the
+        // others compared equal, or their CREATE/UPDATE answered 2xx).
+        self.view.confirmed = self
+            .desired
+            .iter()
+            .filter_map(|e| e.name().map(str::to_string))
+            .filter(|n| !refused.contains_key(n))
+            .collect();
+        self.view.refused = refused;
+        Ok(())
+    }
+
+    async fn send(&mut self, op: &Op) -> Result<(), MgmtError> {
+        let Some(client) = self.client.as_mut() else {
+            return Err(MgmtError::Lost("not connected".to_string()));
+        };
+        let (name, result) = match op {
+            Op::Create(e) => {
+                let name = e.name().unwrap_or_default().to_string();
+                (
+                    "create",
+                    client.create(&e.kind, &name, &e.attrs).await.map(|_| ()),
+                )
+            }
+            Op::Update { kind, name, attrs } => (
+                "update",
+                client
+                    .update(kind, Key::Name(name), attrs)
+                    .await
+                    .map(|_| ()),
+            ),
+            Op::Delete { kind, name } => ("delete", client.delete(kind, Key::Name(name)).await),
+        };
+        self.bump(name);
+        result
+    }
+
+    /// The light poll of router.md 3.9, plus bind-failure retries.
+    pub async fn poll(&mut self) -> Option<RouterView> {
+        if !self.connected() {
+            return None;
+        }
+        match self.poll_inner().await {
+            Ok(()) => Some(self.view.clone()),
+            Err(e) => self.lost(&e),
+        }
+    }
+
+    async fn poll_inner(&mut self) -> Result<(), MgmtError> {
+        let with_msg = self.view.capabilities.iter().any(|c| c == "connectionMsg");
+        let attrs: &[&str] = if with_msg {
+            &["name", "operStatus", "connectionMsg"]
+        } else {
+            &["name", "operStatus"]
+        };
+        self.bump("query");
+        let client = self
+            .client
+            .as_mut()
+            .ok_or_else(|| MgmtError::Lost("not connected".to_string()))?;
+        let rows = client.query("tcpListener", attrs).await?;
+        let listeners: BTreeMap<String, (bool, Option<String>)> = rows
+            .iter()
+            .filter_map(|r| {
+                let name = text(r.get("name"))?;
+                let up = text(r.get("operStatus")).as_deref() == Some("up");
+                Some((
+                    name,
+                    (up, text(r.get("connectionMsg")).filter(|m| !m.is_empty())),
+                ))
+            })
+            .collect();
+        self.bump("query");
+        let client = self
+            .client
+            .as_mut()
+            .ok_or_else(|| MgmtError::Lost("not connected".to_string()))?;
+        let rows = client
+            .query(
+                "router.address",
+                &["name", "subscriberCount", "remoteCount", "inProcess"],
+            )
+            .await?;
+        self.view.consumers = rows
+            .iter()
+            .filter_map(|r| {
+                let key = text(r.get("name"))?.strip_prefix('M')?.to_string();
+                let n = count(r.get("subscriberCount"))
+                    + count(r.get("remoteCount"))
+                    + count(r.get("inProcess"));
+                Some((key, n))
+            })
+            .collect();
+        self.retry_bind_failures(&listeners).await?;
+        self.view.listeners = listeners;
+        if let Some(watch) = &self.network {
+            let view = watch.view.borrow();
+            if view.available() {
+                let keys: BTreeSet<String> = self
+                    .desired
+                    .iter()
+                    .filter(|e| e.kind == "tcpConnector")
+                    .filter_map(|e| text(e.attrs.get("address")))
+                    .filter(|k| view.listener_for(k) == Some(true))
+                    .collect();
+                self.view.network_listeners = Some(keys);
+                self.view.sites_in_network = view.sites_in_network().map(|n| n as u64);
+            }
+        }
+        Ok(())
+    }
+
+    /// A tcpListener that failed to bind stays down; delete and re-create
+    /// it after 5 s, doubling to 5 min, while its resource is unchanged.
+    async fn retry_bind_failures(
+        &mut self,
+        listeners: &BTreeMap<String, (bool, Option<String>)>,
+    ) -> Result<(), MgmtError> {
+        let now = Instant::now();
+        self.bind_retry.retain(|name, _| {
+            listeners
+                .get(name)
+                .map(|(_, msg)| msg.is_some())
+                .unwrap_or(false)
+        });
+        for (name, (_, msg)) in listeners {
+            if msg.is_none() {
+                continue;
+            }
+            let (due, delay) = *self
+                .bind_retry
+                .entry(name.clone())
+                .or_insert((now + BIND_RETRY_MIN, BIND_RETRY_MIN));
+            if now < due {
+                continue;
+            }
+            let Some(entity) = self
+                .desired
+                .iter()
+                .find(|e| e.kind == "tcpListener" && e.name() == Some(name.as_str()))
+                .cloned()
+            else {
+                continue;
+            };
+            let next = (delay * 2).min(BIND_RETRY_MAX);
+            self.bind_retry.insert(name.clone(), (now + next, next));
+            tracing::info!(listener = %name, "re-creating a listener that failed to bind");
+            self.send(&Op::Delete {
+                kind: entity.kind.clone(),
+                name: name.clone(),
+            })
+            .await
+            .or_else(ignore_refusal)?;
+            self.send(&Op::Create(entity))
+                .await
+                .or_else(ignore_refusal)?;
+        }
+        Ok(())
+    }
+}
+
+fn ignore_refusal(e: MgmtError) -> Result<(), MgmtError> {
+    match e {
+        MgmtError::Refused { .. } => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// Capabilities from the attribute lists, never from version strings
+/// (router.md 8).
+async fn probe(client: &mut AmqpManagement) -> Vec<String> {
+    let mut caps = Vec::new();
+    if let Ok(names) = client.attribute_names("tcpListener").await {
+        if names.iter().any(|n| n == "connectionMsg") {
+            caps.push("connectionMsg".to_string());
+        }
+    }
+    if let Ok(names) = client.attribute_names("sslProfile").await {
+        if names.iter().any(|n| n == "ordinal") {
+            caps.push("sslProfileOrdinal".to_string());
+        }
+    }
+    if client.attribute_names("listenerAddress").await.is_ok() {
+        caps.push("multiKeyListener".to_string());
+    }
+    caps
+}

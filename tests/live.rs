@@ -1,0 +1,141 @@
+//! The management session against the router double: a rendered config
+//! reaches the router live, unchanged entities are never touched, and the
+//! router's answers become the view the status is computed from.
+
+use crate::support::*;
+use router_double::{DoubleConfig, RouterDouble};
+use skupperd::plan::Platform;
+use skupperd::router::session::{Session, Target};
+use skupperd::router::Credentials;
+
+fn read(home: &DataHome, rel: &str) -> Vec<u8> {
+    std::fs::read(home.ns("west").join(rel)).unwrap()
+}
+
+struct Live {
+    home: DataHome,
+    double: RouterDouble,
+    session: Session,
+}
+
+async fn live() -> Live {
+    let home = DataHome::new();
+    home.sample("west");
+    home.write("west", "input/resources/db.yaml", "apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: db\nspec:\n  host: 127.0.0.1\n  port: 5432\n");
+    skupperd()
+        .arg("render")
+        .arg(home.ns("west"))
+        .assert()
+        .code(0);
+    let config = DoubleConfig::new(
+        read(&home, "runtime/certs/skupper-local-server/tls.crt"),
+        read(&home, "runtime/certs/skupper-local-server/tls.key"),
+        read(&home, "runtime/certs/skupper-local-server/ca.crt"),
+    )
+    .expect("reference schema");
+    let double = RouterDouble::start(config).await.unwrap();
+    let mut session = Session::default();
+    session.set_target(Some(Target {
+        port: double.port(),
+        site_id: "unused-by-the-double".into(),
+        platform: Platform::Linux,
+        credentials: Credentials {
+            client_cert_pem: read(&home, "runtime/certs/skupper-local-client/tls.crt"),
+            client_key_pem: read(&home, "runtime/certs/skupper-local-client/tls.key"),
+            ca_pem: read(&home, "runtime/certs/skupper-local-client/ca.crt"),
+        },
+    }));
+    session.set_config(&read(&home, "runtime/router/skrouterd.json"));
+    Live {
+        home,
+        double,
+        session,
+    }
+}
+
+#[tokio::test]
+async fn a_rendered_config_is_applied_live_and_then_left_alone() {
+    let mut l = live().await;
+    let view = l
+        .session
+        .sync("2026-11-26T10:00:00Z")
+        .await
+        .expect("reachable");
+    assert!(l.double.entity("listener/backend").is_some());
+    assert!(l.double.entity("connector/db@127.0.0.1").is_some());
+    assert!(view.confirmed.contains("listener/backend"), "{view:?}");
+    assert!(view.refused.is_empty(), "{view:?}");
+    assert_eq!(view.last_changes.len(), 2, "{:?}", view.last_changes);
+    // The local connector is a consumer of the listener's address.
+    assert_eq!(view.consumers.get("db").copied(), Some(1), "{view:?}");
+
+    let mutations = l.double.mutations().len();
+    for _ in 0..3 {
+        l.session
+            .sync("2026-11-26T10:00:01Z")
+            .await
+            .expect("reachable");
+    }
+    assert_eq!(
+        l.double.mutations().len(),
+        mutations,
+        "a resync of unchanged entities sends only QUERYs"
+    );
+}
+
+#[tokio::test]
+async fn an_observer_change_is_an_update_in_place() {
+    let mut l = live().await;
+    l.session.sync("t0").await.expect("reachable");
+    l.home.write(
+        "west",
+        "input/resources/Listener-backend.yaml",
+        "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: backend\nspec:\n  host: 127.0.0.1\n  port: 8080\n  observer: http1\n",
+    );
+    skupperd()
+        .arg("render")
+        .arg(l.home.ns("west"))
+        .assert()
+        .code(0);
+    assert!(l
+        .session
+        .set_config(&read(&l.home, "runtime/router/skrouterd.json")));
+    let before = l.double.mutations().len();
+    let view = l.session.sync("t1").await.expect("reachable");
+    let ops: Vec<String> = l.double.mutations()[before..]
+        .iter()
+        .map(|o| format!("{} {}", o.operation, o.name.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(ops, ["UPDATE listener/backend"]);
+    assert_eq!(
+        view.last_changes,
+        ["update tcpListener listener/backend (observer http1)"]
+    );
+}
+
+#[tokio::test]
+async fn a_remote_consumer_makes_the_listener_up() {
+    let mut l = live().await;
+    let view = l.session.sync("t0").await.expect("reachable");
+    assert_eq!(
+        view.listeners.get("listener/backend").map(|l| l.0),
+        Some(false)
+    );
+    l.double.inject_remote_consumer("backend");
+    let view = l.session.poll().await.expect("reachable");
+    assert_eq!(
+        view.listeners.get("listener/backend").map(|l| l.0),
+        Some(true),
+        "{view:?}"
+    );
+    assert_eq!(view.consumers.get("backend").copied(), Some(1));
+}
+
+#[tokio::test]
+async fn a_stopped_router_is_not_reachable_and_a_new_one_is_synced_again() {
+    let mut l = live().await;
+    l.session.sync("t0").await.expect("reachable");
+    l.double.stop().await;
+    assert!(l.session.sync("t1").await.is_none());
+    assert!(!l.session.connected());
+}
