@@ -84,20 +84,21 @@ fn main() {
         let prior = read_prior(&runtime);
         let prior_t = t.elapsed();
         let mut warm = Vec::new();
-        for round in 0..std::env::var("SKUPPERD_BENCH_ROUNDS")
+        let mut parsed = parsed;
+        let rounds = std::env::var("SKUPPERD_BENCH_ROUNDS")
             .ok()
             .and_then(|r| r.parse().ok())
-            .unwrap_or(5)
-        {
-            let mut parsed = parsed.clone();
+            .unwrap_or(5);
+        for round in 0..rounds {
             let p = "input/resources/l0.yaml".to_string();
             parsed.insert(
                 p.clone(),
                 parse_file(&p, listener(0, 20000 + round).as_bytes()),
             );
             let t = Instant::now();
-            let _ = pass(&parsed, &runtime, &prior);
+            let outcome = pass(&parsed, &runtime, &prior);
             warm.push(t.elapsed());
+            drop(outcome);
         }
         println!("listeners={n:>6} parse={parse:?} cold_reconcile={cold_t:?} read_prior={prior_t:?} warm_one_change_median={:?}", median(warm));
     }

@@ -142,7 +142,10 @@ pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 pub(crate) fn apply(shared: &Shared, request: &table::Request) -> table::Reply {
     let mut state = lock(shared);
     let reply = state.table.handle(request);
-    sync_sockets(&mut state, shared);
+    // Only a change can open or close sockets; QUERY and READ are hot.
+    if !matches!(request.operation.as_str(), "QUERY" | "READ") {
+        sync_sockets(&mut state, shared);
+    }
     reply
 }
 

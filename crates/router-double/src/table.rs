@@ -4,6 +4,7 @@
 //! Everything here is plain data; sockets live in `tcp`, AMQP in `amqp`.
 //! Status codes and descriptions copy the observed router replies, because
 //! skupperd shows them to users and tests compare them.
+use std::collections::HashMap;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -180,6 +181,20 @@ impl Table {
     }
 
     /// Local tcpConnectors with the address (the router's subscriberCount).
+    /// Every address's consumer count, local and injected, in one pass.
+    pub fn consumer_counts(&self) -> HashMap<String, usize> {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for c in self.of_type("tcpConnector") {
+            if let Some(a) = c.str_attr("address") {
+                *counts.entry(a.to_string()).or_default() += 1;
+            }
+        }
+        for (a, n) in &self.remote {
+            *counts.entry(a.clone()).or_default() += *n as usize;
+        }
+        counts
+    }
+
     pub fn local_consumers(&self, address: &str) -> usize {
         self.of_type("tcpConnector")
             .filter(|c| c.str_attr("address") == Some(address))
@@ -233,6 +248,26 @@ impl Table {
     }
 
     /// Sets the runtime attributes of a tcpListener.
+    /// Many at once: one pass over the table instead of one per listener.
+    pub fn set_listener_statuses(&mut self, statuses: Vec<(String, bool, Option<String>)>) {
+        let by_name: HashMap<String, (bool, Option<String>)> = statuses
+            .into_iter()
+            .map(|(n, up, m)| (n, (up, m)))
+            .collect();
+        for e in self.entities.iter_mut() {
+            if let Some((up, message)) = by_name.get(e.name()) {
+                e.attrs.insert(
+                    "operStatus".into(),
+                    Value::from(if *up { "up" } else { "down" }),
+                );
+                if let Some(message) = message {
+                    e.attrs
+                        .insert("connectionMsg".into(), Value::from(message.as_str()));
+                }
+            }
+        }
+    }
+
     pub fn set_listener_status(&mut self, name: &str, up: bool, message: Option<String>) {
         if let Some(e) = self.entities.iter_mut().find(|e| e.name() == name) {
             e.attrs.insert(
@@ -542,6 +577,12 @@ impl Table {
             .collect();
         addresses.sort();
         addresses.dedup();
+        let mut local: HashMap<&str, usize> = HashMap::new();
+        for c in self.of_type("tcpConnector") {
+            if let Some(a) = c.str_attr("address") {
+                *local.entry(a).or_default() += 1;
+            }
+        }
         addresses
             .iter()
             .map(|a| {
@@ -557,7 +598,7 @@ impl Table {
                 row.insert("distribution".into(), Value::from("balanced"));
                 row.insert(
                     "subscriberCount".into(),
-                    Value::from(self.local_consumers(a)),
+                    Value::from(local.get(a.as_str()).copied().unwrap_or(0)),
                 );
                 row.insert(
                     "remoteCount".into(),

@@ -66,6 +66,7 @@ struct Wanted {
 /// inside the tokio runtime (it registers new sockets with it).
 pub(crate) fn sync(state: &mut State, shared: &Shared) {
     let table = &state.table;
+    let counts = table.consumer_counts();
     let wanted: Vec<Wanted> = table
         .entities()
         .iter()
@@ -78,7 +79,7 @@ pub(crate) fn sync(state: &mut State, shared: &Shared) {
             consumed: table
                 .listener_addresses(l)
                 .iter()
-                .any(|a| table.consumers(a) > 0),
+                .any(|a| counts.get(a).copied().unwrap_or(0) > 0),
         })
         .collect();
     let connectors: Vec<String> = table
@@ -88,11 +89,15 @@ pub(crate) fn sync(state: &mut State, shared: &Shared) {
         .map(|c| c.name().to_string())
         .collect();
 
+    let wanted_by_name: HashMap<&str, &str> = wanted
+        .iter()
+        .map(|w| (w.name.as_str(), w.identity.as_str()))
+        .collect();
     let sockets = &mut state.sockets;
     sockets.listeners.retain(|name, rt| {
-        let keep = wanted
-            .iter()
-            .any(|w| &w.name == name && w.identity == rt.identity);
+        let keep = wanted_by_name
+            .get(name.as_str())
+            .is_some_and(|identity| *identity == rt.identity);
         if !keep {
             rt.close();
         }
@@ -151,9 +156,7 @@ pub(crate) fn sync(state: &mut State, shared: &Shared) {
         }
         statuses.push((w.name.clone(), rt.accept.is_some(), message));
     }
-    for (name, up, message) in statuses {
-        state.table.set_listener_status(&name, up, message);
-    }
+    state.table.set_listener_statuses(statuses);
 }
 
 fn bind(host: &str, port: &str) -> std::io::Result<TcpListener> {
