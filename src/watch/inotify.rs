@@ -16,24 +16,39 @@
 //! - A directory is armed before it is listed, and a `Dirty` (or
 //!   `NamespaceAppeared`) is sent after every newly armed directory, so a
 //!   scan started on receipt sees everything written before the watch
-//!   existed.
+//!   existed. The same holds for the ancestors of a missing
+//!   `namespaces/`: after arming one, the next level down is checked
+//!   again, so a level created in between is not missed.
 //! - Deleting and re-creating any watched directory, the namespace
 //!   directory or `namespaces/` itself re-arms the watches: a directory
 //!   event at a structural place re-walks that namespace, and a directory
 //!   whose inode changed is re-armed.
+//! - What we believe is armed is what notify has armed. notify drops its
+//!   watch on a path (and every watch below it) by itself when it reports
+//!   that path deleted or renamed away, even when the event is stale and
+//!   the watch is one we added for a new directory at the same path. So
+//!   every such event makes us forget (and unwatch) what we held at and
+//!   below the path, and the re-walk arms it again; a directory's identity
+//!   (device, inode) is never trusted across a deletion, because file
+//!   systems reuse inode numbers at once.
+//! - One watch per directory inode: inotify gives a second path to the
+//!   same inode the same watch descriptor, so a directory that moved is
+//!   unwatched under its old path before it is armed under the new one.
 //! - Nothing is dropped: the channel is unbounded; an inotify overflow or
-//!   a watcher error sends `RescanAll` and re-walks everything.
+//!   a watcher error sends `RescanAll`, drops every watch and re-arms
+//!   everything from scratch.
 //!
 //! One thread owns the watcher state; the notify callback only forwards
 //! events to it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind};
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
@@ -96,23 +111,7 @@ impl Watcher {
         events: UnboundedSender<WatchEvent>,
     ) -> Result<Watcher, WatchError> {
         let (control, inbox) = mpsc::channel();
-        let forward = control.clone();
-        let watcher = notify::recommended_watcher(move |event| {
-            // The receiver only goes away when the thread has stopped.
-            let _ = forward.send(Msg::Fs(event));
-        })
-        .map_err(WatchError::Init)?;
-        let mut state = State {
-            namespaces_dir: data_home.join("namespaces"),
-            watcher,
-            armed: HashMap::new(),
-            namespaces: BTreeMap::new(),
-            events,
-            limit_warned: false,
-        };
-        let mut out = Vec::new();
-        state.reconcile_top(&mut out, &mut BTreeMap::new());
-        state.send(out);
+        let state = State::start(data_home, events, control.clone())?;
         let thread = std::thread::Builder::new()
             .name("skupperd-watch".to_string())
             .spawn(move || state.run(&inbox))
@@ -198,12 +197,32 @@ fn is_read(kind: &EventKind) -> bool {
     matches!(kind, EventKind::Access(access) if *access != AccessKind::Close(AccessMode::Write))
 }
 
+/// The paths an event reports as gone from where they were: notify's
+/// inotify backend removes its own watches at and below exactly these
+/// (on `DELETE`, `DELETE_SELF` and `MOVED_FROM`). A rename's "to" side is
+/// not among them (a "both" event repeats its "from", already reported).
+fn gone_paths(event: &notify::Event) -> &[PathBuf] {
+    match event.kind {
+        EventKind::Remove(_)
+        | EventKind::Modify(ModifyKind::Name(
+            RenameMode::From | RenameMode::Any | RenameMode::Other,
+        )) => &event.paths,
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            event.paths.get(..1).unwrap_or_default()
+        }
+        _ => &[],
+    }
+}
+
 /// The watch thread's state.
 struct State {
     namespaces_dir: PathBuf,
     watcher: RecommendedWatcher,
     /// Every directory we hold a watch on, with the identity it had.
-    armed: HashMap<PathBuf, DirId>,
+    /// Ordered, so that a path and everything below it form one range.
+    armed: BTreeMap<PathBuf, DirId>,
+    /// The path each armed identity is watched under (one per inode).
+    by_id: HashMap<DirId, PathBuf>,
     /// Namespaces announced with `NamespaceAppeared`, by directory identity.
     namespaces: BTreeMap<String, DirId>,
     events: UnboundedSender<WatchEvent>,
@@ -218,11 +237,40 @@ struct Batch {
     top: bool,
     frames: BTreeSet<String>,
     dirty: BTreeMap<String, Trigger>,
+    /// Paths reported deleted or renamed away (see [`gone_paths`]).
+    gone: BTreeSet<PathBuf>,
 }
 
 // === impl State ===
 
 impl State {
+    /// Creates the notify watcher (its events go to `forward`), arms the
+    /// watches and sends the first announcements.
+    fn start(
+        data_home: &Path,
+        events: UnboundedSender<WatchEvent>,
+        forward: mpsc::Sender<Msg>,
+    ) -> Result<State, WatchError> {
+        let watcher = notify::recommended_watcher(move |event| {
+            // The receiver only goes away when the thread has stopped.
+            let _ = forward.send(Msg::Fs(event));
+        })
+        .map_err(WatchError::Init)?;
+        let mut state = State {
+            namespaces_dir: data_home.join("namespaces"),
+            watcher,
+            armed: BTreeMap::new(),
+            by_id: HashMap::new(),
+            namespaces: BTreeMap::new(),
+            events,
+            limit_warned: false,
+        };
+        let mut out = Vec::new();
+        state.reconcile_top(&mut out, &mut BTreeMap::new(), &BTreeSet::new());
+        state.send(out);
+        Ok(state)
+    }
+
     fn run(mut self, inbox: &mpsc::Receiver<Msg>) {
         while let Ok(msg) = inbox.recv() {
             let mut batch = Batch::default();
@@ -265,6 +313,7 @@ impl State {
         if is_read(&event.kind) {
             return true;
         }
+        batch.gone.extend(gone_paths(&event).iter().cloned());
         for path in &event.paths {
             match classify(&self.namespaces_dir, path) {
                 Place::Top => batch.top = true,
@@ -298,15 +347,26 @@ impl State {
     /// receiver is gone.
     fn apply(&mut self, mut batch: Batch) -> bool {
         let mut out = Vec::new();
+        // Namespaces whose directory may have been replaced, even by one
+        // with the same inode number.
+        let mut replaced = BTreeSet::new();
         if batch.rescan {
             out.push(WatchEvent::RescanAll);
+            // Events were lost, so no watch can be trusted: start afresh.
+            let all: Vec<PathBuf> = self.armed.keys().cloned().collect();
+            for path in all {
+                self.disarm(&path);
+            }
+        }
+        for path in std::mem::take(&mut batch.gone) {
+            self.forget(&path, &mut batch, &mut replaced);
         }
         let before: BTreeSet<String> = self.namespaces.keys().cloned().collect();
         // Events of a namespace not announced yet mean the top level moved.
         batch.top |= batch.frames.iter().any(|ns| !before.contains(ns))
             || batch.dirty.keys().any(|ns| !before.contains(ns));
         if batch.rescan || batch.top {
-            self.reconcile_top(&mut out, &mut batch.dirty);
+            self.reconcile_top(&mut out, &mut batch.dirty, &replaced);
         } else {
             for ns in &batch.frames {
                 if let Some(trigger) = self.reconcile_ns(ns) {
@@ -316,7 +376,10 @@ impl State {
         }
         for (ns, reason) in batch.dirty {
             // A namespace announced (or gone) in this batch needs no Dirty.
-            if before.contains(&ns) && self.namespaces.contains_key(&ns) {
+            let announced = out
+                .iter()
+                .any(|e| matches!(e, WatchEvent::NamespaceAppeared(n) if *n == ns));
+            if before.contains(&ns) && self.namespaces.contains_key(&ns) && !announced {
                 out.push(WatchEvent::Dirty {
                     namespace: ns,
                     reason,
@@ -324,6 +387,34 @@ impl State {
             }
         }
         self.send(out)
+    }
+
+    /// `path` was reported deleted or renamed away: notify has dropped
+    /// (or is about to drop, before it handles our next request) its
+    /// watches at and below it, so drop ours too and re-walk what held
+    /// them. A namespace directory (or `namespaces/`, or an ancestor)
+    /// reported gone is announced anew if it is back.
+    fn forget(&mut self, path: &Path, batch: &mut Batch, replaced: &mut BTreeSet<String>) {
+        for dir in self.armed_under(path) {
+            self.disarm(&dir);
+            match classify(&self.namespaces_dir, &dir) {
+                Place::Top => batch.top = true,
+                Place::Frame { ns, .. } | Place::Content { ns, .. } => {
+                    batch.frames.insert(ns);
+                }
+                Place::Ignored => {}
+            }
+        }
+        if self.namespaces_dir.starts_with(path) {
+            replaced.extend(self.namespaces.keys().cloned());
+            batch.top = true;
+        } else if path.parent() == Some(self.namespaces_dir.as_path()) {
+            let name = path.file_name().and_then(|n| n.to_str());
+            if let Some(ns) = name.filter(|n| self.namespaces.contains_key(*n)) {
+                replaced.insert(ns.to_string());
+                batch.top = true;
+            }
+        }
     }
 
     fn send(&self, out: Vec<WatchEvent>) -> bool {
@@ -338,20 +429,17 @@ impl State {
 
     /// Re-arms `namespaces/` (or its nearest existing ancestor), finds the
     /// namespaces that came and went, and re-walks every namespace.
-    fn reconcile_top(&mut self, out: &mut Vec<WatchEvent>, dirty: &mut BTreeMap<String, Trigger>) {
+    /// `replaced` namespaces are announced gone, and again if present.
+    fn reconcile_top(
+        &mut self,
+        out: &mut Vec<WatchEvent>,
+        dirty: &mut BTreeMap<String, Trigger>,
+        replaced: &BTreeSet<String>,
+    ) {
         let nsd = self.namespaces_dir.clone();
-        // Arm first, list second: a namespace created in between is listed.
-        let mut anchor = nsd.as_path();
         let mut seen = BTreeSet::new();
-        loop {
-            if self.ensure(anchor).is_some() {
-                seen.insert(anchor.to_path_buf());
-                break;
-            }
-            match anchor.parent() {
-                Some(parent) => anchor = parent,
-                None => break,
-            }
+        if let Some(anchor) = self.arm_anchor() {
+            seen.insert(anchor);
         }
         let stale: Vec<PathBuf> = self
             .armed
@@ -362,14 +450,23 @@ impl State {
         for path in stale {
             self.disarm(&path);
         }
-        let present = list_namespaces(&nsd);
+        let present = match list_namespaces(&nsd) {
+            Ok(present) => present,
+            Err(err) => {
+                // Unreadable is not empty: announcing every namespace gone
+                // would stop their routers. The next top-level event, or
+                // the periodic resync, lists again.
+                warn!(path = %nsd.display(), error = %err, "cannot list namespaces; keeping the known ones");
+                self.namespaces.clone()
+            }
+        };
         let known: Vec<(String, DirId)> = self
             .namespaces
             .iter()
             .map(|(n, id)| (n.clone(), *id))
             .collect();
         for (ns, id) in known {
-            if present.get(&ns) != Some(&id) {
+            if present.get(&ns) != Some(&id) || replaced.contains(&ns) {
                 self.namespaces.remove(&ns);
                 self.disarm_under(&nsd.join(&ns), &BTreeSet::new());
                 out.push(WatchEvent::NamespaceGone(ns));
@@ -385,6 +482,31 @@ impl State {
                 merge(dirty, ns, trigger);
             }
         }
+    }
+
+    /// Arms `namespaces/`, or while it is missing its nearest existing
+    /// ancestor, and returns what was armed. Arm first, look below second:
+    /// a level created before the watch existed is found by the look and
+    /// armed in turn; one created after it is reported by the watch.
+    fn arm_anchor(&mut self) -> Option<PathBuf> {
+        let nsd = self.namespaces_dir.clone();
+        // `namespaces/` first, then each parent up to the root.
+        let chain: Vec<&Path> = nsd.ancestors().collect();
+        let mut at = None;
+        for (i, dir) in chain.iter().enumerate() {
+            if self.ensure(dir).is_some() {
+                at = Some(i);
+                break;
+            }
+        }
+        let mut at = at?;
+        while let Some(below) = at.checked_sub(1).and_then(|i| chain.get(i)) {
+            if self.ensure(below).is_none() {
+                break;
+            }
+            at -= 1;
+        }
+        chain.get(at).map(|dir| dir.to_path_buf())
     }
 
     /// Arms one namespace's directories top-down and disarms those that
@@ -411,7 +533,15 @@ impl State {
                         if arm(self, &dir, trigger, &mut seen).is_none() || depth >= MAX_DEPTH {
                             continue;
                         }
-                        stack.extend(subdirectories(&dir).into_iter().map(|d| (d, depth + 1)));
+                        match subdirectories(&dir) {
+                            Ok(subs) => stack.extend(subs.into_iter().map(|d| (d, depth + 1))),
+                            Err(err) => {
+                                // Unlisted is not empty: keep what is
+                                // armed below rather than disarm it.
+                                warn!(path = %dir.display(), error = %err, "cannot list directory; keeping its watches");
+                                seen.extend(self.armed_under(&dir));
+                            }
+                        }
                     }
                 }
             }
@@ -424,19 +554,32 @@ impl State {
     /// Makes sure `path` is watched when it is a directory: `None` when it
     /// is not one, `Some(true)` when a watch was added now.
     fn ensure(&mut self, path: &Path) -> Option<bool> {
-        let meta = path.metadata().ok().filter(|m| m.is_dir())?;
-        let id = (meta.dev(), meta.ino());
+        let id = dir_id(path)?;
         match self.armed.get(path) {
             Some(old) if *old == id => return Some(false),
             Some(_) => self.disarm(path),
             None => {}
         }
+        if let Some(other) = self.by_id.get(&id).cloned() {
+            if dir_id(&other) == Some(id) {
+                // An alias (bind mount, symbolic link): inotify would hand
+                // both paths one descriptor, so the first one keeps it.
+                debug!(path = %path.display(), watched = %other.display(), "directory already watched under another path");
+                return Some(false);
+            }
+            // The directory moved here (or its inode number was reused):
+            // unwatching the old path later would remove this watch.
+            self.disarm(&other);
+        }
         match self.watcher.watch(path, RecursiveMode::NonRecursive) {
             Ok(()) => {
                 self.armed.insert(path.to_path_buf(), id);
+                self.by_id.insert(id, path.to_path_buf());
                 Some(true)
             }
             Err(err) if matches!(err.kind, notify::ErrorKind::PathNotFound) => None,
+            // Gone while being armed (notify stats it after adding).
+            Err(_) if dir_id(path).is_none() => None,
             Err(err) => {
                 // Still a directory worth walking; the periodic resync
                 // covers what this watch would have seen.
@@ -450,22 +593,32 @@ impl State {
     }
 
     fn disarm(&mut self, path: &Path) {
-        if self.armed.remove(path).is_some() {
+        if let Some(id) = self.armed.remove(path) {
+            if self.by_id.get(&id).is_some_and(|p| p == path) {
+                self.by_id.remove(&id);
+            }
             // notify may have dropped it already when the directory went.
             let _ = self.watcher.unwatch(path);
         }
     }
 
     fn disarm_under(&mut self, root: &Path, keep: &BTreeSet<PathBuf>) {
-        let stale: Vec<PathBuf> = self
-            .armed
-            .keys()
-            .filter(|p| p.starts_with(root) && !keep.contains(*p))
-            .cloned()
-            .collect();
-        for path in stale {
-            self.disarm(&path);
+        for path in self.armed_under(root) {
+            if !keep.contains(&path) {
+                self.disarm(&path);
+            }
         }
+    }
+
+    /// The armed directories at and below `root`: one range of the map,
+    /// as paths order component by component.
+    fn armed_under(&self, root: &Path) -> Vec<PathBuf> {
+        self.armed
+            .range::<Path, _>((Bound::Included(root), Bound::Unbounded))
+            .map(|(p, _)| p)
+            .take_while(|p| p.starts_with(root))
+            .cloned()
+            .collect()
     }
 }
 
@@ -476,30 +629,43 @@ fn merge(dirty: &mut BTreeMap<String, Trigger>, ns: String, trigger: Trigger) {
         .or_insert(trigger);
 }
 
+/// The identity of the directory at `path` (symbolic links followed).
+fn dir_id(path: &Path) -> Option<DirId> {
+    let meta = path.metadata().ok().filter(|m| m.is_dir())?;
+    Some((meta.dev(), meta.ino()))
+}
+
 /// Namespace directories: entries of `namespaces/` that are directories
-/// (symlinks followed) with UTF-8 names not starting with a dot.
-fn list_namespaces(nsd: &Path) -> BTreeMap<String, DirId> {
-    let Ok(entries) = std::fs::read_dir(nsd) else {
-        return BTreeMap::new();
+/// (symlinks followed) with UTF-8 names not starting with a dot. A missing
+/// `namespaces/` has none; one that exists but cannot be read is an error.
+fn list_namespaces(nsd: &Path) -> std::io::Result<BTreeMap<String, DirId>> {
+    let entries = match std::fs::read_dir(nsd) {
+        Ok(entries) => entries,
+        Err(_) if dir_id(nsd).is_none() => return Ok(BTreeMap::new()),
+        Err(err) => return Err(err),
     };
-    entries
+    Ok(entries
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
             let meta = entry.path().metadata().ok().filter(|m| m.is_dir())?;
             (!name.starts_with('.')).then(|| (name, (meta.dev(), meta.ino())))
         })
-        .collect()
+        .collect())
 }
 
-/// Real subdirectories (symlinks not followed).
-fn subdirectories(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
+/// Real subdirectories (symlinks not followed). A directory gone since it
+/// was armed has none (its removal is reported); one that cannot be read
+/// is an error.
+fn subdirectories(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(_) if dir_id(dir).is_none() => return Ok(Vec::new()),
+        Err(err) => return Err(err),
     };
-    entries
+    Ok(entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
-        .collect()
+        .collect())
 }
