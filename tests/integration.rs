@@ -3,5 +3,6 @@
 mod support;
 
 mod check;
+mod daemon;
 mod reference;
 mod render;
