@@ -390,7 +390,13 @@ impl State {
         if !self.ns_dir.is_dir() {
             return Ok(PassResult::Skipped);
         }
-        fsio::apply(&self.ns_dir, &outcome)?;
+        if let Err(e) = fsio::apply(&self.ns_dir, &outcome) {
+            if !self.ns_dir.is_dir() {
+                debug!("the namespace directory went away during the pass: {e}");
+                return Ok(PassResult::Skipped);
+            }
+            return Err(e.into());
+        }
         let (written, removed) = (outcome.writes.len(), outcome.deletes.len());
         self.absorb(outcome);
         self.passes += 1;
@@ -400,9 +406,9 @@ impl State {
             self.passes, stats.parsed, stats.files
         );
         if written + removed > 0 {
-            info!(trigger = %trigger, parsed = stats.parsed, elapsed_ms, "{message}");
+            info!(elapsed_ms, "{message}");
         } else {
-            debug!(trigger = %trigger, parsed = stats.parsed, elapsed_ms, "{message}");
+            debug!(elapsed_ms, "{message}");
         }
         Ok(PassResult::Applied)
     }

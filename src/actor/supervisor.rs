@@ -353,3 +353,15 @@ fn backoff(failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
     BACKOFF_MIN.saturating_mul(1 << exp).min(BACKOFF_MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_one_second_up_to_a_minute() {
+        let delays: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+}

@@ -355,3 +355,6 @@ fn hostname() -> String {
         .map(|h| h.trim().to_lowercase())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;
