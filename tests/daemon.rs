@@ -253,13 +253,22 @@ fn a_burst_of_1000_listener_files_is_applied_in_a_handful_of_reconciles() {
     home.sample("west");
     let mut d = Daemon::start(&home);
     d.wait_ready();
+    // Written beside the namespaces first, so that the burst itself is
+    // 1,000 renames into input/resources, as fast as one process can.
+    let staging = home.path().join("staging");
+    fs::create_dir(&staging).unwrap();
+    for i in 0..1000 {
+        fs::write(
+            staging.join(format!("l{i:04}.yaml")),
+            listener(&format!("l{i:04}"), "127.0.0.1", &(20000 + i).to_string()),
+        )
+        .unwrap();
+    }
     let before = d.count("reconcile pass");
     let res = resources(&home, "west");
     for i in 0..1000 {
-        write_by_rename(
-            &res.join(format!("l{i:04}.yaml")),
-            &listener(&format!("l{i:04}"), "127.0.0.1", &(20000 + i).to_string()),
-        );
+        let name = format!("l{i:04}.yaml");
+        fs::rename(staging.join(&name), res.join(&name)).unwrap();
     }
     eventually(
         "1001 tcpListeners and records",
@@ -276,8 +285,11 @@ fn a_burst_of_1000_listener_files_is_applied_in_a_handful_of_reconciles() {
             )
         },
     );
+    // The pass is logged just after its writes.
+    d.wait_log("of 1002 input files parsed");
     let passes = d.count("reconcile pass") - before;
     let log = d.log();
+    eprintln!("{passes} reconcile(s) for a burst of 1000 files");
     assert!(
         (1..=5).contains(&passes),
         "{passes} reconciles for one burst:\n{log}"
