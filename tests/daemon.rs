@@ -41,6 +41,16 @@ fn wait_resource_files(home: &DataHome, d: &Daemon, ns: &str, want: &[&str]) {
     );
 }
 
+/// The sample site, built beside `namespaces/` and renamed into it.
+fn add_sample_namespace(home: &DataHome, name: &str) {
+    let staging = home.path().join(format!("staging-{name}"));
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("sites/hello-world-west"),
+        &staging,
+    );
+    fs::rename(&staging, ns_path(home, name)).unwrap();
+}
+
 fn set_old_mtime(path: &Path) {
     let old = SystemTime::now() - Duration::from_secs(3600);
     File::options()
@@ -632,7 +642,7 @@ fn namespaces_come_and_go_while_running() {
     d.wait_ready();
 
     // A new namespace gets an actor.
-    home.sample("east");
+    add_sample_namespace(&home, "east");
     wait_listeners(&home, &d, "east", &[("backend", "8080")]);
 
     // A directory whose name is not a namespace name is warned about once.
@@ -648,8 +658,14 @@ fn namespaces_come_and_go_while_running() {
     )
     .unwrap();
 
-    // Deleting a namespace stops its actor; nothing re-creates it.
-    fs::remove_dir_all(ns_path(&home, "east")).unwrap();
+    // Deleting a namespace stops its actor; nothing re-creates it. (rm -rf
+    // can race with a pass writing into the directory and fail with "not
+    // empty"; like a user, try again.)
+    eventually(
+        "east deleted",
+        || fs::remove_dir_all(ns_path(&home, "east")).ok(),
+        || d.log(),
+    );
     d.wait_log("namespace directory deleted: stopping its actor");
     // West still works.
     fs::write(
@@ -661,7 +677,7 @@ fn namespaces_come_and_go_while_running() {
     assert!(!ns_path(&home, "east").exists());
 
     // Re-created: a fresh actor.
-    home.sample("east");
+    add_sample_namespace(&home, "east");
     wait_listeners(&home, &d, "east", &[("backend", "8080")]);
     let log = d.log();
     assert_eq!(

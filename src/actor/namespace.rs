@@ -238,18 +238,11 @@ impl Actor {
                 return Ok(Exit::Stopped);
             }
             let held_at = self.held.map(|(at, _)| at);
+            // Deadlines before messages: a steady stream of events must not
+            // starve the coalescer's deadline (the maximum delay).
             tokio::select! {
                 biased;
                 _ = self.stop.changed() => return Ok(Exit::Stopped),
-                msg = self.inbox.recv() => match msg {
-                    None => return Ok(Exit::Stopped),
-                    Some(ActorMsg::Gone) => return Ok(Exit::Gone),
-                    Some(ActorMsg::Dirty { trigger, done }) => {
-                        self.coalescer.mark(now(), trigger);
-                        self.waiting.extend(done);
-                    }
-                    Some(ActorMsg::Intervals(new)) => self.set_intervals(new),
-                },
                 _ = sleep_until(self.coalescer.deadline()) => run_now = self.coalescer.take(now()),
                 _ = sleep_until(held_at) => run_now = self.held.take().map(|(_, t)| t),
                 _ = sleep_until(Some(self.next_resync)) => {
@@ -259,6 +252,15 @@ impl Actor {
                 _ = sleep_until(self.next_beat) => {
                     self.next_beat = self.intervals.heartbeat.map(|h| after(now(), h));
                 }
+                msg = self.inbox.recv() => match msg {
+                    None => return Ok(Exit::Stopped),
+                    Some(ActorMsg::Gone) => return Ok(Exit::Gone),
+                    Some(ActorMsg::Dirty { trigger, done }) => {
+                        self.coalescer.mark(now(), trigger);
+                        self.waiting.extend(done);
+                    }
+                    Some(ActorMsg::Intervals(new)) => self.set_intervals(new),
+                },
             }
             self.health.beat(&self.name, Instant::now());
         }
