@@ -275,9 +275,17 @@ impl Supervisor {
 
     /// Summaries of the namespaces with an actor, for `STATUS=`.
     pub fn status_line(&self) -> String {
-        let namespaces = self.slots.len();
+        let namespaces = self
+            .slots
+            .values()
+            .filter(|s| !matches!(s.state, SlotState::Stopping { .. }))
+            .count();
         let mut total = NsSummary::default();
-        for s in self.slots.values().filter_map(|s| s.summary) {
+        let live = self
+            .slots
+            .values()
+            .filter(|s| !matches!(s.state, SlotState::Stopping { .. }));
+        for s in live.filter_map(|s| s.summary) {
             total.ready += s.ready;
             total.pending += s.pending;
             total.error += s.error;
@@ -308,8 +316,8 @@ impl Supervisor {
         line
     }
 
-    /// Asks every actor to stop at its next safe point is done through the
-    /// shared stop signal; this waits for them all.
+    /// Waits for every actor to end (the daemon has raised the shared stop
+    /// signal, which each actor honours at its next safe point).
     pub async fn join_all(&mut self) {
         while let Some(joined) = self.tasks.join_next_with_id().await {
             if let Ok((_, (name, Err(e)))) = &joined {

@@ -20,10 +20,12 @@ pub struct LogHandle {
 }
 
 /// Where the logs went, for the first log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sink {
     Journald,
     Stderr,
+    /// `JOURNAL_STREAM` was set but journald could not be reached (why).
+    StderrJournaldUnreachable(String),
 }
 
 // === impl LogHandle ===
@@ -44,19 +46,19 @@ impl LogHandle {
 pub fn init(config: &Config, env: &dyn Env) -> Option<(LogHandle, Sink)> {
     let filter = EnvFilter::builder().parse_lossy(config.log_filter(env));
     let (filter, handle) = reload::Layer::new(filter);
-    let journald = env
-        .var("JOURNAL_STREAM")
-        .filter(|v| !v.is_empty())
-        .and_then(|_| tracing_journald::layer().ok())
-        .map(|layer| {
-            layer
-                .with_field_prefix(None)
-                .with_syslog_identifier("skupperd".to_string())
-        });
-    let sink = if journald.is_some() {
-        Sink::Journald
-    } else {
-        Sink::Stderr
+    let (journald, sink) = match env.var("JOURNAL_STREAM").filter(|v| !v.is_empty()) {
+        None => (None, Sink::Stderr),
+        Some(_) => match tracing_journald::layer() {
+            Ok(layer) => (
+                Some(
+                    layer
+                        .with_field_prefix(None)
+                        .with_syslog_identifier("skupperd".to_string()),
+                ),
+                Sink::Journald,
+            ),
+            Err(e) => (None, Sink::StderrJournaldUnreachable(e.to_string())),
+        },
     };
     let stderr = journald.is_none().then(|| {
         tracing_subscriber::fmt::layer()

@@ -58,14 +58,13 @@ pub fn command(args: SettingsArgs) -> ExitCode {
         }
     };
     let log = logging::init(&config, env.as_ref());
-    if let Some((_, sink)) = &log {
-        info!(
-            "logging to {}",
-            match sink {
-                logging::Sink::Journald => "journald",
-                logging::Sink::Stderr => "stderr",
-            }
-        );
+    match log.as_ref().map(|(_, sink)| sink) {
+        Some(logging::Sink::Journald) => info!("logging to journald"),
+        Some(logging::Sink::Stderr) => info!("logging to stderr"),
+        Some(logging::Sink::StderrJournaldUnreachable(why)) => {
+            warn!("JOURNAL_STREAM is set but journald cannot be reached ({why}): logging to stderr")
+        }
+        None => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
