@@ -741,3 +741,78 @@ fn the_periodic_resync_restores_a_runtime_file_removed_behind_its_back() {
     d.wait_log("trigger resync");
     assert!(d.stop().success(), "{}", d.log());
 }
+
+#[test]
+fn a_bad_config_on_sighup_keeps_the_running_one() {
+    let home = DataHome::new();
+    home.sample("west");
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("config.toml");
+    fs::write(&cfg, "quiet_window_ms = 20\n").unwrap();
+    let notify = NotifySocket::bind(|_| {});
+    let mut d = Start::new(&home)
+        .arg("--config")
+        .arg(cfg.to_str().unwrap())
+        .env("NOTIFY_SOCKET", notify.path.to_str().unwrap())
+        .spawn();
+    notify.wait_for("READY=1", 1);
+    fs::write(&cfg, "quiet_window_ms = -5\nnot_a_key = true\n").unwrap();
+    d.signal(Signal::HUP);
+    notify.wait_for("READY=1", 2);
+    let log = d.log();
+    let error = &log[log.find("configuration not reloaded").unwrap()..];
+    assert!(
+        error.contains("quiet_window_ms: invalid value")
+            && error.contains("not_a_key: unknown key"),
+        "{log}"
+    );
+    // Still serving.
+    fs::write(
+        resources(&home, "west").join("z.yaml"),
+        listener("z", "127.0.0.1", "7070"),
+    )
+    .unwrap();
+    wait_listeners(&home, &d, "west", &[("backend", "8080"), ("z", "7070")]);
+    assert!(d.stop().success(), "{}", d.log());
+}
+
+#[test]
+fn status_changes_and_new_input_problems_are_logged_once() {
+    let home = DataHome::new();
+    home.sample("west");
+    let mut d = Daemon::start(&home);
+    d.wait_ready();
+    let res = resources(&home, "west");
+    fs::write(
+        res.join("bad.yaml"),
+        listener("bad", "127.0.0.1", "\"eighty\""),
+    )
+    .unwrap();
+    d.wait_log("input/resources/bad.yaml:7:9: error: spec.port");
+    d.wait_log("listener bad: (new) -> Error");
+    // Another pass with the problem still there: not logged again.
+    let passes = d.count("reconcile pass");
+    fs::write(res.join("ok.yaml"), listener("ok", "127.0.0.1", "6060")).unwrap();
+    wait_listeners(&home, &d, "west", &[("backend", "8080"), ("ok", "6060")]);
+    d.wait_count("reconcile pass", passes + 1);
+    d.wait_log("listener ok: (new) -> Pending");
+    let log = d.log();
+    assert_eq!(
+        log.matches("bad.yaml:7:9: error: spec.port").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("listener bad: (new) -> Error").count(),
+        1,
+        "{log}"
+    );
+    let warning = line_with(&log, "bad.yaml:7:9: error: spec.port");
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(
+        warning.contains("file=input/resources/bad.yaml")
+            || warning.contains("file=\"input/resources/bad.yaml\""),
+        "{warning}"
+    );
+    assert!(d.stop().success(), "{log}");
+}
