@@ -103,9 +103,15 @@ impl<'a> Start<'a> {
         ] {
             cmd.env_remove(var);
         }
-        // No user config file can leak in.
+        // No config file of the machine (as root: /etc/skupperd/config.toml)
+        // can leak in: an empty one unless the test brings its own.
         cmd.env("XDG_CONFIG_HOME", log_dir.path().join("no-config"));
         cmd.arg("run").arg("--data-home").arg(self.home.path());
+        if !self.args.iter().any(|a| a == "--config") {
+            let empty = log_dir.path().join("empty.toml");
+            std::fs::write(&empty, "").unwrap();
+            cmd.arg("--config").arg(empty);
+        }
         cmd.args(&self.args);
         for (k, v) in &self.env {
             cmd.env(k, v);
