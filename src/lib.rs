@@ -6,6 +6,7 @@
 //! The shell (`store`, `cli`) does every file-system and process operation.
 #![forbid(unsafe_code)]
 
+pub mod actor;
 pub mod certs;
 pub mod cli;
 pub mod config;

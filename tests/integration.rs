@@ -3,6 +3,7 @@
 mod support;
 
 mod check;
+mod daemon;
 mod live;
 mod reference;
 mod render;

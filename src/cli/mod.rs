@@ -1,4 +1,4 @@
-//! The command line: `check`, `render`, `status`, `version`. Thin: each
+//! The command line: `run`, `check`, `render`, `status`, `version`. Thin: each
 //! command gathers inputs through `store`, calls the pure core, and prints.
 //! Exit codes follow `skupperd check`: 0 fine, 1 input errors, 2 usage or
 //! environment errors.
@@ -53,6 +53,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// The daemon: watch every namespace and keep its outputs reconciled.
+    Run {
+        #[command(flatten)]
+        settings: Box<crate::config::SettingsArgs>,
+    },
     /// Print the version.
     Version,
 }
@@ -66,6 +71,7 @@ pub fn run(cli: Cli) -> ExitCode {
             namespace,
             output,
         } => status::run(data_home, namespace.as_deref(), output),
+        Command::Run { settings } => return crate::daemon::command(*settings),
         Command::Version => {
             println!("skupperd {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use assert_cmd::Command;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;

@@ -1,0 +1,510 @@
+//! The namespace actor: the single writer of one namespace directory.
+//!
+//! It owns the per-file input cache, the bytes of the runtime files
+//! skupperd owns (read once, then kept in step with every applied
+//! outcome), the prior state (read once, then replaced by each outcome's
+//! `next_prior`) and a [`Coalescer`]. Events only mark it dirty; a pass
+//! reads the whole current input (level-triggered) and applies the
+//! outcome atomically.
+//!
+//! # Expected flow
+//! 1. First pass at once (trigger `startup`), then wait.
+//! 2. On a message or tick: mark the coalescer (quiet window, bounded by
+//!    the maximum delay); a periodic resync marks it too.
+//! 3. When the coalescer's deadline passes: scan (cache), reconcile, write.
+//!    The pass runs on the blocking pool, so a slow file system never
+//!    stalls other namespaces' timers.
+//! 4. After each loop iteration, beat the [`Health`] tracker; an idle actor
+//!    still wakes on the heartbeat tick to do so.
+//!
+//! # Guarantees
+//! - Stop requests are only honoured between passes: a pass that started
+//!   finishes its writes.
+//! - A pass that would deactivate a site that was active is held back until
+//!   no Site has been seen for the grace period, then run again and applied
+//!   only if the Site is still missing; an editor's save (truncate, then
+//!   write) never clears the site.
+//! - A deleted namespace directory is never written to (and never
+//!   re-created by a late write).
+//!
+//! # Errors
+//! An I/O error while writing, or a panic inside a pass, ends the actor
+//! with an [`ActorError`]; the supervisor logs it and starts a fresh actor
+//! (which re-reads the runtime files) after a backoff.
+
+use super::cache::FileCache;
+use super::{ActorMsg, Intervals, NsSummary, Report};
+use crate::certs::RcgenMint;
+use crate::daemon::sdnotify::{Health, Latch};
+use crate::plan::{self, read_prior, Inputs, Outcome, Platform, PortPicker, Prior, RouterState};
+use crate::problem::Problem;
+use crate::resources::Kind;
+use crate::status::Phase;
+use crate::store::fsio::{self, StoreError};
+use crate::store::ports::DataHomePorts;
+use crate::watch::{sleep_until, Coalescer, Trigger};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, info_span, warn, Instrument as _, Span};
+
+/// Why an actor ended abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ActorError {
+    /// Writing the outputs failed (disk full, permissions, a file where a
+    /// directory should be...). Expected to be transient or fixed by hand.
+    #[error("cannot write the outputs: {0}")]
+    Store(#[from] StoreError),
+    /// A pass panicked: a bug, reported with the panic message.
+    #[error("a reconcile pass panicked: {0}")]
+    Panic(String),
+}
+
+/// How an actor ended normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The daemon is shutting down (or the supervisor went away).
+    Stopped,
+    /// The namespace directory was deleted.
+    Gone,
+}
+
+/// What every actor of a daemon shares: fixed for the daemon's life.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// `<data home>/namespaces`.
+    pub namespaces_dir: PathBuf,
+    pub default_platform: Platform,
+    pub hostname: String,
+    pub router: RouterState,
+    pub ports: SharedPorts,
+    pub health: Health,
+    pub reports: mpsc::UnboundedSender<Report>,
+    /// Becomes `true` when the daemon stops.
+    pub stop: watch::Receiver<bool>,
+}
+
+/// The management port allocator shared by the actors of one daemon: two
+/// namespaces making their identity at the same moment must not pick the
+/// same port before either has written it down.
+#[derive(Debug, Clone, Default)]
+pub struct SharedPorts {
+    claimed: Arc<Mutex<BTreeSet<u16>>>,
+}
+
+struct NsPorts<'a> {
+    inner: DataHomePorts,
+    claimed: &'a Mutex<BTreeSet<u16>>,
+}
+
+impl PortPicker for NsPorts<'_> {
+    fn pick(&mut self, from: u16, avoid: &BTreeSet<u16>) -> Option<u16> {
+        // Held across the probe so two picks never interleave; nothing
+        // awaits under it (this runs on the blocking pool).
+        let mut claimed = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
+        let avoid: BTreeSet<u16> = avoid.union(&claimed).copied().collect();
+        let port = self.inner.pick(from, &avoid)?;
+        claimed.insert(port);
+        Some(port)
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PassResult {
+    Applied,
+    /// Held back by the Site grace period: run again at `until`.
+    Held {
+        until: Instant,
+    },
+    /// The directory is gone; nothing was written.
+    Skipped,
+}
+
+/// Everything one namespace owns between passes.
+struct State {
+    name: String,
+    ns_dir: PathBuf,
+    ns_path: String,
+    ctx: Context,
+    loaded: bool,
+    cache: FileCache,
+    runtime: BTreeMap<String, Vec<u8>>,
+    prior: Prior,
+    site_active: bool,
+    /// First pass that found no active Site while one was active.
+    site_missing_since: Option<Instant>,
+    statuses: BTreeMap<(Kind, String), (Phase, String)>,
+    problems: HashSet<Problem>,
+    summary: NsSummary,
+    passes: u64,
+}
+
+/// Runs the actor of namespace `name` until it is stopped, its directory
+/// is gone, or it fails.
+pub async fn run(
+    name: String,
+    intervals: Intervals,
+    inbox: mpsc::UnboundedReceiver<ActorMsg>,
+    ctx: Context,
+) -> Result<Exit, ActorError> {
+    let span = info_span!("namespace", namespace = %name);
+    Actor::new(name, intervals, inbox, ctx)
+        .run()
+        .instrument(span)
+        .await
+}
+
+struct Actor {
+    name: String,
+    intervals: Intervals,
+    inbox: mpsc::UnboundedReceiver<ActorMsg>,
+    health: Health,
+    reports: mpsc::UnboundedSender<Report>,
+    stop: watch::Receiver<bool>,
+    /// `None` only while a pass runs on the blocking pool (or after it
+    /// panicked).
+    state: Option<State>,
+    coalescer: Coalescer,
+    /// Latches of `Dirty` messages received since the last pass began.
+    waiting: Vec<Latch>,
+    /// The re-run that the Site grace period asked for.
+    held: Option<(Instant, Trigger)>,
+    next_resync: Instant,
+    next_beat: Option<Instant>,
+}
+
+fn now() -> Instant {
+    // The tokio clock, so paused-time tests drive it.
+    tokio::time::Instant::now().into_std()
+}
+
+fn after(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d).unwrap_or(at)
+}
+
+// === impl Actor ===
+
+impl Actor {
+    fn new(
+        name: String,
+        intervals: Intervals,
+        inbox: mpsc::UnboundedReceiver<ActorMsg>,
+        ctx: Context,
+    ) -> Actor {
+        let t = now();
+        let ns_dir = ctx.namespaces_dir.join(&name);
+        Actor {
+            intervals,
+            inbox,
+            health: ctx.health.clone(),
+            reports: ctx.reports.clone(),
+            stop: ctx.stop.clone(),
+            state: Some(State {
+                name: name.clone(),
+                ns_path: ns_dir.to_string_lossy().into_owned(),
+                ns_dir,
+                ctx,
+                loaded: false,
+                cache: FileCache::new(),
+                runtime: BTreeMap::new(),
+                prior: Prior::default(),
+                site_active: false,
+                site_missing_since: None,
+                statuses: BTreeMap::new(),
+                problems: HashSet::new(),
+                summary: NsSummary::default(),
+                passes: 0,
+            }),
+            name,
+            coalescer: Coalescer::new(intervals.quiet_window, intervals.max_delay),
+            waiting: Vec::new(),
+            held: None,
+            next_resync: after(t, intervals.resync),
+            next_beat: intervals.heartbeat.map(|h| after(t, h)),
+        }
+    }
+
+    async fn run(mut self) -> Result<Exit, ActorError> {
+        self.health.register(&self.name, Instant::now());
+        let mut run_now = Some(Trigger::Startup);
+        loop {
+            if let Some(trigger) = run_now.take() {
+                self.pass(trigger).await?;
+            }
+            if *self.stop.borrow() {
+                return Ok(Exit::Stopped);
+            }
+            let held_at = self.held.map(|(at, _)| at);
+            // Deadlines before messages: a steady stream of events must not
+            // starve the coalescer's deadline (the maximum delay).
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => return Ok(Exit::Stopped),
+                _ = sleep_until(self.coalescer.deadline()) => run_now = self.coalescer.take(now()),
+                _ = sleep_until(held_at) => run_now = self.held.take().map(|(_, t)| t),
+                _ = sleep_until(Some(self.next_resync)) => {
+                    self.coalescer.mark(now(), Trigger::Resync);
+                    self.next_resync = after(now(), self.intervals.resync);
+                }
+                _ = sleep_until(self.next_beat) => {
+                    self.next_beat = self.intervals.heartbeat.map(|h| after(now(), h));
+                }
+                msg = self.inbox.recv() => match msg {
+                    None => return Ok(Exit::Stopped),
+                    Some(ActorMsg::Gone) => return Ok(Exit::Gone),
+                    Some(ActorMsg::Dirty { trigger, done }) => {
+                        self.coalescer.mark(now(), trigger);
+                        self.waiting.extend(done);
+                    }
+                    Some(ActorMsg::Intervals(new)) => self.set_intervals(new),
+                },
+            }
+            self.health.beat(&self.name, Instant::now());
+        }
+    }
+
+    fn set_intervals(&mut self, new: Intervals) {
+        let t = now();
+        self.coalescer
+            .set_intervals(new.quiet_window, new.max_delay);
+        if new.resync != self.intervals.resync {
+            self.next_resync = after(t, new.resync);
+        }
+        if new.heartbeat != self.intervals.heartbeat {
+            self.next_beat = new.heartbeat.map(|h| after(t, h));
+        }
+        self.intervals = new;
+    }
+
+    /// One pass on the blocking pool; releases the latches that were
+    /// waiting for it and reports to the supervisor.
+    async fn pass(&mut self, trigger: Trigger) -> Result<(), ActorError> {
+        let latches = std::mem::take(&mut self.waiting);
+        let Some(mut state) = self.state.take() else {
+            return Err(ActorError::Panic("the namespace state was lost".into()));
+        };
+        let grace = self.intervals.site_grace;
+        let span = Span::current();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let result = state.pass(trigger, grace);
+            (state, result)
+        })
+        .await;
+        let (state, result) = match joined {
+            Ok(done) => done,
+            Err(e) => return Err(ActorError::Panic(panic_message(e))),
+        };
+        let summary = state.summary;
+        self.state = Some(state);
+        match result? {
+            PassResult::Held { until } => self.held = Some((until, trigger)),
+            PassResult::Applied | PassResult::Skipped => self.held = None,
+        }
+        drop(latches);
+        // The supervisor only goes away when the daemon stops.
+        let _ = self.reports.send(Report {
+            namespace: self.name.clone(),
+            summary,
+        });
+        Ok(())
+    }
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string()),
+        Err(e) => e.to_string(),
+    }
+}
+
+// === impl State ===
+
+impl State {
+    fn pass(&mut self, trigger: Trigger, grace: Duration) -> Result<PassResult, ActorError> {
+        let started = Instant::now();
+        if !self.ns_dir.is_dir() {
+            debug!("the namespace directory is gone; pass skipped");
+            return Ok(PassResult::Skipped);
+        }
+        if !self.loaded {
+            self.runtime = fsio::read_runtime(&self.ns_dir);
+            self.prior = read_prior(&self.runtime);
+            self.site_active = self.runtime.contains_key(plan::prior::CONFIG_FILE);
+            self.loaded = true;
+        } else if trigger == Trigger::Resync {
+            // The safety net also covers runtime files someone else
+            // removed or changed: they are compared against the disk again.
+            self.runtime = fsio::read_runtime(&self.ns_dir);
+        }
+        let stats = self.cache.scan(&self.ns_dir);
+        let bundles = fsio::read_bundles(&self.ns_dir);
+        let platform = fsio::read_platform(&self.ns_dir, self.ctx.default_platform);
+        let inputs = Inputs {
+            namespace: &self.name,
+            namespace_path: &self.ns_path,
+            platform,
+            hostname: &self.ctx.hostname,
+            version: env!("CARGO_PKG_VERSION"),
+            now: time::OffsetDateTime::now_utc(),
+            files: self.cache.files(),
+            bundles: &bundles,
+            runtime: &self.runtime,
+            prior: &self.prior,
+            router: self.ctx.router.clone(),
+            trigger: trigger.as_str(),
+        };
+        let mut ports = NsPorts {
+            inner: DataHomePorts {
+                namespaces_dir: self.ctx.namespaces_dir.clone(),
+                namespace: self.name.clone(),
+            },
+            claimed: &self.ctx.ports.claimed,
+        };
+        let outcome = plan::reconcile(&inputs, &mut RcgenMint, &mut ports);
+
+        let t = Instant::now();
+        if self.site_active && !outcome.site_active {
+            let since = *self.site_missing_since.get_or_insert_with(|| {
+                info!(
+                    "no active Site: runtime/ is cleared in {} ms unless one appears",
+                    grace.as_millis()
+                );
+                t
+            });
+            let until = after(since, grace);
+            if t < until {
+                return Ok(PassResult::Held { until });
+            }
+            info!(
+                "no active Site for {} ms: clearing what runtime/ derived from resources",
+                grace.as_millis()
+            );
+        }
+        self.site_missing_since = None;
+        if !self.ns_dir.is_dir() {
+            return Ok(PassResult::Skipped);
+        }
+        if let Err(e) = fsio::apply(&self.ns_dir, &outcome) {
+            if !self.ns_dir.is_dir() {
+                debug!("the namespace directory went away during the pass: {e}");
+                return Ok(PassResult::Skipped);
+            }
+            return Err(e.into());
+        }
+        let (written, removed) = (outcome.writes.len(), outcome.deletes.len());
+        self.absorb(outcome);
+        self.passes += 1;
+        let elapsed_ms = started.elapsed().as_millis();
+        let message = format!(
+            "reconcile pass {}: trigger {trigger}, {} of {} input files parsed, {written} written, {removed} removed",
+            self.passes, stats.parsed, stats.files
+        );
+        if written + removed > 0 {
+            info!(elapsed_ms, "{message}");
+        } else {
+            debug!(elapsed_ms, "{message}");
+        }
+        Ok(PassResult::Applied)
+    }
+
+    /// Takes an applied outcome in: runtime bytes, prior state, statuses.
+    fn absorb(&mut self, outcome: Outcome) {
+        let first = self.passes == 0;
+        self.log_changes(&outcome, first);
+        let Outcome {
+            writes,
+            deletes,
+            next_prior,
+            site_active,
+            ..
+        } = outcome;
+        for rel in deletes {
+            self.runtime.remove(&rel);
+        }
+        for (rel, file) in writes {
+            self.runtime.insert(rel, file.bytes);
+        }
+        self.prior = next_prior;
+        self.site_active = site_active;
+    }
+
+    /// Status changes once at INFO, new input problems once at WARN.
+    fn log_changes(&mut self, outcome: &Outcome, first: bool) {
+        let mut statuses = BTreeMap::new();
+        let mut summary = NsSummary::default();
+        for r in &outcome.resources {
+            match r.status {
+                Phase::Ready => summary.ready += 1,
+                Phase::Pending => summary.pending += 1,
+                Phase::Error => summary.error += 1,
+            }
+            let key = (r.kind, r.name.clone());
+            let new = (r.status, r.message.clone());
+            let old = self.statuses.get(&key);
+            if !first && old != Some(&new) {
+                let old = old.map_or("(new)", |(p, _)| p.as_str());
+                info!(
+                    kind = r.kind.as_str(),
+                    name = %r.name,
+                    "{} {}: {old} -> {}: {}",
+                    r.kind.lower(),
+                    r.name,
+                    r.status.as_str(),
+                    r.message
+                );
+            }
+            statuses.insert(key, new);
+        }
+        if !first {
+            for ((kind, name), (phase, _)) in &self.statuses {
+                if !statuses.contains_key(&(*kind, name.clone())) {
+                    info!(
+                        kind = kind.as_str(),
+                        name = %name,
+                        "{} {name}: {} -> (removed)",
+                        kind.lower(),
+                        phase.as_str()
+                    );
+                }
+            }
+        } else {
+            info!(
+                "{} resources: {} Ready, {} Pending, {} Error",
+                outcome.resources.len(),
+                summary.ready,
+                summary.pending,
+                summary.error
+            );
+        }
+        for p in &outcome.problems {
+            if p.is_error() {
+                summary.errors += 1;
+            } else {
+                summary.warnings += 1;
+            }
+            if self.problems.contains(p) {
+                continue;
+            }
+            let severity = if p.is_error() { "error" } else { "warning" };
+            let place = p.place().map(|s| format!("{s}: ")).unwrap_or_default();
+            warn!(
+                kind = p.kind.as_deref().unwrap_or(""),
+                name = p.name.as_deref().unwrap_or(""),
+                file = p.file.as_deref().unwrap_or(""),
+                "{place}{severity}: {}",
+                p.message
+            );
+        }
+        self.problems = outcome.problems.iter().cloned().collect();
+        self.statuses = statuses;
+        self.summary = summary;
+    }
+}
