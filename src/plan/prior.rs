@@ -50,8 +50,10 @@ pub struct Prior {
     /// Shared, so carrying an unchanged record into the next pass is free.
     pub records: BTreeMap<(Kind, String), std::sync::Arc<PriorRecord>>,
     pub identity: Option<Identity>,
-    /// `reconcile.lastRun` of the previous status file.
+    /// `reconcile.lastRun` and `reconcile.trigger` of the previous status
+    /// file.
     pub last_run: Option<String>,
+    pub last_trigger: Option<String>,
 }
 
 /// Reads the prior state from the runtime files (paths relative to the
@@ -79,10 +81,19 @@ pub fn read_prior(files: &BTreeMap<String, Vec<u8>>) -> Prior {
             })
         })
         .or_else(|| files.get(CONFIG_FILE).and_then(|b| identity_from_config(b)));
-    prior.last_run = files
-        .get(STATUS_FILE)
-        .and_then(|b| parse(b))
-        .and_then(|doc| Some(doc.get("reconcile")?.get("lastRun")?.as_str()?.to_string()));
+    let status = files.get(STATUS_FILE).and_then(|b| parse(b));
+    let reconcile = |key: &str| {
+        Some(
+            status
+                .as_ref()?
+                .get("reconcile")?
+                .get(key)?
+                .as_str()?
+                .to_string(),
+        )
+    };
+    prior.last_run = reconcile("lastRun");
+    prior.last_trigger = reconcile("trigger");
     prior
 }
 

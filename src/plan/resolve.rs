@@ -609,22 +609,35 @@ pub fn run(inputs: &Inputs, mint: &mut dyn Mint, ports: &mut dyn PortPicker) -> 
         problems: &problems,
         no_site: res.site.is_none(),
     };
+    // The status file records the last pass that changed something: a pass
+    // that changes nothing else (a resync, a SIGHUP) keeps it as it is,
+    // trigger and time included.
     let body_prev = inputs.runtime.get(super::prior::STATUS_FILE);
-    let keep_time = inputs.prior.last_run.clone().filter(|_| !changed_other);
-    let mut status_bytes = render::summary::render(&summary, keep_time.as_deref().unwrap_or(&now));
-    if keep_time.is_some() && body_prev != Some(&status_bytes.clone().into_bytes()) {
-        // Something in the summary itself changed: that is a change too.
-        status_bytes = render::summary::render(&summary, &now);
-    }
-    next.last_run = Some(if body_prev == Some(&status_bytes.clone().into_bytes()) {
-        keep_time.unwrap_or_else(|| now.clone())
-    } else {
-        now.clone()
-    });
+    let unchanged = match (&inputs.prior.last_run, &inputs.prior.last_trigger) {
+        (Some(run), Some(trigger)) if !changed_other => {
+            let same = render::summary::Summary {
+                trigger,
+                ..summary.clone()
+            };
+            let bytes = render::summary::render(&same, run).into_bytes();
+            (body_prev == Some(&bytes)).then_some((bytes, run.clone(), trigger.clone()))
+        }
+        _ => None,
+    };
+    let (status_bytes, last_run, last_trigger) = match unchanged {
+        Some(kept) => kept,
+        None => (
+            render::summary::render(&summary, &now).into_bytes(),
+            now.clone(),
+            inputs.trigger.to_string(),
+        ),
+    };
+    next.last_run = Some(last_run);
+    next.last_trigger = Some(last_trigger);
     files.insert(
         super::prior::STATUS_FILE.to_string(),
         OutFile {
-            bytes: status_bytes.into_bytes(),
+            bytes: status_bytes,
             mode: 0o644,
         },
     );

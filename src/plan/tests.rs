@@ -16,6 +16,7 @@ pub struct Scenario {
     pub now: OffsetDateTime,
     pub seed: u64,
     pub router: RouterState,
+    pub trigger: &'static str,
 }
 
 impl Scenario {
@@ -28,6 +29,7 @@ impl Scenario {
             now: NOW,
             seed: 1,
             router: RouterState::default(),
+            trigger: "input",
         };
         s.put("Site-west.yaml", SITE);
         s
@@ -62,7 +64,7 @@ impl Scenario {
             runtime: &self.runtime,
             prior: &prior,
             router: self.router.clone(),
-            trigger: "input",
+            trigger: self.trigger,
         };
         reconcile(
             &inputs,
@@ -148,6 +150,28 @@ fn a_second_pass_on_unchanged_input_writes_nothing() {
     let second = s.pass();
     assert!(second.writes.is_empty(), "{:?}", second.writes);
     assert!(second.deletes.is_empty());
+}
+
+#[test]
+fn a_resync_that_changes_nothing_does_not_touch_the_status_file() {
+    let mut s = Scenario::new();
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "8080"));
+    s.pass();
+    let before = s.text("runtime/status.yaml");
+    s.trigger = "resync";
+    s.now += time::Duration::minutes(1);
+    let out = s.pass();
+    assert!(out.writes.is_empty(), "{:?}", out.writes.keys());
+    assert_eq!(before, s.text("runtime/status.yaml"));
+    // A change is recorded with its trigger and time.
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "8081"));
+    s.pass();
+    let after = s.text("runtime/status.yaml");
+    assert!(after.contains("trigger: resync"), "{after}");
+    assert!(
+        after.contains("lastRun: \"2026-11-26T10:01:00Z\""),
+        "{after}"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ use crate::problem::Problem;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
+#[derive(Clone)]
 pub struct Summary<'a> {
     pub namespace: &'a str,
     pub site: Option<&'a str>,
