@@ -7,3 +7,4 @@ mod daemon;
 mod live;
 mod reference;
 mod render;
+mod router_live;

@@ -11,6 +11,7 @@
 
 pub mod cache;
 pub mod namespace;
+pub mod router;
 pub mod supervisor;
 
 use crate::daemon::sdnotify::Latch;
@@ -31,6 +32,8 @@ pub struct Intervals {
     /// How often an idle actor wakes to prove it is alive (a quarter of the
     /// watchdog period); `None` without a watchdog.
     pub heartbeat: Option<Duration>,
+    /// Light router poll while a router is connected or expected.
+    pub router_poll: Duration,
 }
 
 impl Intervals {
@@ -41,6 +44,7 @@ impl Intervals {
             resync: config.resync_interval,
             site_grace: config.site_grace_period,
             heartbeat: watchdog.map(|period| (period / 4).max(Duration::from_millis(1))),
+            router_poll: config.router_poll_interval,
         }
     }
 }

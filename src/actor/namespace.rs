@@ -78,7 +78,8 @@ pub struct Context {
     pub namespaces_dir: PathBuf,
     pub default_platform: Platform,
     pub hostname: String,
-    pub router: RouterState,
+    /// How routers are started.
+    pub runner: super::router::RunnerChoice,
     pub ports: SharedPorts,
     pub health: Health,
     pub reports: mpsc::UnboundedSender<Report>,
@@ -140,6 +141,8 @@ struct State {
     problems: HashSet<Problem>,
     summary: NsSummary,
     passes: u64,
+    /// What the router reported, as the next pass will see it.
+    router: RouterState,
 }
 
 /// Runs the actor of namespace `name` until it is stopped, its directory
@@ -174,6 +177,10 @@ struct Actor {
     held: Option<(Instant, Trigger)>,
     next_resync: Instant,
     next_beat: Option<Instant>,
+    router: super::router::RouterSide,
+    /// When to poll the router next; `None` while nothing is expected to
+    /// answer (no polling faster than the resync then).
+    next_poll: Option<Instant>,
 }
 
 fn now() -> Instant {
@@ -196,7 +203,10 @@ impl Actor {
     ) -> Actor {
         let t = now();
         let ns_dir = ctx.namespaces_dir.join(&name);
+        let router = super::router::RouterSide::new(ctx.runner.clone());
         Actor {
+            router,
+            next_poll: None,
             intervals,
             inbox,
             health: ctx.health.clone(),
@@ -217,6 +227,7 @@ impl Actor {
                 problems: HashSet::new(),
                 summary: NsSummary::default(),
                 passes: 0,
+                router: RouterState::default(),
             }),
             name,
             coalescer: Coalescer::new(intervals.quiet_window, intervals.max_delay),
@@ -228,6 +239,14 @@ impl Actor {
     }
 
     async fn run(mut self) -> Result<Exit, ActorError> {
+        let result = self.run_loop().await;
+        // Routers of the process runner are children: they stop with the
+        // actor (platform.md 1.2).
+        self.router.stop().await;
+        result
+    }
+
+    async fn run_loop(&mut self) -> Result<Exit, ActorError> {
         self.health.register(&self.name, Instant::now());
         let mut run_now = Some(Trigger::Startup);
         loop {
@@ -249,6 +268,12 @@ impl Actor {
                     self.coalescer.mark(now(), Trigger::Resync);
                     self.next_resync = after(now(), self.intervals.resync);
                 }
+                _ = sleep_until(self.next_poll) => {
+                    if self.router.poll().await {
+                        self.coalescer.mark(now(), Trigger::Router);
+                    }
+                    self.schedule_poll();
+                }
                 _ = sleep_until(self.next_beat) => {
                     self.next_beat = self.intervals.heartbeat.map(|h| after(now(), h));
                 }
@@ -264,6 +289,17 @@ impl Actor {
             }
             self.health.beat(&self.name, Instant::now());
         }
+    }
+
+    fn schedule_poll(&mut self) {
+        // A router that is expected but not connected yet is retried soon
+        // (the session's own backoff spaces the attempts).
+        let every = if self.router.connected() {
+            self.intervals.router_poll
+        } else {
+            self.intervals.router_poll.min(Duration::from_millis(250))
+        };
+        self.next_poll = self.router.polls().then(|| after(now(), every));
     }
 
     fn set_intervals(&mut self, new: Intervals) {
@@ -287,6 +323,7 @@ impl Actor {
             return Err(ActorError::Panic("the namespace state was lost".into()));
         };
         let grace = self.intervals.site_grace;
+        state.router = self.router.state.clone();
         let span = Span::current();
         let joined = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
@@ -299,6 +336,23 @@ impl Actor {
             Err(e) => return Err(ActorError::Panic(panic_message(e))),
         };
         let summary = state.summary;
+        let applied = matches!(result, Ok(PassResult::Applied));
+        // A pass the router caused does not drive the router again: that
+        // would loop. Every other applied pass brings the router in line.
+        if applied && trigger != Trigger::Router {
+            let facts = super::router::Facts {
+                namespace: &state.name,
+                ns_dir: &state.ns_dir,
+                platform: fsio::read_platform(&state.ns_dir, state.ctx.default_platform).ok(),
+                site_active: state.site_active,
+                identity: state.prior.identity.as_ref(),
+                runtime: &state.runtime,
+            };
+            if self.router.after_pass(&facts).await {
+                self.coalescer.mark(now(), Trigger::Router);
+            }
+            self.schedule_poll();
+        }
         self.state = Some(state);
         match result? {
             PassResult::Held { until } => self.held = Some((until, trigger)),
@@ -358,7 +412,7 @@ impl State {
             bundles: &bundles,
             runtime: &self.runtime,
             prior: &self.prior,
-            router: self.ctx.router.clone(),
+            router: self.router.clone(),
             trigger: trigger.as_str(),
         };
         let mut ports = NsPorts {

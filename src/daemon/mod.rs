@@ -29,7 +29,7 @@ use crate::actor::namespace::{Context, SharedPorts};
 use crate::actor::supervisor::Supervisor;
 use crate::actor::Intervals;
 use crate::config::{Config, Env, ProcessEnv, SettingsArgs};
-use crate::plan::{Platform, RouterState};
+use crate::plan::Platform;
 use crate::store::lock::{ControllerLock, LockError};
 use crate::watch::{sleep_until, Trigger, WatchError, WatchEvent, Watcher};
 use sdnotify::{Health, Notifier, NotifyError, Readiness};
@@ -174,7 +174,7 @@ pub async fn run(
         default_platform: Platform::parse(config.default_platform.as_str())
             .unwrap_or(Platform::Podman),
         hostname: hostname(),
-        router: router_state(&config),
+        runner: crate::actor::router::RunnerChoice::from_config(&config),
         ports: SharedPorts::default(),
         health: health.clone(),
         reports: reports_tx,
@@ -331,21 +331,6 @@ fn reload(
 fn log_notify(result: Result<(), NotifyError>) {
     if let Err(e) = result {
         warn!("{e}");
-    }
-}
-
-fn router_state(config: &Config) -> RouterState {
-    let message = match config.runner {
-        crate::config::RunnerMode::None => "runner is none: skupperd does not start routers",
-        crate::config::RunnerMode::Auto => {
-            "this version of skupperd writes the router files but does not start routers yet"
-        }
-    };
-    RouterState {
-        runner: "none".to_string(),
-        state: "NotCreated".to_string(),
-        message: message.to_string(),
-        ..RouterState::default()
     }
 }
 

@@ -150,16 +150,18 @@ impl Session {
         None
     }
 
-    async fn ensure_connected(&mut self) -> Result<(), MgmtError> {
+    /// `Ok(false)`: no target, or still waiting out the reconnect backoff
+    /// (which only a real attempt may lengthen).
+    async fn ensure_connected(&mut self) -> Result<bool, MgmtError> {
         if self.connected() {
-            return Ok(());
+            return Ok(true);
         }
         let Some(target) = self.target.clone() else {
-            return Err(MgmtError::Lost("no router target".to_string()));
+            return Ok(false);
         };
         if let Some(t) = self.next_try {
             if Instant::now() < t {
-                return Err(MgmtError::Lost("waiting to reconnect".to_string()));
+                return Ok(false);
             }
         }
         let mut client = match connect(target.port, &target.credentials).await {
@@ -176,14 +178,21 @@ impl Session {
         self.view.capabilities = probe(&mut client).await;
         self.network = client.watch_network().await.ok();
         self.client = Some(client);
-        Ok(())
+        Ok(true)
     }
 
     /// Full sync: connect if needed, check the router is this site's,
     /// apply the difference, then poll. `None` = router not reachable.
     pub async fn sync(&mut self, now: &str) -> Option<RouterView> {
-        if let Err(e) = self.ensure_connected().await {
-            return self.lost(&e);
+        match self.ensure_connected().await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                // `ensure_connected` already set the backoff.
+                tracing::debug!(error = %e, "router management not reachable");
+                self.disconnect();
+                return None;
+            }
         }
         if let Err(e) = self.check_identity().await {
             return self.lost(&e);

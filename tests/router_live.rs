@@ -1,0 +1,384 @@
+//! `skupperd run` driving a router live: with the process runner starting
+//! the router double as its child, and with runner none against a double
+//! the test starts itself (so it can inject remote consumers).
+
+use crate::support::daemon::{eventually, Daemon, Start};
+use crate::support::*;
+use router_double::{DoubleConfig, RouterDouble};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const C: &str = "apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n";
+
+/// These tests bind real management ports, chosen per data home from 5671
+/// upwards: run one at a time so two data homes never race for one port.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The router double's binary, built on demand beside skupperd.
+fn double_binary() -> PathBuf {
+    let skupperd = assert_cmd::cargo::cargo_bin("skupperd");
+    let path = skupperd.with_file_name("skrouterd-double");
+    if !path.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "router-double", "--bin", "skrouterd-double"])
+            .status()
+            .expect("cargo build");
+        assert!(status.success());
+    }
+    path
+}
+
+fn site(home: &DataHome) {
+    home.write("west", "internal/platform.yaml", "platform: linux\n");
+    home.write("west", "input/resources/site.yaml", SITE);
+}
+
+fn config_file(home: &DataHome, body: &str) -> String {
+    let path = home.path().join("skupperd.toml");
+    std::fs::write(&path, body).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn record(home: &DataHome, kind: &str, name: &str) -> String {
+    std::fs::read_to_string(
+        home.ns("west")
+            .join(format!("runtime/resources/{kind}-{name}.yaml")),
+    )
+    .unwrap_or_default()
+}
+
+fn wait_status(d: &Daemon, home: &DataHome, kind: &str, name: &str, want: &str) -> String {
+    eventually(
+        &format!("{kind} {name} to say {want:?}"),
+        || {
+            let r = record(home, kind, name);
+            r.contains(want).then_some(r)
+        },
+        || format!("{}\n--- log ---\n{}", record(home, kind, name), d.log()),
+    )
+}
+
+fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn echo(stream: &mut TcpStream, text: &[u8]) -> Vec<u8> {
+    stream.write_all(text).unwrap();
+    let mut buf = vec![0u8; text.len()];
+    stream.read_exact(&mut buf).unwrap();
+    buf
+}
+
+#[test]
+fn the_process_runner_starts_the_router_and_changes_apply_live() {
+    let _serial = serial();
+    let home = DataHome::new();
+    site(&home);
+    let backend = echo_server();
+    let port = free_port();
+    home.write(
+        "west",
+        "input/resources/l.yaml",
+        &listener("backend", "127.0.0.1", &port.to_string()),
+    );
+    home.write(
+        "west",
+        "input/resources/c.yaml",
+        &format!("{C}  name: backend\nspec:\n  host: 127.0.0.1\n  port: {backend}\n"),
+    );
+    let config = config_file(
+        &home,
+        &format!(
+            "router_binary = \"{}\"\nrouter_poll_interval_ms = 200\n",
+            double_binary().display()
+        ),
+    );
+    let d = Start::new(&home).arg("--config").arg(config).spawn();
+    // The local connector consumes the listener's address: the router opens
+    // the socket and the listener is Ready, as the router reports it.
+    wait_status(&d, &home, "Listener", "backend", "status: Ready");
+    let status = wait_status(&d, &home, "Site", "west", "status: Ready");
+    assert!(status.contains("type: Running"), "{status}");
+
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(echo(&mut client, b"hello"), b"hello");
+
+    // 100 unrelated changes: the open connection survives them all.
+    for i in 0..100 {
+        home.write(
+            "west",
+            "input/resources/other.yaml",
+            &listener("other", "127.0.0.1", &(30000 + i).to_string()),
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    wait_status(&d, &home, "Listener", "other", "port: 30099");
+    eventually(
+        "the router to have the last change",
+        || {
+            let s = std::fs::read_to_string(home.ns("west").join("runtime/status.yaml")).ok()?;
+            s.contains("listener/other").then_some(())
+        },
+        || d.log(),
+    );
+    assert_eq!(echo(&mut client, b"still here"), b"still here");
+}
+
+#[test]
+fn a_killed_router_is_restarted_and_synced_again() {
+    let _serial = serial();
+    let home = DataHome::new();
+    site(&home);
+    let port = free_port();
+    home.write(
+        "west",
+        "input/resources/l.yaml",
+        &listener("backend", "127.0.0.1", &port.to_string()),
+    );
+    home.write(
+        "west",
+        "input/resources/c.yaml",
+        &format!(
+            "{C}  name: backend\nspec:\n  host: 127.0.0.1\n  port: {}\n",
+            echo_server()
+        ),
+    );
+    let config = config_file(
+        &home,
+        &format!(
+            "router_binary = \"{}\"\nrouter_poll_interval_ms = 200\n",
+            double_binary().display()
+        ),
+    );
+    let d = Start::new(&home).arg("--config").arg(config).spawn();
+    wait_status(&d, &home, "Listener", "backend", "status: Ready");
+    let pid = router_pid(&home).expect("the router child");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    // While it is gone nothing claims Ready; then it comes back.
+    wait_status(&d, &home, "Listener", "backend", "router not reachable");
+    // A change made while the router is down reaches the new one.
+    home.write(
+        "west",
+        "input/resources/l2.yaml",
+        &listener("late", "127.0.0.1", &free_port().to_string()),
+    );
+    wait_status(
+        &d,
+        &home,
+        "Listener",
+        "late",
+        "type: Configured\n    status: \"True\"",
+    );
+    wait_status(&d, &home, "Listener", "backend", "status: Ready");
+    assert_ne!(router_pid(&home), Some(pid), "a new router process");
+}
+
+/// The router child of this data home, found by its config path.
+fn router_pid(home: &DataHome) -> Option<i32> {
+    let config = home.ns("west").join("runtime/router/skrouterd.json");
+    let needle = config.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("skrouterd-double") && cmdline.contains(&needle) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// Runner none, and a double the test starts on the namespace's management
+/// port with the namespace's own certificates.
+fn with_external_double(home: &DataHome) -> (Daemon, RouterDouble, tokio::runtime::Runtime) {
+    site(home);
+    let config = config_file(
+        home,
+        "runner = \"none\"\nresync_interval_s = 1\nrouter_poll_interval_ms = 200\n",
+    );
+    let d = Start::new(home).arg("--config").arg(config).spawn();
+    d.wait_ready();
+    let identity = std::fs::read_to_string(home.ns("west").join("runtime/identity.yaml")).unwrap();
+    let port: u16 = identity
+        .lines()
+        .find_map(|l| l.strip_prefix("managementPort: "))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap();
+    let read = |f: &str| {
+        std::fs::read(
+            home.ns("west")
+                .join("runtime/certs/skupper-local-server")
+                .join(f),
+        )
+        .unwrap()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut cfg = DoubleConfig::new(read("tls.crt"), read("tls.key"), read("ca.crt")).unwrap();
+    cfg.port = port;
+    let double = rt.block_on(RouterDouble::start(cfg)).unwrap();
+    (d, double, rt)
+}
+
+#[test]
+fn matching_follows_the_routers_consumers_and_observer_is_an_update() {
+    let _serial = serial();
+    let home = DataHome::new();
+    let port = free_port();
+    home.write(
+        "west",
+        "input/resources/l.yaml",
+        &listener("backend", "127.0.0.1", &port.to_string()),
+    );
+    let (d, double, _rt) = with_external_double(&home);
+    wait_status(
+        &d,
+        &home,
+        "Listener",
+        "backend",
+        "message: No matching connectors",
+    );
+    double.inject_remote_consumer("backend");
+    wait_status(&d, &home, "Listener", "backend", "status: Ready");
+    double.remove_remote_consumer("backend");
+    wait_status(
+        &d,
+        &home,
+        "Listener",
+        "backend",
+        "message: No matching connectors",
+    );
+
+    let before = double.mutations().len();
+    home.write(
+        "west",
+        "input/resources/l.yaml",
+        &format!(
+            "{}  observer: http2\n",
+            listener("backend", "127.0.0.1", &port.to_string())
+        ),
+    );
+    eventually(
+        "the observer to reach the router",
+        || {
+            let e = double.entity("listener/backend")?;
+            (e.attrs.get("observer")?.as_str()? == "http2").then_some(())
+        },
+        || d.log(),
+    );
+    let ops: Vec<String> = double.mutations()[before..]
+        .iter()
+        .map(|o| format!("{} {}", o.operation, o.name.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        ops,
+        ["UPDATE listener/backend"],
+        "an UPDATE, not a re-create"
+    );
+}
+
+#[test]
+fn a_bind_failure_and_a_refusal_are_errors_in_the_routers_words() {
+    let _serial = serial();
+    let home = DataHome::new();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    home.write(
+        "west",
+        "input/resources/l.yaml",
+        &listener("busy", "127.0.0.1", &taken_port.to_string()),
+    );
+    let (d, double, rt) = with_external_double(&home);
+    double.inject_remote_consumer("busy");
+    wait_status(
+        &d,
+        &home,
+        "Listener",
+        "busy",
+        &format!("message: \"the router cannot open the listening socket: Address already in use - listen on 127.0.0.1:{taken_port}\""),
+    );
+
+    // Something else already holds the entity name the listener needs.
+    let creds = skupperd::router::Credentials {
+        client_cert_pem: std::fs::read(
+            home.ns("west")
+                .join("runtime/certs/skupper-local-client/tls.crt"),
+        )
+        .unwrap(),
+        client_key_pem: std::fs::read(
+            home.ns("west")
+                .join("runtime/certs/skupper-local-client/tls.key"),
+        )
+        .unwrap(),
+        ca_pem: std::fs::read(
+            home.ns("west")
+                .join("runtime/certs/skupper-local-client/ca.crt"),
+        )
+        .unwrap(),
+    };
+    rt.block_on(async {
+        use skupperd::router::Management;
+        let mut client = skupperd::router::connect(double.port(), &creds)
+            .await
+            .unwrap();
+        let mut attrs = serde_json::Map::new();
+        attrs.insert("prefix".into(), "web".into());
+        attrs.insert("distribution".into(), "balanced".into());
+        client
+            .create("router.config.address", "listener/web", &attrs)
+            .await
+            .unwrap();
+    });
+    home.write(
+        "west",
+        "input/resources/w.yaml",
+        &listener("web", "127.0.0.1", &free_port().to_string()),
+    );
+    let r = wait_status(
+        &d,
+        &home,
+        "Listener",
+        "web",
+        "router refused listener/web: 400",
+    );
+    assert!(r.contains("duplicates unique attribute 'name'"), "{r}");
+}
