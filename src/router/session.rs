@@ -200,8 +200,12 @@ impl Session {
         if self.foreign.is_some() {
             return None;
         }
-        match self.apply(now).await {
-            Ok(()) => self.poll().await,
+        let known = match self.apply(now).await {
+            Ok(known) => known,
+            Err(e) => return self.lost(&e),
+        };
+        match self.poll_inner(Some(known)).await {
+            Ok(()) => Some(self.view.clone()),
             Err(e) => self.lost(&e),
         }
     }
@@ -259,7 +263,10 @@ impl Session {
         Ok(observed)
     }
 
-    async fn apply(&mut self, now: &str) -> Result<(), MgmtError> {
+    /// Applies the plan; answers the listener statuses the observation
+    /// already showed (entities just created or replaced are down until
+    /// the next poll), so the poll that follows need not ask again.
+    async fn apply(&mut self, now: &str) -> Result<ListenerStatuses, MgmtError> {
         let observed = self.observe().await?;
         let ops = sync::plan(&self.desired, &observed);
         let mut refused = BTreeMap::new();
@@ -289,7 +296,26 @@ impl Session {
             .filter(|n| !refused.contains_key(n))
             .collect();
         self.view.refused = refused;
-        Ok(())
+        let mut statuses: ListenerStatuses = observed
+            .get("tcpListener")
+            .map(|rows| listener_statuses(rows))
+            .unwrap_or_default();
+        for op in &ops {
+            match op {
+                Op::Delete { kind, name } if kind == "tcpListener" => {
+                    statuses.remove(name);
+                }
+                _ => {}
+            }
+        }
+        for op in &ops {
+            if let Op::Create(e) = op {
+                if e.kind == "tcpListener" && !self.view.refused.contains_key(op.name()) {
+                    statuses.insert(op.name().to_string(), (false, None));
+                }
+            }
+        }
+        Ok(statuses)
     }
 
     async fn send(&mut self, op: &Op) -> Result<(), MgmtError> {
@@ -322,36 +348,30 @@ impl Session {
         if !self.connected() {
             return None;
         }
-        match self.poll_inner().await {
+        match self.poll_inner(None).await {
             Ok(()) => Some(self.view.clone()),
             Err(e) => self.lost(&e),
         }
     }
 
-    async fn poll_inner(&mut self) -> Result<(), MgmtError> {
-        let with_msg = self.view.capabilities.iter().any(|c| c == "connectionMsg");
-        let attrs: &[&str] = if with_msg {
-            &["name", "operStatus", "connectionMsg"]
-        } else {
-            &["name", "operStatus"]
+    async fn poll_inner(&mut self, known: Option<ListenerStatuses>) -> Result<(), MgmtError> {
+        let listeners = match known {
+            Some(known) => known,
+            None => {
+                let with_msg = self.view.capabilities.iter().any(|c| c == "connectionMsg");
+                let attrs: &[&str] = if with_msg {
+                    &["name", "operStatus", "connectionMsg"]
+                } else {
+                    &["name", "operStatus"]
+                };
+                self.bump("query");
+                let client = self
+                    .client
+                    .as_mut()
+                    .ok_or_else(|| MgmtError::Lost("not connected".to_string()))?;
+                listener_statuses(&client.query("tcpListener", attrs).await?)
+            }
         };
-        self.bump("query");
-        let client = self
-            .client
-            .as_mut()
-            .ok_or_else(|| MgmtError::Lost("not connected".to_string()))?;
-        let rows = client.query("tcpListener", attrs).await?;
-        let listeners: BTreeMap<String, (bool, Option<String>)> = rows
-            .iter()
-            .filter_map(|r| {
-                let name = text(r.get("name"))?;
-                let up = text(r.get("operStatus")).as_deref() == Some("up");
-                Some((
-                    name,
-                    (up, text(r.get("connectionMsg")).filter(|m| !m.is_empty())),
-                ))
-            })
-            .collect();
         self.bump("query");
         let client = self
             .client
@@ -439,6 +459,22 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// tcpListener name -> (operStatus up, connectionMsg).
+type ListenerStatuses = BTreeMap<String, (bool, Option<String>)>;
+
+fn listener_statuses(rows: &[Map<String, Value>]) -> ListenerStatuses {
+    rows.iter()
+        .filter_map(|r| {
+            let name = text(r.get("name"))?;
+            let up = text(r.get("operStatus")).as_deref() == Some("up");
+            Some((
+                name,
+                (up, text(r.get("connectionMsg")).filter(|m| !m.is_empty())),
+            ))
+        })
+        .collect()
 }
 
 fn ignore_refusal(e: MgmtError) -> Result<(), MgmtError> {
