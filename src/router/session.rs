@@ -270,7 +270,6 @@ impl Session {
         let observed = self.observe().await?;
         let ops = sync::plan(&self.desired, &observed);
         let mut refused = BTreeMap::new();
-        let mut touched = BTreeSet::new();
         for op in &ops {
             let result = self.send(op).await;
             match result {
@@ -281,7 +280,6 @@ impl Session {
                 }
                 Err(e) => return Err(e),
             }
-            touched.insert(op.name().to_string());
         }
         if !ops.is_empty() {
             self.view.last_sync = Some(now.to_string());
