@@ -382,3 +382,41 @@ fn a_bind_failure_and_a_refusal_are_errors_in_the_routers_words() {
     );
     assert!(r.contains("duplicates unique attribute 'name'"), "{r}");
 }
+
+#[test]
+fn a_router_mode_change_restarts_the_router_and_says_so() {
+    let _serial = serial();
+    let home = DataHome::new();
+    site(&home);
+    home.write(
+        "west",
+        "input/resources/l.yaml",
+        &listener("backend", "127.0.0.1", &free_port().to_string()),
+    );
+    let config = config_file(
+        &home,
+        &format!(
+            "router_binary = \"{}\"\nrouter_poll_interval_ms = 200\n",
+            double_binary().display()
+        ),
+    );
+    let d = Start::new(&home).arg("--config").arg(config).spawn();
+    wait_status(&d, &home, "Site", "west", "status: Ready");
+    let first = router_pid(&home).expect("router");
+    home.write(
+        "west",
+        "input/resources/site.yaml",
+        &format!("{SITE}spec:\n  edge: true\n"),
+    );
+    eventually(
+        "status.yaml to say the router was restarted",
+        || {
+            let s = std::fs::read_to_string(home.ns("west").join("runtime/status.yaml")).ok()?;
+            s.contains("to apply a new router id or mode").then_some(())
+        },
+        || d.log(),
+    );
+    d.wait_log("the router's id or mode changed: restarting it");
+    wait_status(&d, &home, "Site", "west", "status: Ready");
+    assert_ne!(router_pid(&home), Some(first));
+}

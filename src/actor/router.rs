@@ -64,6 +64,8 @@ pub struct RouterSide {
     /// changes.
     pub state: RouterState,
     restart_logged: bool,
+    /// Why the router was last restarted, for `runtime/status.yaml`.
+    restart_note: Option<String>,
 }
 
 fn credentials(runtime: &BTreeMap<String, Vec<u8>>) -> Option<Credentials> {
@@ -88,6 +90,7 @@ impl RouterSide {
             session: Session::default(),
             state: RouterState::default(),
             restart_logged: false,
+            restart_note: None,
         };
         side.state = side.current(None);
         side
@@ -128,7 +131,12 @@ impl RouterSide {
                 RouterProcessState::Failed(_) => "Failed",
                 RouterProcessState::Stopped => "Stopped",
             };
-            let message = self.runner.last_error_line().unwrap_or_default();
+            let message = match (&process_state, &self.restart_note) {
+                (RouterProcessState::Running | RouterProcessState::Starting, Some(note)) => {
+                    note.clone()
+                }
+                _ => self.runner.last_error_line().unwrap_or_default(),
+            };
             ("process", state, message)
         } else if view.is_some() {
             ("none", "Unmanaged", String::new())
@@ -211,6 +219,10 @@ impl RouterSide {
         }
         if self.runner_is_process {
             info!("the router's id or mode changed: restarting it");
+            self.restart_note = Some(format!(
+                "restarted at {} to apply a new router id or mode",
+                crate::render::timestamp(time::OffsetDateTime::now_utc())
+            ));
             self.runner.restart().await.ok();
             self.session.disconnect();
             self.session.restart_needed = false;
