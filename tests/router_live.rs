@@ -47,6 +47,18 @@ fn site(home: &DataHome) {
     home.write("west", "input/resources/site.yaml", SITE);
 }
 
+/// `skupperd run` whose process runner starts the router double.
+fn with_process_runner(home: &DataHome) -> Daemon {
+    let config = config_file(
+        home,
+        &format!(
+            "router_binary = \"{}\"\nrouter_poll_interval_ms = 200\n",
+            double_binary().display()
+        ),
+    );
+    Start::new(home).arg("--config").arg(config).spawn()
+}
+
 fn config_file(home: &DataHome, body: &str) -> String {
     let path = home.path().join("skupperd.toml");
     std::fs::write(&path, body).unwrap();
@@ -115,14 +127,7 @@ fn the_process_runner_starts_the_router_and_changes_apply_live() {
         "input/resources/c.yaml",
         &format!("{C}  name: backend\nspec:\n  host: 127.0.0.1\n  port: {backend}\n"),
     );
-    let config = config_file(
-        &home,
-        &format!(
-            "router_binary = \"{}\"\nrouter_poll_interval_ms = 200\n",
-            double_binary().display()
-        ),
-    );
-    let d = Start::new(&home).arg("--config").arg(config).spawn();
+    let d = with_process_runner(&home);
     // The local connector consumes the listener's address: the router opens
     // the socket and the listener is Ready, as the router reports it.
     wait_status(&d, &home, "Listener", "backend", "status: Ready");
@@ -175,14 +180,7 @@ fn a_killed_router_is_restarted_and_synced_again() {
             echo_server()
         ),
     );
-    let config = config_file(
-        &home,
-        &format!(
-            "router_binary = \"{}\"\nrouter_poll_interval_ms = 200\n",
-            double_binary().display()
-        ),
-    );
-    let d = Start::new(&home).arg("--config").arg(config).spawn();
+    let d = with_process_runner(&home);
     wait_status(&d, &home, "Listener", "backend", "status: Ready");
     let pid = router_pid(&home).expect("the router child");
     rustix::process::kill_process(
@@ -393,14 +391,7 @@ fn a_router_mode_change_restarts_the_router_and_says_so() {
         "input/resources/l.yaml",
         &listener("backend", "127.0.0.1", &free_port().to_string()),
     );
-    let config = config_file(
-        &home,
-        &format!(
-            "router_binary = \"{}\"\nrouter_poll_interval_ms = 200\n",
-            double_binary().display()
-        ),
-    );
-    let d = Start::new(&home).arg("--config").arg(config).spawn();
+    let d = with_process_runner(&home);
     wait_status(&d, &home, "Site", "west", "status: Ready");
     let first = router_pid(&home).expect("router");
     home.write(

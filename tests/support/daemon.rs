@@ -90,17 +90,7 @@ impl<'a> Start<'a> {
         let log_path = log_dir.path().join("skupperd.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("skupperd"));
-        for var in [
-            "SKUPPER_PLATFORM",
-            "SKUPPERD_DATA_HOME",
-            "NOTIFY_SOCKET",
-            "WATCHDOG_USEC",
-            "WATCHDOG_PID",
-            "JOURNAL_STREAM",
-            "RUST_LOG",
-            "CONTAINER_ENDPOINT",
-            "XDG_CONFIG_HOME",
-        ] {
+        for var in super::SCRUBBED_ENV {
             cmd.env_remove(var);
         }
         // No config file of the machine (as root: /etc/skupperd/config.toml)

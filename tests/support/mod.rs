@@ -66,19 +66,24 @@ pub fn copy_tree(src: &Path, dst: &Path) {
     }
 }
 
+/// Environment variables that change skupperd's behaviour: never
+/// inherited by the binary under test.
+pub const SCRUBBED_ENV: [&str; 9] = [
+    "SKUPPER_PLATFORM",
+    "SKUPPERD_DATA_HOME",
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "JOURNAL_STREAM",
+    "RUST_LOG",
+    "CONTAINER_ENDPOINT",
+    "XDG_CONFIG_HOME",
+];
+
 /// The real binary, with every variable that changes its behaviour removed.
 pub fn skupperd() -> Command {
     let mut cmd = Command::cargo_bin("skupperd").expect("binary");
-    for var in [
-        "SKUPPER_PLATFORM",
-        "SKUPPERD_DATA_HOME",
-        "NOTIFY_SOCKET",
-        "WATCHDOG_USEC",
-        "WATCHDOG_PID",
-        "JOURNAL_STREAM",
-        "RUST_LOG",
-        "CONTAINER_ENDPOINT",
-    ] {
+    for var in SCRUBBED_ENV {
         cmd.env_remove(var);
     }
     cmd

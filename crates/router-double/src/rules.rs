@@ -18,21 +18,9 @@ use serde_json::{Map, Value};
 pub type Entity = Map<String, Value>;
 
 /// A refusal in the router's words: the status code and description a
-/// management reply (or a start-up failure) carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub status_code: u16,
-    pub description: String,
-}
-
-impl Refusal {
-    pub fn new(status_code: u16, description: impl Into<String>) -> Refusal {
-        Refusal {
-            status_code,
-            description: description.into(),
-        }
-    }
-}
+/// management reply (or a start-up failure) carries. The schema checker's
+/// own type, so its answers pass through unchanged.
+pub use reference_check::Refusal;
 
 /// The schema questions the double asks. Entity types are short names
 /// (`tcpListener`, `router.address`); `address` is the config-file alias of
@@ -81,17 +69,13 @@ pub fn default_rules(dir: &Path) -> Result<Arc<dyn EntityRules>, String> {
         .map_err(|e| e.to_string())
 }
 
-fn refusal(r: reference_check::Refusal) -> Refusal {
-    Refusal::new(r.status_code, r.description)
-}
-
 impl EntityRules for RouterSchema {
     fn check_create(&self, entity_type: &str, attrs: &Entity) -> Result<Entity, Refusal> {
-        RouterSchema::check_create(self, entity_type, attrs).map_err(refusal)
+        RouterSchema::check_create(self, entity_type, attrs)
     }
 
     fn check_config_entity(&self, entity_type: &str, attrs: &Entity) -> Result<Entity, Refusal> {
-        RouterSchema::check_config_entity(self, entity_type, attrs).map_err(refusal)
+        RouterSchema::check_config_entity(self, entity_type, attrs)
     }
 
     fn check_update(
@@ -100,7 +84,7 @@ impl EntityRules for RouterSchema {
         current: &Entity,
         changes: &Entity,
     ) -> Result<Entity, Refusal> {
-        RouterSchema::check_update(self, entity_type, current, changes).map_err(refusal)
+        RouterSchema::check_update(self, entity_type, current, changes)
     }
 
     fn attribute_names(&self, entity_type: &str) -> Option<Vec<String>> {
