@@ -105,5 +105,140 @@ fn main() {
             );
             double.stop().await;
         }
+        for n in [1usize, 1_000] {
+            match end_to_end::run(n).await {
+                Some((p50, p99, count)) => println!(
+                    "listeners={n:>5} end_to_end file_written->router_applied p50={p50:?} p99={p99:?} ({count} samples)"
+                ),
+                None => println!("listeners={n:>5} end_to_end: gave up (see patience bounds)"),
+            }
+        }
     });
+}
+
+/// End to end through the daemon: a listener file is written; measured
+/// until the router double has the new port. `skupperd run` (release) with
+/// runner none drives a double the benchmark starts on the namespace's
+/// management port.
+mod end_to_end {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    fn listener(i: usize, port: u16) -> String {
+        format!("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: l{i}\nspec:\n  host: 127.0.0.1\n  port: {port}\n")
+    }
+
+    fn write_atomic(path: &Path, text: &str) {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, path).expect("rename");
+    }
+
+    fn binary() -> PathBuf {
+        PathBuf::from(env!("CARGO_BIN_EXE_skupperd"))
+    }
+
+    pub async fn run(n: usize) -> Option<(Duration, Duration, usize)> {
+        let home = tempfile::tempdir().ok()?;
+        let ns = home.path().join("namespaces/west");
+        std::fs::create_dir_all(ns.join("input/resources")).ok()?;
+        std::fs::create_dir_all(ns.join("internal")).ok()?;
+        std::fs::write(ns.join("internal/platform.yaml"), "platform: linux\n").ok()?;
+        std::fs::write(
+            ns.join("input/resources/site.yaml"),
+            "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: west\n",
+        )
+        .ok()?;
+        for i in 0..n {
+            std::fs::write(
+                ns.join(format!("input/resources/l{i}.yaml")),
+                listener(i, 20000 + i as u16),
+            )
+            .ok()?;
+        }
+        let config = home.path().join("skupperd.toml");
+        std::fs::write(
+            &config,
+            "runner = \"none\"\nresync_interval_s = 3600\nrouter_poll_interval_ms = 2000\nlog_level = \"info\"\n",
+        )
+        .ok()?;
+        let mut child = std::process::Command::new(binary())
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-home")
+            .arg(home.path())
+            .stderr(if std::env::var_os("SKUPPERD_BENCH_LOG").is_some() {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::null()
+            })
+            .spawn()
+            .ok()?;
+        // Wait for the first reconcile: identity and credentials exist.
+        let identity = ns.join("runtime/identity.yaml");
+        let start = Instant::now();
+        let port = loop {
+            if let Some(p) = std::fs::read_to_string(&identity).ok().and_then(|t| {
+                t.lines()
+                    .find_map(|l| {
+                        l.strip_prefix("managementPort: ")
+                            .map(|p| p.trim().parse::<u16>())
+                    })
+                    .and_then(Result::ok)
+            }) {
+                break p;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let certs = ns.join("runtime/certs/skupper-local-server");
+        let read = |f: &str| std::fs::read(certs.join(f)).unwrap_or_default();
+        let mut cfg = DoubleConfig::new(read("tls.crt"), read("tls.key"), read("ca.crt")).ok()?;
+        cfg.port = port;
+        let double = RouterDouble::start(cfg).await.ok()?;
+        // The first sync happens on the next pass: poke it with a change.
+        write_atomic(&ns.join("input/resources/l0.yaml"), &listener(0, 40000));
+        let applied = |double: &RouterDouble, port: u16| {
+            double
+                .entity("listener/l0")
+                .and_then(|e| {
+                    e.attrs
+                        .get("port")
+                        .and_then(|p| p.as_str())
+                        .map(|p| p == port.to_string())
+                })
+                .unwrap_or(false)
+        };
+        let start = Instant::now();
+        while !applied(&double, 40000) {
+            if start.elapsed() > Duration::from_secs(120) {
+                let _ = child.kill();
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut samples = Vec::new();
+        for round in 1..=30u16 {
+            let port = 40000 + round;
+            let t = Instant::now();
+            write_atomic(&ns.join("input/resources/l0.yaml"), &listener(0, port));
+            while !applied(&double, port) {
+                if t.elapsed() > Duration::from_secs(30) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            samples.push(t.elapsed());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let count = samples.len();
+        let _ = child.kill();
+        let _ = child.wait();
+        double.stop().await;
+        Some((pct(samples.clone(), 0.5), pct(samples, 0.99), count))
+    }
 }

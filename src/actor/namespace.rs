@@ -299,7 +299,13 @@ impl Actor {
         } else {
             self.intervals.router_poll.min(Duration::from_millis(250))
         };
-        self.next_poll = self.router.polls().then(|| after(now(), every));
+        // Otherwise only a sync the backoff put off is owed (once): a router
+        // started by hand is found at the next pass or resync.
+        self.next_poll = if self.router.polls() {
+            Some(after(now(), every))
+        } else {
+            self.router.deferred()
+        };
     }
 
     fn set_intervals(&mut self, new: Intervals) {

@@ -100,6 +100,11 @@ impl RouterSide {
         self.session.connected()
     }
 
+    /// A sync put off by the reconnect backoff, owed at this time.
+    pub fn deferred(&self) -> Option<std::time::Instant> {
+        self.session.deferred()
+    }
+
     /// Whether to poll at the poll interval: a router is connected, or a
     /// router process is expected to answer soon. Otherwise nothing polls
     /// faster than the resync period.

@@ -66,6 +66,9 @@ pub struct Session {
     pub restart_needed: bool,
     /// Management operations sent, by operation, for tests and benchmarks.
     pub counts: BTreeMap<&'static str, u64>,
+    /// A sync that the reconnect backoff put off: it is owed at this time,
+    /// even where nothing else polls.
+    deferred: Option<Instant>,
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -128,6 +131,11 @@ impl Session {
         true
     }
 
+    /// When a sync that the backoff put off is due.
+    pub fn deferred(&self) -> Option<Instant> {
+        self.deferred
+    }
+
     pub fn connected(&self) -> bool {
         self.client.as_ref().map(|c| !c.is_lost()).unwrap_or(false)
     }
@@ -161,9 +169,11 @@ impl Session {
         };
         if let Some(t) = self.next_try {
             if Instant::now() < t {
+                self.deferred = Some(t);
                 return Ok(false);
             }
         }
+        self.deferred = None;
         let mut client = match connect(target.port, &target.credentials).await {
             Ok(c) => c,
             Err(e) => {
