@@ -742,6 +742,62 @@ fn the_periodic_resync_restores_a_runtime_file_removed_behind_its_back() {
     assert!(d.stop().success(), "{}", d.log());
 }
 
+/// Swaps two paths atomically (renameat2 RENAME_EXCHANGE).
+fn exchange(a: &Path, b: &Path) {
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        a,
+        rustix::fs::CWD,
+        b,
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_unreadable_input_directory_keeps_every_output_until_it_can_be_read() {
+    let home = DataHome::new();
+    home.sample("west");
+    let ns = ns_path(&home, "west");
+    let mut d = Start::new(&home)
+        .arg("--resync-interval-s")
+        .arg("1")
+        .spawn();
+    d.wait_ready();
+    wait_listeners(&home, &d, "west", &[("backend", "8080")]);
+    let before = snapshot(&ns.join("runtime"));
+
+    // A file where input/resources should be fails to list (ENOTDIR), as an
+    // unreadable directory would for a non-root user. Swapped in atomically:
+    // a directory that is briefly missing is no input, a different case.
+    let file = ns.join("input/not-a-directory");
+    fs::write(&file, "x").unwrap();
+    exchange(&file, &ns.join("input/resources"));
+    d.wait_log("input/resources: Not a directory");
+    // Retried on every resync, logged at ERROR once.
+    d.wait_count("still nothing changed", 2);
+    let log = d.log();
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cannot read"))
+        .filter(|l| l.contains("ERROR"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    assert!(errors[0].contains("namespace=west"), "{log}");
+    assert!(!log.contains("no active Site"), "{log}");
+    assert_eq!(before, snapshot(&ns.join("runtime")), "{log}");
+
+    // Readable again: the next pass runs, and changes are applied.
+    exchange(&file, &ns.join("input/resources"));
+    d.wait_log("the namespace can be read again");
+    write_by_rename(
+        &resources(&home, "west").join("y.yaml"),
+        &listener("y", "127.0.0.1", "7777"),
+    );
+    wait_listeners(&home, &d, "west", &[("backend", "8080"), ("y", "7777")]);
+    assert!(d.stop().success(), "{}", d.log());
+}
+
 #[test]
 fn a_bad_config_on_sighup_keeps_the_running_one() {
     let home = DataHome::new();

@@ -184,6 +184,29 @@ fn removing_the_listener_removes_its_runtime_files() {
 }
 
 #[test]
+fn an_unreadable_input_directory_fails_render_and_check_and_keeps_the_outputs() {
+    let home = DataHome::new();
+    let ns = home.sample("west");
+    render(&home, "west").code(0);
+    let before = snapshot(&ns.join("runtime"));
+    assert!(before.keys().any(|p| p.ends_with("Listener-backend.yaml")));
+    // A file where the directory should be: listing it fails (ENOTDIR), the
+    // same way an unreadable directory does for a non-root user.
+    std::fs::remove_dir_all(ns.join("input/resources")).unwrap();
+    std::fs::write(ns.join("input/resources"), "not a directory").unwrap();
+    for command in ["render", "check"] {
+        let out = skupperd().arg(command).arg(&ns).assert().code(2);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(
+            stderr.contains("cannot read") && stderr.contains("input/resources"),
+            "{command}: {stderr}"
+        );
+        assert!(stderr.contains("Not a directory"), "{command}: {stderr}");
+    }
+    assert_eq!(before, snapshot(&ns.join("runtime")));
+}
+
+#[test]
 fn a_symlinked_key_outside_the_namespace_is_refused() {
     let home = DataHome::new();
     home.sample("west");

@@ -6,10 +6,11 @@
 //! the same tick as our read, so a file whose modification time was within
 //! [`FRESH_WINDOW`] of the moment it was read is parsed again on the next
 //! scan, until it has been stable for that long. Entries of files that are
-//! no longer listed are dropped. Owned by the namespace actor alone.
+//! no longer listed are dropped; a listing that fails changes nothing.
+//! Owned by the namespace actor alone.
 
 use crate::resources::{decode_file, DecodedFile};
-use crate::store::fsio;
+use crate::store::fsio::{self, ScanError};
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -88,9 +89,19 @@ impl FileCache {
         self.parses
     }
 
-    /// Brings the cache in line with `input/resources/` of `ns_dir`.
-    pub fn scan(&mut self, ns_dir: &Path) -> ScanStats {
-        let listed = fsio::list_input_files(ns_dir);
+    /// Brings the cache in line with `input/resources/` of `ns_dir`. When
+    /// the directory cannot be listed the cache is left as it was: what the
+    /// input holds is unknown, not empty.
+    pub fn scan(&mut self, ns_dir: &Path) -> Result<ScanStats, ScanError> {
+        self.scan_with(&fsio::Disk, ns_dir)
+    }
+
+    fn scan_with(
+        &mut self,
+        reader: &dyn fsio::DirReader,
+        ns_dir: &Path,
+    ) -> Result<ScanStats, ScanError> {
+        let listed = fsio::list_input_files_with(reader, ns_dir)?;
         let mut stats = ScanStats {
             files: listed.len(),
             ..ScanStats::default()
@@ -120,7 +131,7 @@ impl FileCache {
         self.files.retain(|rel, _| seen.contains(rel));
         self.stamps.retain(|rel, _| seen.contains(rel));
         stats.dropped = before - self.files.len();
-        stats
+        Ok(stats)
     }
 }
 
@@ -159,8 +170,8 @@ mod tests {
         write_old(&res.join("a.yaml"), LISTENER);
         write_old(&res.join("b.yaml"), &LISTENER.replace("name: a", "name: b"));
         let mut cache = FileCache::new();
-        assert_eq!(cache.scan(dir.path()).parsed, 2);
-        assert_eq!(cache.scan(dir.path()).parsed, 0);
+        assert_eq!(cache.scan(dir.path()).unwrap().parsed, 2);
+        assert_eq!(cache.scan(dir.path()).unwrap().parsed, 0);
         assert_eq!(cache.files().len(), 2);
         assert_eq!(cache.parses(), 2);
     }
@@ -172,10 +183,10 @@ mod tests {
         write_old(&res.join("a.yaml"), LISTENER);
         write_old(&res.join("b.yaml"), LISTENER);
         let mut cache = FileCache::new();
-        cache.scan(dir.path());
+        cache.scan(dir.path()).unwrap();
         write_old(&res.join("a.yaml"), &LISTENER.replace("8080", "9090"));
         std::fs::remove_file(res.join("b.yaml")).unwrap();
-        let stats = cache.scan(dir.path());
+        let stats = cache.scan(dir.path()).unwrap();
         assert_eq!((stats.parsed, stats.dropped, stats.files), (1, 1, 1));
         let a = &cache.files()["input/resources/a.yaml"];
         assert_eq!(a.resources.len(), 1);
@@ -189,10 +200,39 @@ mod tests {
         std::fs::create_dir_all(&res).unwrap();
         std::fs::write(res.join("a.yaml"), LISTENER).unwrap();
         let mut cache = FileCache::new();
-        assert_eq!(cache.scan(dir.path()).parsed, 1);
+        assert_eq!(cache.scan(dir.path()).unwrap().parsed, 1);
         // Same inode, size and times, but written within the window: a
         // same-size rewrite in the same tick would look exactly like this.
-        assert_eq!(cache.scan(dir.path()).parsed, 1);
+        assert_eq!(cache.scan(dir.path()).unwrap().parsed, 1);
+    }
+
+    /// The real file system, except that listing `input/resources` of
+    /// the namespace gives EIO.
+    struct BrokenResources;
+
+    impl fsio::DirReader for BrokenResources {
+        fn entries(&self, dir: &Path) -> std::io::Result<Vec<fsio::DirEntry>> {
+            if dir.ends_with("input/resources") {
+                return Err(std::io::Error::from_raw_os_error(5));
+            }
+            fsio::Disk.entries(dir)
+        }
+    }
+
+    #[test]
+    fn a_failed_listing_keeps_every_cached_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = dir.path().join("input/resources");
+        write_old(&res.join("a.yaml"), LISTENER);
+        write_old(&res.join("b.yaml"), &LISTENER.replace("name: a", "name: b"));
+        let mut cache = FileCache::new();
+        cache.scan(dir.path()).unwrap();
+        let err = cache.scan_with(&BrokenResources, dir.path()).unwrap_err();
+        assert_eq!(err.path, res);
+        assert_eq!(cache.files().len(), 2);
+        // Nothing was forgotten: readable again, nothing is parsed again.
+        let stats = cache.scan(dir.path()).unwrap();
+        assert_eq!((stats.files, stats.parsed, stats.dropped), (2, 0, 0));
     }
 
     #[test]

@@ -26,13 +26,18 @@
 //!   write) never clears the site.
 //! - A deleted namespace directory is never written to (and never
 //!   re-created by a late write).
+//! - A part of the namespace that exists but cannot be read (permission
+//!   denied, EIO, a file where `input/resources/` should be) skips the
+//!   pass: nothing is written or removed, the failure is logged once at
+//!   ERROR, and the next change or resync tries again. A directory that
+//!   does not exist is simply empty.
 //!
 //! # Errors
 //! An I/O error while writing, or a panic inside a pass, ends the actor
 //! with an [`ActorError`]; the supervisor logs it and starts a fresh actor
 //! (which re-reads the runtime files) after a backoff.
 
-use super::cache::FileCache;
+use super::cache::{FileCache, ScanStats};
 use super::{ActorMsg, Intervals, NsSummary, Report};
 use crate::certs::RcgenMint;
 use crate::daemon::sdnotify::{Health, Latch};
@@ -40,15 +45,16 @@ use crate::plan::{self, read_prior, Inputs, Outcome, Platform, PortPicker, Prior
 use crate::problem::Problem;
 use crate::resources::Kind;
 use crate::status::Phase;
-use crate::store::fsio::{self, StoreError};
+use crate::store::fsio::{self, ScanError, StoreError};
 use crate::store::ports::DataHomePorts;
+use crate::validate::InputBundle;
 use crate::watch::{sleep_until, Coalescer, Trigger};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, info_span, warn, Instrument as _, Span};
+use tracing::{debug, error, info, info_span, warn, Instrument as _, Span};
 
 /// Why an actor ended abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +128,8 @@ enum PassResult {
     },
     /// The directory is gone; nothing was written.
     Skipped,
+    /// Part of the namespace could not be read; nothing was written.
+    InputUnknown,
 }
 
 /// Everything one namespace owns between passes.
@@ -143,6 +151,8 @@ struct State {
     passes: u64,
     /// What the router reported, as the next pass will see it.
     router: RouterState,
+    /// The last read failure, logged once until it changes or clears.
+    scan_failure: Option<String>,
 }
 
 /// Runs the actor of namespace `name` until it is stopped, its directory
@@ -228,6 +238,7 @@ impl Actor {
                 summary: NsSummary::default(),
                 passes: 0,
                 router: RouterState::default(),
+                scan_failure: None,
             }),
             name,
             coalescer: Coalescer::new(intervals.quiet_window, intervals.max_delay),
@@ -363,6 +374,9 @@ impl Actor {
         match result? {
             PassResult::Held { until } => self.held = Some((until, trigger)),
             PassResult::Applied | PassResult::Skipped => self.held = None,
+            // Retried on the next event or resync; a grace re-run that is
+            // still pending stays, as one more retry.
+            PassResult::InputUnknown => {}
         }
         drop(latches);
         // The supervisor only goes away when the daemon stops.
@@ -394,18 +408,16 @@ impl State {
             debug!("the namespace directory is gone; pass skipped");
             return Ok(PassResult::Skipped);
         }
-        if !self.loaded {
-            self.runtime = fsio::read_runtime(&self.ns_dir);
-            self.prior = read_prior(&self.runtime);
-            self.site_active = self.runtime.contains_key(plan::prior::CONFIG_FILE);
-            self.loaded = true;
-        } else if trigger == Trigger::Resync {
-            // The safety net also covers runtime files someone else
-            // removed or changed: they are compared against the disk again.
-            self.runtime = fsio::read_runtime(&self.ns_dir);
+        let (stats, bundles) = match self.read(trigger) {
+            Ok(read) => read,
+            Err(e) => {
+                self.scan_failed(&e);
+                return Ok(PassResult::InputUnknown);
+            }
+        };
+        if self.scan_failure.take().is_some() {
+            info!("the namespace can be read again");
         }
-        let stats = self.cache.scan(&self.ns_dir);
-        let bundles = fsio::read_bundles(&self.ns_dir);
         let platform = fsio::read_platform(&self.ns_dir, self.ctx.default_platform);
         let inputs = Inputs {
             namespace: &self.name,
@@ -473,6 +485,44 @@ impl State {
             debug!(elapsed_ms, "{message}");
         }
         Ok(PassResult::Applied)
+    }
+
+    /// The runtime files (when they are due) and the input, or the first
+    /// part that could not be read.
+    fn read(
+        &mut self,
+        trigger: Trigger,
+    ) -> Result<(ScanStats, BTreeMap<String, InputBundle>), ScanError> {
+        if !self.loaded {
+            self.runtime = fsio::read_runtime(&self.ns_dir)?;
+            self.prior = read_prior(&self.runtime);
+            self.site_active = self.runtime.contains_key(plan::prior::CONFIG_FILE);
+            self.loaded = true;
+        } else if trigger == Trigger::Resync {
+            // The safety net also covers runtime files someone else
+            // removed or changed: they are compared against the disk again.
+            self.runtime = fsio::read_runtime(&self.ns_dir)?;
+        }
+        let stats = self.cache.scan(&self.ns_dir)?;
+        let bundles = fsio::read_bundles(&self.ns_dir)?;
+        Ok((stats, bundles))
+    }
+
+    /// Unreadable is not empty: reconciling now would delete what the
+    /// unreadable part stands for (and, after the grace period, the Site).
+    /// Logged at ERROR once per distinct failure.
+    fn scan_failed(&mut self, e: &ScanError) {
+        let message = e.to_string();
+        if self.scan_failure.as_deref() == Some(message.as_str()) {
+            debug!("{message}; still nothing changed");
+            return;
+        }
+        error!(
+            path = %e.path.display(),
+            error = %e.source,
+            "{message}; nothing is changed until it can be read (retried on the next change or resync)"
+        );
+        self.scan_failure = Some(message);
     }
 
     /// Takes an applied outcome in: runtime bytes, prior state, statuses.

@@ -45,7 +45,11 @@ pub fn load(ns_dir: &Path) -> Result<Loaded> {
             crate::names::LABEL_RULE
         );
     }
+    // An unreadable directory is not an empty one: rendering as if it were
+    // would delete outputs, so it is an error of the whole command.
+    const UNKNOWN: &str = "the namespace cannot be read; nothing was done";
     let files = fsio::list_input_files(&ns_dir)
+        .context(UNKNOWN)?
         .into_iter()
         .map(|(rel, path)| {
             let decoded = crate::resources::decode_file(fsio::read_input_file(&rel, &path));
@@ -54,8 +58,8 @@ pub fn load(ns_dir: &Path) -> Result<Loaded> {
         .collect();
     Ok(Loaded {
         files,
-        bundles: fsio::read_bundles(&ns_dir),
-        runtime: fsio::read_runtime(&ns_dir),
+        bundles: fsio::read_bundles(&ns_dir).context(UNKNOWN)?,
+        runtime: fsio::read_runtime(&ns_dir).context(UNKNOWN)?,
         platform: fsio::read_platform(&ns_dir, default_platform()),
         name,
         ns_dir,

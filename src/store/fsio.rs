@@ -2,14 +2,22 @@
 //! owned runtime files, and applying an outcome with atomic writes.
 //!
 //! Only the namespace's single writer (the `render` command, or the
-//! namespace actor of the daemon) calls `apply`. Every write is a temporary
-//! file in the same directory, fsync, rename, then fsync of the directory,
-//! so no reader sees a torn file; unchanged files are never rewritten.
+//! namespace actor of the daemon) calls `apply`. Every changed file is
+//! written under a hidden temporary name in its own directory and made
+//! durable before a rename publishes it, so no reader sees a torn file;
+//! many files share one `syncfs` instead of an fsync each (a cold start
+//! writes thousands). Unchanged files are never rewritten.
+//!
+//! Reading distinguishes "not there" from "cannot be read": a directory
+//! that does not exist holds nothing, but one that fails to list is a
+//! [`ScanError`], so an unreadable `input/resources/` is never taken for
+//! an empty one (which would delete every resource's outputs).
 
 use crate::input::{is_input_file_name, parse_file, ParsedFile, MAX_FILE_BYTES};
 use crate::plan::{is_owned, Outcome, Platform};
 use crate::validate::{FileRefusal, InputBundle};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -32,35 +40,121 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     }
 }
 
+/// A directory or file of the namespace that exists but could not be
+/// read (permission denied, EIO, a file where a directory should be).
+/// What it holds is unknown, which is not the same as empty: callers must
+/// not act as if the input were gone.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {source}", path.display())]
+pub struct ScanError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// How a walk sees the file system, so tests can make any directory fail
+/// the way EIO or EACCES would (as root, permissions do not).
+pub(crate) trait DirReader {
+    /// The entries of `dir`; a missing `dir` is `NotFound`.
+    fn entries(&self, dir: &Path) -> io::Result<Vec<DirEntry>>;
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone)]
+pub(crate) struct DirEntry {
+    pub path: PathBuf,
+    pub kind: EntryKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryKind {
+    Dir,
+    /// A regular file or a symbolic link (read through when it is used).
+    File,
+    /// Sockets, fifos, devices: never input.
+    Other,
+}
+
+/// The real file system.
+pub(crate) struct Disk;
+
+impl DirReader for Disk {
+    fn entries(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let kind = match entry.file_type() {
+                Ok(t) if t.is_dir() => EntryKind::Dir,
+                Ok(t) if t.is_file() || t.is_symlink() => EntryKind::File,
+                Ok(_) => EntryKind::Other,
+                // Removed since it was listed: it is simply not there.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            out.push(DirEntry {
+                path: entry.path(),
+                kind,
+            });
+        }
+        Ok(out)
+    }
+}
+
 /// Every input file below `input/resources/`, relative to the namespace
-/// directory, in a stable order.
-pub fn list_input_files(ns_dir: &Path) -> Vec<(String, PathBuf)> {
+/// directory, in a stable order. A missing `input/resources/` is no input;
+/// one that cannot be read is a [`ScanError`].
+pub fn list_input_files(ns_dir: &Path) -> Result<Vec<(String, PathBuf)>, ScanError> {
+    list_input_files_with(&Disk, ns_dir)
+}
+
+pub(crate) fn list_input_files_with(
+    reader: &dyn DirReader,
+    ns_dir: &Path,
+) -> Result<Vec<(String, PathBuf)>, ScanError> {
     let mut out = Vec::new();
-    walk(&ns_dir.join("input/resources"), &mut |path| {
+    walk(reader, &ns_dir.join("input/resources"), &mut |path| {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if is_input_file_name(name) {
             if let Ok(rel) = path.strip_prefix(ns_dir) {
                 out.push((rel.to_string_lossy().into_owned(), path.to_path_buf()));
             }
         }
-    });
+        Ok(())
+    })?;
     out.sort();
-    out
+    Ok(out)
 }
 
-fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
+/// Calls `f` for every file below `dir`, skipping hidden directories. A
+/// directory that is not there (never was, or removed while we walk) has
+/// no files; any other failure to list one ends the walk.
+fn walk(
+    reader: &dyn DirReader,
+    dir: &Path,
+    f: &mut dyn FnMut(&Path) -> Result<(), ScanError>,
+) -> Result<(), ScanError> {
+    let entries = match reader.entries(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(ScanError {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        match entry.file_type() {
-            Ok(t) if t.is_dir() && !hidden => walk(&path, f),
-            Ok(t) if t.is_file() || t.is_symlink() => f(&path),
-            _ => {}
+    for entry in entries {
+        let hidden = entry
+            .path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        match entry.kind {
+            EntryKind::Dir if !hidden => walk(reader, &entry.path, f)?,
+            EntryKind::File => f(&entry.path)?,
+            EntryKind::Dir | EntryKind::Other => {}
         }
     }
+    Ok(())
 }
 
 /// Reads and parses one input file; an unreadable file is a problem of
@@ -90,23 +184,45 @@ fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// `input/certs/<name>/` bundles, with symbolic links that leave the
-/// namespace refused.
-pub fn read_bundles(ns_dir: &Path) -> BTreeMap<String, InputBundle> {
+/// namespace refused. A file of a bundle that cannot be read is refused
+/// (a problem of the resources using it); `input/certs/` itself, or a
+/// bundle directory, that cannot be read is a [`ScanError`].
+pub fn read_bundles(ns_dir: &Path) -> Result<BTreeMap<String, InputBundle>, ScanError> {
     let mut out = BTreeMap::new();
     let root = fs::canonicalize(ns_dir).unwrap_or_else(|_| ns_dir.to_path_buf());
-    let Ok(entries) = fs::read_dir(ns_dir.join("input/certs")) else {
-        return out;
+    let certs = ns_dir.join("input/certs");
+    let entries = match fs::read_dir(&certs) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(scan_at(&certs)(e)),
     };
-    for entry in entries.flatten() {
+    for entry in entries {
+        let entry = entry.map_err(scan_at(&certs))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !entry.path().is_dir() {
+        if name.starts_with('.') {
             continue;
+        }
+        let dir = entry.path();
+        match fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => continue,
+            // Removed since it was listed, or a dangling link.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(scan_at(&dir)(e)),
         }
         let mut bundle = InputBundle::default();
         for file in ["tls.crt", "tls.key", "ca.crt"] {
-            let path = entry.path().join(file);
-            let Ok(link_meta) = fs::symlink_metadata(&path) else {
-                continue;
+            let path = dir.join(file);
+            let link_meta = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    bundle.files.insert(
+                        file.to_string(),
+                        Err(FileRefusal::Unreadable(e.to_string())),
+                    );
+                    continue;
+                }
             };
             let result = if link_meta.file_type().is_symlink()
                 && !fs::canonicalize(&path)
@@ -130,7 +246,14 @@ pub fn read_bundles(ns_dir: &Path) -> BTreeMap<String, InputBundle> {
         }
         out.insert(name, bundle);
     }
-    out
+    Ok(out)
+}
+
+fn scan_at(path: &Path) -> impl FnOnce(io::Error) -> ScanError + '_ {
+    move |source| ScanError {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The namespace's platform from `internal/platform.yaml`, or `default`.
@@ -150,19 +273,35 @@ pub fn read_platform(ns_dir: &Path, default: Platform) -> Result<Platform, Strin
 }
 
 /// Every runtime file skupperd owns, by path relative to the namespace.
-pub fn read_runtime(ns_dir: &Path) -> BTreeMap<String, Vec<u8>> {
+/// An owned file or a directory of `runtime/` that cannot be read is a
+/// [`ScanError`]: taking it for absent would make a new identity.
+pub fn read_runtime(ns_dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, ScanError> {
+    read_runtime_with(&Disk, ns_dir)
+}
+
+fn read_runtime_with(
+    reader: &dyn DirReader,
+    ns_dir: &Path,
+) -> Result<BTreeMap<String, Vec<u8>>, ScanError> {
     let mut out = BTreeMap::new();
-    walk(&ns_dir.join("runtime"), &mut |path| {
-        if let Ok(rel) = path.strip_prefix(ns_dir) {
-            let rel = rel.to_string_lossy().into_owned();
-            if is_owned(&rel) {
-                if let Ok(bytes) = fs::read(path) {
-                    out.insert(rel, bytes);
-                }
-            }
+    walk(reader, &ns_dir.join("runtime"), &mut |path| {
+        let Ok(rel) = path.strip_prefix(ns_dir) else {
+            return Ok(());
+        };
+        let rel = rel.to_string_lossy().into_owned();
+        if !is_owned(&rel) {
+            return Ok(());
         }
-    });
-    out
+        match fs::read(path) {
+            Ok(bytes) => {
+                out.insert(rel, bytes);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(scan_at(path)(e)),
+        }
+    })?;
+    Ok(out)
 }
 
 /// Directory mode for a runtime path: key material is private.
@@ -177,12 +316,16 @@ fn dir_mode(rel_dir: &str) -> u32 {
     }
 }
 
-fn ensure_dir(ns_dir: &Path, rel_dir: &Path) -> Result<(), StoreError> {
+/// Creates what is missing of `rel_dir` below `ns_dir`; whether it
+/// created anything.
+fn ensure_dir(ns_dir: &Path, rel_dir: &Path) -> Result<bool, StoreError> {
+    let mut created = false;
     let mut current = ns_dir.to_path_buf();
     for part in rel_dir.components() {
         current.push(part);
         if !current.is_dir() {
             fs::create_dir(&current).map_err(io_at(&current))?;
+            created = true;
             let rel = current
                 .strip_prefix(ns_dir)
                 .map(|p| p.to_string_lossy().into_owned())
@@ -191,41 +334,172 @@ fn ensure_dir(ns_dir: &Path, rel_dir: &Path) -> Result<(), StoreError> {
                 .map_err(io_at(&current))?;
         }
     }
+    Ok(created)
+}
+
+/// Up to this many changed files are made durable with an fsync each;
+/// more share one `syncfs`.
+///
+/// Measured with small files in one existing directory of a fresh ext4
+/// file system on the 2-core development VM (medians of five runs):
+/// one file takes 1.7 ms with its own fsync and 2.5 ms with `syncfs`,
+/// two files 2.5 ms against 2.0 ms, 1,000 files 560 ms against 60 ms.
+/// So one changed file, the common case of an edit, keeps its own fsync;
+/// it also does not make the edit wait for whatever else is dirty on the
+/// file system, which `syncfs` flushes too.
+const FSYNC_EACH_UP_TO: usize = 1;
+
+/// How the temporary files of one apply reach the disk before the first
+/// of them is renamed into place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// An fsync of each temporary file as it is written.
+    EachFile,
+    /// One `syncfs` per file system once all are written.
+    SyncFs,
+}
+
+/// Temporary files written and not yet renamed into place, in the order
+/// they are to be published. Dropping it removes every one not yet
+/// published, so an error at any step leaves no temporary file behind.
+#[derive(Default)]
+struct Staged {
+    /// (temporary path, final path).
+    files: Vec<(PathBuf, PathBuf)>,
+    published: usize,
+}
+
+impl Staged {
+    /// Writes `bytes` to the temporary name of `target`, mode first so the
+    /// content is never readable with a wider mode than asked for.
+    fn write(
+        &mut self,
+        target: &Path,
+        bytes: &[u8],
+        mode: u32,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
+        let tmp = temp_path(target);
+        // Recorded before it exists, so a failure half way removes it too.
+        self.files.push((tmp.clone(), target.to_path_buf()));
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(io_at(&tmp))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_at(&tmp))?;
+        f.write_all(bytes).map_err(io_at(&tmp))?;
+        if durability == Durability::EachFile {
+            f.sync_all().map_err(io_at(&tmp))?;
+        }
+        Ok(())
+    }
+
+    /// Renames every temporary file into place (the only step a reader can
+    /// see), then makes the renames durable with one fsync per directory.
+    fn publish(&mut self) -> Result<(), StoreError> {
+        let mut dirs = BTreeSet::new();
+        while let Some((tmp, target)) = self.files.get(self.published) {
+            fs::rename(tmp, target).map_err(io_at(target))?;
+            self.published += 1;
+            dirs.insert(target.parent().unwrap_or(Path::new(".")).to_path_buf());
+        }
+        for dir in &dirs {
+            fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_at(dir))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for (tmp, _) in self.files.iter().skip(self.published) {
+            // Best effort: the error that got us here is the one to report.
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+/// The temporary name of `target`: hidden, so input scans and the
+/// runtime walk ignore it, and with a suffix no file skupperd publishes has.
+fn temp_path(target: &Path) -> PathBuf {
+    let mut name = OsString::from(".");
+    name.push(target.file_name().unwrap_or(OsStr::new("file")));
+    name.push(".skupperd-tmp");
+    target.with_file_name(name)
+}
+
+/// One `syncfs` for each file system the directories `dirs` live on.
+fn sync_file_systems<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<(), StoreError> {
+    let mut synced = HashSet::new();
+    for dir in dirs {
+        let d = fs::File::open(dir).map_err(io_at(dir))?;
+        let dev = d.metadata().map_err(io_at(dir))?.dev();
+        if synced.insert(dev) {
+            rustix::fs::syncfs(&d).map_err(|e| io_at(dir)(e.into()))?;
+        }
+    }
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically with `mode`.
+/// Writes `bytes` to `path` atomically with `mode`: a temporary file in
+/// the same directory, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.skupperd-tmp"));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_at(&tmp))?;
-    f.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(io_at(&tmp))?;
-    f.write_all(bytes).map_err(io_at(&tmp))?;
-    f.sync_all().map_err(io_at(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io_at(path))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at(dir))
+    let mut staged = Staged::default();
+    staged.write(path, bytes, mode, Durability::EachFile)?;
+    staged.publish()
 }
 
 /// Applies an outcome: changed files written, orphans removed, empty
 /// directories they leave behind removed too.
+///
+/// Every changed file is first written under its temporary name, then all
+/// are made durable together, then renamed into place, then each directory
+/// that received a rename is fsynced once; deletes come last. A crash
+/// leaves every file either old or new, never torn.
 pub fn apply(ns_dir: &Path, outcome: &Outcome) -> Result<(), StoreError> {
-    for (rel, file) in &outcome.writes {
-        let rel_path = Path::new(rel);
-        if let Some(parent) = rel_path.parent() {
-            ensure_dir(ns_dir, parent)?;
+    let durability = if outcome.writes.len() <= FSYNC_EACH_UP_TO {
+        Durability::EachFile
+    } else {
+        Durability::SyncFs
+    };
+    apply_with(ns_dir, outcome, durability)
+}
+
+fn apply_with(
+    ns_dir: &Path,
+    outcome: &Outcome,
+    mut durability: Durability,
+) -> Result<(), StoreError> {
+    if !outcome.writes.is_empty() {
+        let dirs: BTreeSet<&Path> = outcome
+            .writes
+            .keys()
+            .filter_map(|rel| Path::new(rel).parent())
+            .collect();
+        let mut created = false;
+        for dir in &dirs {
+            created |= ensure_dir(ns_dir, dir)?;
         }
-        write_atomic(&ns_dir.join(rel_path), &file.bytes, file.mode)?;
+        // A new directory is durable only once its parent is; the syncfs
+        // covers that, an fsync of the file would not.
+        if created {
+            durability = Durability::SyncFs;
+        }
+        let mut staged = Staged::default();
+        for (rel, file) in &outcome.writes {
+            staged.write(&ns_dir.join(rel), &file.bytes, file.mode, durability)?;
+        }
+        if durability == Durability::SyncFs {
+            let abs: Vec<PathBuf> = dirs.iter().map(|d| ns_dir.join(d)).collect();
+            sync_file_systems(abs.iter().map(PathBuf::as_path))?;
+        }
+        staged.publish()?;
     }
     for rel in &outcome.deletes {
         let path = ns_dir.join(rel);
@@ -247,4 +521,284 @@ pub fn apply(ns_dir: &Path, outcome: &Outcome) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::OutFile;
+
+    fn outcome(files: &[(&str, &str, u32)]) -> Outcome {
+        let mut o = Outcome::default();
+        for (rel, text, mode) in files {
+            o.writes.insert(
+                rel.to_string(),
+                OutFile {
+                    bytes: text.as_bytes().to_vec(),
+                    mode: *mode,
+                },
+            );
+        }
+        o
+    }
+
+    /// Every path below `dir` whose name marks it as a temporary file.
+    fn temporaries(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.to_string_lossy().ends_with(".skupperd-tmp") {
+                    out.push(p.clone());
+                }
+                if p.is_dir() {
+                    todo.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().mode() & 0o777
+    }
+
+    #[test]
+    fn a_batch_lands_with_contents_and_modes_and_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path();
+        let mut files: Vec<(String, String, u32)> = (0..50)
+            .map(|i| {
+                (
+                    format!("runtime/resources/Listener-l{i}.yaml"),
+                    format!("name: l{i}\n"),
+                    0o644,
+                )
+            })
+            .collect();
+        files.push(("runtime/certs/c/tls.key".into(), "KEY".into(), 0o600));
+        files.push(("runtime/router/skrouterd.json".into(), "[]".into(), 0o644));
+        let borrowed: Vec<(&str, &str, u32)> = files
+            .iter()
+            .map(|(r, t, m)| (r.as_str(), t.as_str(), *m))
+            .collect();
+        apply(ns, &outcome(&borrowed)).unwrap();
+        for (rel, text, mode) in &files {
+            assert_eq!(&fs::read_to_string(ns.join(rel)).unwrap(), text, "{rel}");
+            assert_eq!(mode_of(&ns.join(rel)), *mode, "{rel}");
+        }
+        assert_eq!(mode_of(&ns.join("runtime/certs/c")), 0o700);
+        assert_eq!(mode_of(&ns.join("runtime/resources")), 0o755);
+        assert_eq!(temporaries(ns), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn a_single_change_replaces_the_file_in_place_of_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path();
+        apply(ns, &outcome(&[("runtime/status.yaml", "old\n", 0o644)])).unwrap();
+        apply(ns, &outcome(&[("runtime/status.yaml", "new\n", 0o600)])).unwrap();
+        assert_eq!(
+            fs::read_to_string(ns.join("runtime/status.yaml")).unwrap(),
+            "new\n"
+        );
+        assert_eq!(mode_of(&ns.join("runtime/status.yaml")), 0o600);
+        assert_eq!(temporaries(ns), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn a_failure_while_writing_publishes_nothing_and_leaves_no_temporaries() {
+        for durability in [Durability::EachFile, Durability::SyncFs] {
+            let dir = tempfile::tempdir().unwrap();
+            let ns = dir.path();
+            let res = ns.join("runtime/resources");
+            fs::create_dir_all(&res).unwrap();
+            fs::write(res.join("Listener-b.yaml"), "old b\n").unwrap();
+            // The temporary name of c is taken by a directory: opening it fails
+            // after a and b were written to theirs.
+            fs::create_dir(res.join(".Listener-c.yaml.skupperd-tmp")).unwrap();
+            let o = outcome(&[
+                ("runtime/resources/Listener-a.yaml", "a\n", 0o644),
+                ("runtime/resources/Listener-b.yaml", "new b\n", 0o644),
+                ("runtime/resources/Listener-c.yaml", "c\n", 0o644),
+            ]);
+            let err = apply_with(ns, &o, durability).unwrap_err().to_string();
+            assert!(err.contains(".Listener-c.yaml.skupperd-tmp"), "{err}");
+            assert!(!res.join("Listener-a.yaml").exists(), "{durability:?}");
+            assert_eq!(
+                fs::read_to_string(res.join("Listener-b.yaml")).unwrap(),
+                "old b\n",
+                "{durability:?}"
+            );
+            // Only the directory in the way is left.
+            assert_eq!(
+                temporaries(ns),
+                vec![res.join(".Listener-c.yaml.skupperd-tmp")],
+                "{durability:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failure_while_renaming_leaves_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path();
+        let res = ns.join("runtime/resources");
+        // A non-empty directory where b goes: its rename fails.
+        fs::create_dir_all(res.join("Listener-b.yaml/x")).unwrap();
+        let o = outcome(&[
+            ("runtime/resources/Listener-a.yaml", "a\n", 0o644),
+            ("runtime/resources/Listener-b.yaml", "b\n", 0o644),
+            ("runtime/resources/Listener-c.yaml", "c\n", 0o644),
+        ]);
+        let err = apply(ns, &o).unwrap_err().to_string();
+        assert!(err.contains("Listener-b.yaml"), "{err}");
+        assert_eq!(temporaries(ns), Vec::<PathBuf>::new());
+        // What was published before the failure is whole.
+        assert_eq!(
+            fs::read_to_string(res.join("Listener-a.yaml")).unwrap(),
+            "a\n"
+        );
+        assert!(!res.join("Listener-c.yaml").exists());
+    }
+
+    #[test]
+    fn deletes_remove_the_file_and_the_directories_it_leaves_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path();
+        apply(
+            ns,
+            &outcome(&[
+                ("runtime/certs/c/tls.crt", "C", 0o644),
+                ("runtime/certs/c/tls.key", "K", 0o600),
+            ]),
+        )
+        .unwrap();
+        let o = Outcome {
+            deletes: vec![
+                "runtime/certs/c/tls.crt".into(),
+                "runtime/certs/c/tls.key".into(),
+            ],
+            ..Outcome::default()
+        };
+        apply(ns, &o).unwrap();
+        assert!(!ns.join("runtime/certs").exists());
+        assert!(ns.join("runtime").is_dir());
+    }
+
+    /// The real file system, except that listing `fail` gives EIO.
+    struct FailingDir {
+        fail: PathBuf,
+    }
+
+    impl DirReader for FailingDir {
+        fn entries(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
+            if dir == self.fail {
+                return Err(io::Error::from_raw_os_error(5));
+            }
+            Disk.entries(dir)
+        }
+    }
+
+    fn touch(path: &Path) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, "x").unwrap();
+    }
+
+    #[test]
+    fn a_missing_resources_directory_is_no_input() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(list_input_files(dir.path()).unwrap(), vec![]);
+        assert!(read_runtime(dir.path()).unwrap().is_empty());
+        assert!(read_bundles(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_file_where_input_resources_should_be_is_an_error_not_an_empty_input() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("input/resources"));
+        let err = list_input_files(dir.path()).unwrap_err();
+        assert_eq!(err.path, dir.path().join("input/resources"));
+        assert_eq!(err.source.kind(), io::ErrorKind::NotADirectory);
+        assert!(err.to_string().contains("input/resources"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_subdirectory_fails_the_whole_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = dir.path().join("input/resources");
+        touch(&res.join("a.yaml"));
+        touch(&res.join("team/b.yaml"));
+        let reader = FailingDir {
+            fail: res.join("team"),
+        };
+        let err = list_input_files_with(&reader, dir.path()).unwrap_err();
+        assert_eq!(err.path, res.join("team"));
+        assert_eq!(err.source.raw_os_error(), Some(5));
+        // Read normally, both files are there.
+        let names: Vec<String> = list_input_files(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(rel, _)| rel)
+            .collect();
+        assert_eq!(
+            names,
+            ["input/resources/a.yaml", "input/resources/team/b.yaml"]
+        );
+    }
+
+    #[test]
+    fn hidden_directories_and_temporary_files_are_not_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = dir.path().join("input/resources");
+        touch(&res.join("a.yaml"));
+        touch(&res.join(".a.yaml.skupperd-tmp"));
+        touch(&res.join(".git/b.yaml"));
+        // Never listed, so its failure does not matter.
+        let reader = FailingDir {
+            fail: res.join(".git"),
+        };
+        let listed = list_input_files_with(&reader, dir.path()).unwrap();
+        assert_eq!(
+            listed,
+            vec![("input/resources/a.yaml".into(), res.join("a.yaml"))]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_runtime_directory_is_an_error_and_temporaries_are_not_runtime_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path();
+        apply(
+            ns,
+            &outcome(&[
+                ("runtime/resources/Listener-a.yaml", "a\n", 0o644),
+                ("runtime/router/skrouterd.json", "[]", 0o644),
+            ]),
+        )
+        .unwrap();
+        touch(&ns.join("runtime/resources/.Listener-b.yaml.skupperd-tmp"));
+        let runtime = read_runtime(ns).unwrap();
+        assert_eq!(
+            runtime.keys().collect::<Vec<_>>(),
+            [
+                "runtime/resources/Listener-a.yaml",
+                "runtime/router/skrouterd.json"
+            ]
+        );
+        let reader = FailingDir {
+            fail: ns.join("runtime/resources"),
+        };
+        let err = read_runtime_with(&reader, ns).unwrap_err();
+        assert_eq!(err.path, ns.join("runtime/resources"));
+    }
+
+    #[test]
+    fn a_file_where_input_certs_should_be_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("input/certs"));
+        let err = read_bundles(dir.path()).unwrap_err();
+        assert_eq!(err.path, dir.path().join("input/certs"));
+    }
 }
