@@ -69,6 +69,8 @@ pub struct Session {
     /// A sync that the reconnect backoff put off: it is owed at this time,
     /// even where nothing else polls.
     deferred: Option<Instant>,
+    /// Each managed type's attribute names on the connected router.
+    attributes: BTreeMap<String, Vec<String>>,
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -185,7 +187,14 @@ impl Session {
         self.backoff = Duration::ZERO;
         self.next_try = None;
         self.view = RouterView::default();
-        self.view.capabilities = probe(&mut client).await;
+        self.attributes = BTreeMap::new();
+        for kind in sync::KINDS {
+            self.bump("query");
+            if let Ok(names) = client.attribute_names(kind).await {
+                self.attributes.insert(kind.to_string(), names);
+            }
+        }
+        self.view.capabilities = capabilities(&self.attributes);
         self.network = client.watch_network().await.ok();
         self.client = Some(client);
         Ok(true)
@@ -264,11 +273,20 @@ impl Session {
             if kind == "listenerAddress" && !with_addresses {
                 continue;
             }
+            // Only what a plan compares (and the listener states the
+            // status needs), among what this router has: smaller answers.
+            let available = self.attributes.get(kind);
+            let mut attrs: Vec<&str> = vec!["name"];
+            attrs.extend(sync::set_by_skupperd(kind));
+            if kind == "tcpListener" {
+                attrs.extend(["operStatus", "connectionMsg"]);
+            }
+            attrs.retain(|a| available.is_none_or(|names| names.iter().any(|n| n == a)));
             self.bump("query");
             let Some(client) = self.client.as_mut() else {
                 return Err(MgmtError::Lost("not connected".to_string()));
             };
-            observed.insert(kind.to_string(), client.query(kind, &[]).await?);
+            observed.insert(kind.to_string(), client.query(kind, &attrs).await?);
         }
         Ok(observed)
     }
@@ -493,20 +511,21 @@ fn ignore_refusal(e: MgmtError) -> Result<(), MgmtError> {
 }
 
 /// Capabilities from the attribute lists, never from version strings
-/// (router.md 8).
-async fn probe(client: &mut AmqpManagement) -> Vec<String> {
+/// (router.md 8). A type the router does not know has no list.
+fn capabilities(attributes: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let has = |kind: &str, attr: &str| {
+        attributes
+            .get(kind)
+            .is_some_and(|names| names.iter().any(|n| n == attr))
+    };
     let mut caps = Vec::new();
-    if let Ok(names) = client.attribute_names("tcpListener").await {
-        if names.iter().any(|n| n == "connectionMsg") {
-            caps.push("connectionMsg".to_string());
-        }
+    if has("tcpListener", "connectionMsg") {
+        caps.push("connectionMsg".to_string());
     }
-    if let Ok(names) = client.attribute_names("sslProfile").await {
-        if names.iter().any(|n| n == "ordinal") {
-            caps.push("sslProfileOrdinal".to_string());
-        }
+    if has("sslProfile", "ordinal") {
+        caps.push("sslProfileOrdinal".to_string());
     }
-    if client.attribute_names("listenerAddress").await.is_ok() {
+    if attributes.contains_key("listenerAddress") {
         caps.push("multiKeyListener".to_string());
     }
     caps

@@ -53,7 +53,9 @@ pub fn owned(kind: &str, name: &str) -> bool {
 /// rendered entity that leaves one out means "the default", so a router
 /// value other than the default there is a difference too (someone set
 /// `observer` by hand, say).
-fn set_by_skupperd(kind: &str) -> &'static [&'static str] {
+/// The attributes skupperd sets on an entity type: all a plan compares, so
+/// all a QUERY for it has to ask for (besides `name`).
+pub fn set_by_skupperd(kind: &str) -> &'static [&'static str] {
     match kind {
         SSL_PROFILE => &[
             "caCertFile",

@@ -45,7 +45,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-pub use compare::{owned, KINDS};
+pub use compare::{owned, set_by_skupperd, KINDS};
 pub use summary::{management_entities, summarize, CONTAINER_BASE_PATH};
 
 use compare::{
