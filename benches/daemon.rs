@@ -1345,12 +1345,17 @@ fn main() {
     println!();
     print_table(&rows);
     println!();
-    println!("Percentiles are nearest-rank: with fewer than 100 samples p99 is the maximum.");
-    println!(
-        "change -> output: from the rename of the listener file until skrouterd.json holds the new"
-    );
-    println!("port and status.yaml has been renamed into place after it (inotify on runtime/).");
-    println!("reconcile CPU: the daemon's threads (schedstat ns) from the rename until the pass was logged.");
+    for line in [
+        "Percentiles are nearest-rank: with fewer than 100 samples p99 is the maximum.",
+        "change -> output: from the rename of the listener file until skrouterd.json holds the new",
+        "port and status.yaml has been renamed into place after it (inotify on runtime/); when the",
+        "pass does not rewrite status.yaml (same content: lastRun has 1 s resolution), until the",
+        "skrouterd.json rename, the last write of that pass. Input files are dated an hour back.",
+        "reconcile CPU: the daemon's threads (schedstat ns) from the rename until the pass was logged.",
+        "burst pass start = log time of the pass line - elapsed_ms (truncated: up to 1 ms late).",
+    ] {
+        println!("{line}");
+    }
     if std::env::var_os("SKUPPERD_BENCH_KEEP").is_some() {
         println!("kept (logs under logs/): {}", dir.keep().display());
     }
