@@ -193,6 +193,18 @@ struct Actor {
     next_poll: Option<Instant>,
 }
 
+/// The coalescer's maximum delay: the configured one less a margin for
+/// what happens outside it (the event's way from inotify to the actor, the
+/// timer firing late by up to a millisecond), so a pass starts within the
+/// configured maximum of the file event, never after it.
+fn coalescer_max(intervals: &Intervals) -> Duration {
+    let margin = (intervals.max_delay / 20).min(Duration::from_millis(10));
+    intervals
+        .max_delay
+        .saturating_sub(margin)
+        .max(intervals.quiet_window)
+}
+
 fn now() -> Instant {
     // The tokio clock, so paused-time tests drive it.
     tokio::time::Instant::now().into_std()
@@ -241,7 +253,7 @@ impl Actor {
                 scan_failure: None,
             }),
             name,
-            coalescer: Coalescer::new(intervals.quiet_window, intervals.max_delay),
+            coalescer: Coalescer::new(intervals.quiet_window, coalescer_max(&intervals)),
             waiting: Vec::new(),
             held: None,
             next_resync: after(t, intervals.resync),
@@ -322,7 +334,7 @@ impl Actor {
     fn set_intervals(&mut self, new: Intervals) {
         let t = now();
         self.coalescer
-            .set_intervals(new.quiet_window, new.max_delay);
+            .set_intervals(new.quiet_window, coalescer_max(&new));
         if new.resync != self.intervals.resync {
             self.next_resync = after(t, new.resync);
         }

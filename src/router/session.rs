@@ -71,6 +71,8 @@ pub struct Session {
     deferred: Option<Instant>,
     /// Each managed type's attribute names on the connected router.
     attributes: BTreeMap<String, Vec<String>>,
+    /// `desired` and `desired_router` match `config_bytes`.
+    parsed: bool,
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -91,29 +93,43 @@ impl Session {
     pub fn set_target(&mut self, target: Option<Target>) {
         if self.target != target {
             self.target = target;
+            // Certificate paths depend on the platform.
+            self.parsed = false;
             self.disconnect();
             self.backoff = Duration::ZERO;
             self.next_try = None;
         }
     }
 
-    /// The rendered `skrouterd.json`; returns whether it changed.
+    /// The rendered `skrouterd.json`; returns whether it changed. It is
+    /// only parsed when a router is there to sync: a namespace without a
+    /// reachable router pays nothing for it.
     pub fn set_config(&mut self, bytes: &[u8]) -> bool {
         if bytes == self.config_bytes.as_slice() {
             return false;
         }
         self.config_bytes = bytes.to_vec();
-        let parsed: Vec<(String, Map<String, Value>)> = serde_json::from_slice::<Value>(bytes)
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|pair| {
-                let kind = pair.get(0)?.as_str()?.to_string();
-                let attrs = pair.get(1)?.as_object()?.clone();
-                Some((kind, attrs))
-            })
-            .collect();
+        self.parsed = false;
+        true
+    }
+
+    fn parse_config(&mut self) {
+        if self.parsed {
+            return;
+        }
+        self.parsed = true;
+        let parsed: Vec<(String, Map<String, Value>)> =
+            serde_json::from_slice::<Value>(&self.config_bytes)
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|pair| {
+                    let kind = pair.get(0)?.as_str()?.to_string();
+                    let attrs = pair.get(1)?.as_object()?.clone();
+                    Some((kind, attrs))
+                })
+                .collect();
         self.desired_router = parsed.iter().find(|(k, _)| k == "router").map(|(_, a)| {
             (
                 text(a.get("id")).unwrap_or_default(),
@@ -130,7 +146,6 @@ impl Session {
             .map(|(k, a)| (k.as_str(), a.clone()))
             .collect();
         self.desired = sync::management_entities(&borrowed, platform);
-        true
     }
 
     /// When a sync that the backoff put off is due.
@@ -204,7 +219,7 @@ impl Session {
     /// apply the difference, then poll. `None` = router not reachable.
     pub async fn sync(&mut self, now: &str) -> Option<RouterView> {
         match self.ensure_connected().await {
-            Ok(true) => {}
+            Ok(true) => self.parse_config(),
             Ok(false) => return None,
             Err(e) => {
                 // `ensure_connected` already set the backoff.
