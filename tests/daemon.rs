@@ -437,25 +437,7 @@ fn sighup_mid_burst_reloads_the_config_and_converges() {
     notify.wait_for("READY=1", 1);
 
     let res = resources(&home, "west");
-    let written = Arc::new(AtomicUsize::new(0));
-    let writer = {
-        let res = res.clone();
-        let written = written.clone();
-        std::thread::spawn(move || {
-            for i in 0..300 {
-                write_by_rename(
-                    &res.join(format!("h{i:03}.yaml")),
-                    &listener(&format!("h{i:03}"), "127.0.0.1", &(30000 + i).to_string()),
-                );
-                written.fetch_add(1, Ordering::SeqCst);
-            }
-        })
-    };
-    eventually(
-        "the burst to be under way",
-        || (written.load(Ordering::SeqCst) >= 50).then_some(()),
-        String::new,
-    );
+    let writer = burst_under_way(res.clone(), "h", 300, 30000, 50);
     fs::write(
         &cfg,
         format!("{base}quiet_window_ms = 30\ndefault_platform = \"docker\"\n"),
@@ -491,22 +473,27 @@ fn sighup_mid_burst_reloads_the_config_and_converges() {
     assert!(d.stop().success(), "{log}");
 }
 
-#[test]
-fn sigterm_mid_burst_exits_0_and_leaves_no_torn_or_temporary_files() {
-    let home = DataHome::new();
-    home.sample("west");
-    let mut d = Daemon::start(&home);
-    d.wait_ready();
-    let res = resources(&home, "west");
+/// Starts writing `count` listener files `<prefix>NNN.yaml` by rename on
+/// another thread and returns once `started` of them are in place.
+fn burst_under_way(
+    res: std::path::PathBuf,
+    prefix: &'static str,
+    count: usize,
+    first_port: usize,
+    started: usize,
+) -> std::thread::JoinHandle<()> {
     let written = Arc::new(AtomicUsize::new(0));
     let writer = {
-        let res = res.clone();
         let written = written.clone();
         std::thread::spawn(move || {
-            for i in 0..400 {
+            for i in 0..count {
                 write_by_rename(
-                    &res.join(format!("t{i:03}.yaml")),
-                    &listener(&format!("t{i:03}"), "127.0.0.1", &(40000 + i).to_string()),
+                    &res.join(format!("{prefix}{i:03}.yaml")),
+                    &listener(
+                        &format!("{prefix}{i:03}"),
+                        "127.0.0.1",
+                        &(first_port + i).to_string(),
+                    ),
                 );
                 written.fetch_add(1, Ordering::SeqCst);
             }
@@ -514,9 +501,20 @@ fn sigterm_mid_burst_exits_0_and_leaves_no_torn_or_temporary_files() {
     };
     eventually(
         "the burst to be under way",
-        || (written.load(Ordering::SeqCst) >= 100).then_some(()),
+        || (written.load(Ordering::SeqCst) >= started).then_some(()),
         String::new,
     );
+    writer
+}
+
+#[test]
+fn sigterm_mid_burst_exits_0_and_leaves_no_torn_or_temporary_files() {
+    let home = DataHome::new();
+    home.sample("west");
+    let mut d = Daemon::start(&home);
+    d.wait_ready();
+    let res = resources(&home, "west");
+    let writer = burst_under_way(res.clone(), "t", 400, 40000, 100);
     d.signal(Signal::TERM);
     let status = d.wait_exit();
     writer.join().unwrap();
