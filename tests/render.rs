@@ -105,7 +105,11 @@ fn render_refuses_while_the_lock_is_held() {
     lock.try_lock().unwrap();
     let out = render(&home, "west").code(2);
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
-    assert!(err.contains("controller.lock is held"), "{err}");
+    assert!(
+        err.contains("another skupperd or skupper controller holds")
+            && err.contains("controller.lock"),
+        "{err}"
+    );
     assert!(!home.ns("west").join("runtime").exists());
 }
 

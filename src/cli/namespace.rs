@@ -4,10 +4,10 @@ use super::Output;
 use crate::certs::RcgenMint;
 use crate::plan::{self, read_prior, Inputs, Platform, RouterState};
 use crate::problem::Problem;
+use crate::store::lock::{ControllerLock, LockError};
 use crate::store::{fsio, ports::DataHomePorts};
 use anyhow::{bail, Context as _, Result};
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -141,27 +141,17 @@ fn exit_for(problems: &[Problem]) -> ExitCode {
 
 /// The controller lock of the data home this namespace belongs to, held
 /// for the duration of a render so that no daemon writes at the same time.
-fn take_lock(ns_dir: &Path) -> Result<File> {
-    let lock_path = ns_dir
+fn take_lock(ns_dir: &Path) -> Result<ControllerLock> {
+    let data_home = ns_dir
         .parent()
-        .map(|p| p.join("controller.lock"))
-        .context("the namespace directory has no parent")?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
-            "{} is held by a running skupperd (or skupper controller), which reconciles this namespace itself; stop it or let it do the work",
-            lock_path.display()
+        .and_then(Path::parent)
+        .context("the namespace directory is not inside <data home>/namespaces/")?;
+    ControllerLock::acquire(data_home).map_err(|e| match e {
+        LockError::Held { .. } => anyhow::anyhow!(
+            "{e}: it reconciles this namespace itself; stop it or let it do the work"
         ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot lock {}", lock_path.display()))
-        }
-    }
+        other => other.into(),
+    })
 }
 
 pub fn render(ns_dir: &Path, output: Output) -> Result<ExitCode> {
