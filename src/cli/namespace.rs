@@ -66,12 +66,6 @@ pub fn load(ns_dir: &Path) -> Result<Loaded> {
     })
 }
 
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_lowercase())
-        .unwrap_or_default()
-}
-
 fn inputs<'a>(
     l: &'a Loaded,
     prior: &'a plan::Prior,
@@ -125,7 +119,7 @@ pub fn check(ns_dir: &Path, output: Output) -> Result<ExitCode> {
     let loaded = load(ns_dir)?;
     let prior = read_prior(&loaded.runtime);
     let ns_path = loaded.ns_dir.to_string_lossy().into_owned();
-    let host = hostname();
+    let host = fsio::hostname();
     let problems = plan::check(&inputs(&loaded, &prior, &ns_path, &host));
     print_problems(&problems, output);
     Ok(exit_for(&problems))
@@ -159,7 +153,7 @@ pub fn render(ns_dir: &Path, output: Output) -> Result<ExitCode> {
     let _lock = take_lock(&loaded.ns_dir)?;
     let prior = read_prior(&loaded.runtime);
     let ns_path = loaded.ns_dir.to_string_lossy().into_owned();
-    let host = hostname();
+    let host = fsio::hostname();
     let mut ports = DataHomePorts {
         namespaces_dir: loaded
             .ns_dir

@@ -173,7 +173,7 @@ pub async fn run(
         namespaces_dir: config.data_home.join("namespaces"),
         default_platform: Platform::parse(config.default_platform.as_str())
             .unwrap_or(Platform::Podman),
-        hostname: hostname(),
+        hostname: crate::store::fsio::hostname(),
         runner: crate::actor::router::RunnerChoice::from_config(&config),
         ports: SharedPorts::default(),
         health: health.clone(),
@@ -332,13 +332,6 @@ fn log_notify(result: Result<(), NotifyError>) {
     if let Err(e) = result {
         warn!("{e}");
     }
-}
-
-/// Used in the SANs of generated listener certificates.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_lowercase())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

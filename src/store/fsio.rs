@@ -523,6 +523,14 @@ fn apply_with(
     Ok(())
 }
 
+/// This machine's host name, lower case: used in the SANs of generated
+/// listener certificates for `0.0.0.0`/`::`. Empty when unknown.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
