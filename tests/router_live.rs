@@ -251,9 +251,22 @@ fn with_external_double(home: &DataHome) -> (Daemon, RouterDouble, tokio::runtim
         .unwrap()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut cfg = DoubleConfig::new(read("tls.crt"), read("tls.key"), read("ca.crt")).unwrap();
-    cfg.port = port;
-    let double = rt.block_on(RouterDouble::start(cfg)).unwrap();
+    // Another test may hold the port for a moment (tests that probe ports
+    // run in parallel): try again rather than fail.
+    let double = eventually(
+        "the double to bind the management port",
+        || {
+            let mut cfg =
+                DoubleConfig::new(read("tls.crt"), read("tls.key"), read("ca.crt")).ok()?;
+            cfg.port = port;
+            let started = rt.block_on(RouterDouble::start(cfg)).ok();
+            if started.is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            started
+        },
+        || d.log(),
+    );
     (d, double, rt)
 }
 
