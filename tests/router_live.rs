@@ -103,6 +103,27 @@ fn echo_server() -> u16 {
     port
 }
 
+/// Listener `backend` on a free port and a local connector `backend` to an
+/// echo server: the connector consumes the listener's address, so a router
+/// opens the listener's socket. Returns the listener's port.
+fn backend_with_local_connector(home: &DataHome) -> u16 {
+    let port = free_port();
+    home.write(
+        "west",
+        "input/resources/l.yaml",
+        &listener("backend", "127.0.0.1", &port.to_string()),
+    );
+    home.write(
+        "west",
+        "input/resources/c.yaml",
+        &format!(
+            "{C}  name: backend\nspec:\n  host: 127.0.0.1\n  port: {}\n",
+            echo_server()
+        ),
+    );
+    port
+}
+
 fn echo(stream: &mut TcpStream, text: &[u8]) -> Vec<u8> {
     stream.write_all(text).unwrap();
     let mut buf = vec![0u8; text.len()];
@@ -115,18 +136,8 @@ fn the_process_runner_starts_the_router_and_changes_apply_live() {
     let _serial = serial();
     let home = DataHome::new();
     site(&home);
-    let backend = echo_server();
-    let port = free_port();
-    home.write(
-        "west",
-        "input/resources/l.yaml",
-        &listener("backend", "127.0.0.1", &port.to_string()),
-    );
-    home.write(
-        "west",
-        "input/resources/c.yaml",
-        &format!("{C}  name: backend\nspec:\n  host: 127.0.0.1\n  port: {backend}\n"),
-    );
+    let port = backend_with_local_connector(&home);
+
     let d = with_process_runner(&home);
     // The local connector consumes the listener's address: the router opens
     // the socket and the listener is Ready, as the router reports it.
@@ -166,20 +177,7 @@ fn a_killed_router_is_restarted_and_synced_again() {
     let _serial = serial();
     let home = DataHome::new();
     site(&home);
-    let port = free_port();
-    home.write(
-        "west",
-        "input/resources/l.yaml",
-        &listener("backend", "127.0.0.1", &port.to_string()),
-    );
-    home.write(
-        "west",
-        "input/resources/c.yaml",
-        &format!(
-            "{C}  name: backend\nspec:\n  host: 127.0.0.1\n  port: {}\n",
-            echo_server()
-        ),
-    );
+    backend_with_local_connector(&home);
     let d = with_process_runner(&home);
     wait_status(&d, &home, "Listener", "backend", "status: Ready");
     let pid = router_pid(&home).expect("the router child");

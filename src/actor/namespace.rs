@@ -153,6 +153,8 @@ struct State {
     router: RouterState,
     /// The last read failure, logged once until it changes or clears.
     scan_failure: Option<String>,
+    /// The platform the last pass read, for the router side.
+    platform: Option<Platform>,
 }
 
 /// Runs the actor of namespace `name` until it is stopped, its directory
@@ -251,6 +253,7 @@ impl Actor {
                 passes: 0,
                 router: RouterState::default(),
                 scan_failure: None,
+                platform: None,
             }),
             name,
             coalescer: Coalescer::new(intervals.quiet_window, coalescer_max(&intervals)),
@@ -372,7 +375,7 @@ impl Actor {
             let facts = super::router::Facts {
                 namespace: &state.name,
                 ns_dir: &state.ns_dir,
-                platform: fsio::read_platform(&state.ns_dir, state.ctx.default_platform).ok(),
+                platform: state.platform,
                 site_active: state.site_active,
                 identity: state.prior.identity.as_ref(),
                 runtime: &state.runtime,
@@ -431,6 +434,7 @@ impl State {
             info!("the namespace can be read again");
         }
         let platform = fsio::read_platform(&self.ns_dir, self.ctx.default_platform);
+        self.platform = platform.clone().ok();
         let inputs = Inputs {
             namespace: &self.name,
             namespace_path: &self.ns_path,
