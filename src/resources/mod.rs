@@ -312,7 +312,9 @@ pub fn decode(doc: &Document, problems: &mut Vec<Problem>) -> Option<InputResour
 /// pass.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DecodedFile {
-    pub resources: Vec<InputResource>,
+    /// Shared, so a reconcile memo can hold a resource and tell by pointer
+    /// that the cache has not replaced it.
+    pub resources: Vec<std::sync::Arc<InputResource>>,
     /// Parse and decode problems, in document order.
     pub problems: Vec<Problem>,
     /// The first error that kept part of the file from being read at all
@@ -329,6 +331,7 @@ pub fn decode_file(parsed: crate::input::ParsedFile) -> DecodedFile {
         .documents
         .iter()
         .filter_map(|d| decode(d, &mut problems))
+        .map(std::sync::Arc::new)
         .collect();
     DecodedFile {
         resources,
