@@ -140,6 +140,8 @@ struct State {
     ctx: Context,
     loaded: bool,
     cache: FileCache,
+    /// What the last pass derived, reused for what did not change.
+    memo: plan::Memo,
     runtime: BTreeMap<String, Vec<u8>>,
     prior: Prior,
     site_active: bool,
@@ -243,6 +245,7 @@ impl Actor {
                 ctx,
                 loaded: false,
                 cache: FileCache::new(),
+                memo: plan::Memo::new(),
                 runtime: BTreeMap::new(),
                 prior: Prior::default(),
                 site_active: false,
@@ -456,7 +459,7 @@ impl State {
             },
             claimed: &self.ctx.ports.claimed,
         };
-        let outcome = plan::reconcile(&inputs, &mut RcgenMint, &mut ports);
+        let outcome = plan::reconcile_with(&inputs, &mut self.memo, &mut RcgenMint, &mut ports);
 
         let t = Instant::now();
         if self.site_active && !outcome.site_active {

@@ -3,7 +3,7 @@
 //! router-backed condition is `router not reachable`; nothing is `Ready`
 //! unless the router showed it.
 
-use super::resolve::{Config, Entry};
+use super::entry::{Config, Entry};
 use super::{ResourceSummary, RouterState};
 use crate::resources::Kind;
 use crate::status::{self, Verdict};
@@ -46,7 +46,7 @@ fn configured(e: &Entry, router: &RouterState) -> Verdict {
 pub fn verdicts(
     e: &Entry,
     router: &RouterState,
-    local_keys: &BTreeSet<String>,
+    local_keys: &BTreeSet<&str>,
 ) -> (Vec<(&'static str, Verdict)>, ResourceSummary) {
     let conditions = match e.kind {
         Kind::Site => site(e, router),
@@ -136,7 +136,7 @@ fn listener(e: &Entry, router: &RouterState) -> Vec<(&'static str, Verdict)> {
 fn connector(
     e: &Entry,
     router: &RouterState,
-    local_keys: &BTreeSet<String>,
+    local_keys: &BTreeSet<&str>,
 ) -> Vec<(&'static str, Verdict)> {
     let configured = configured(e, router);
     let key = match e.serving.as_ref().map(|(c, _)| c) {

@@ -4,7 +4,8 @@
 //! issued again when missing, unusable, expiring or no longer matching
 //! (SANs, issuer).
 
-use super::resolve::{Config, Resolution};
+use super::entry::Config;
+use super::resolve::Resolution;
 use super::{Inputs, OutFile};
 use crate::certs::{self, CertError, Credential, Mint};
 use crate::problem::Severity;
@@ -187,8 +188,8 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
     );
 
     let mut generated: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for e in res.entries.values() {
-        let key = (e.kind, e.name.clone());
+    for e in &res.entries {
+        let key = || (e.kind, e.name.clone());
         match e.serving.as_ref().map(|(c, _)| c) {
             Some(Config::Listener(l)) => {
                 let Some(cred) = &l.tls_credentials else {
@@ -200,7 +201,7 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
                             profiles.insert(cred.clone(), p);
                         }
                         None => unusable.push((
-                            key,
+                            key(),
                             format!("input/certs/{cred}/ is not usable and no earlier copy exists"),
                         )),
                     },
@@ -227,7 +228,7 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
                         profiles.insert(dir, p);
                     }
                     _ => unusable.push((
-                        key,
+                        key(),
                         format!("input/certs/{cred}/ is not usable and no earlier copy exists"),
                     )),
                 }

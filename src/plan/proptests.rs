@@ -87,3 +87,144 @@ proptest! {
         prop_assert!(again.deletes.is_empty(), "second pass deleted {:?}", again.deletes);
     }
 }
+
+/// One step of a shell's life between passes.
+#[derive(Debug, Clone)]
+enum Step {
+    Put(usize, String),
+    Remove(usize),
+    /// The router comes up with these entities confirmed, or goes away.
+    Router(Option<Vec<String>>),
+    Later,
+    /// The safety net: the prior state is read back from `runtime/`.
+    Reread,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (0..5usize, document()).prop_map(|(i, d)| Step::Put(i, d)),
+        2 => (0..5usize).prop_map(Step::Remove),
+        1 => prop::option::of(prop::collection::vec(
+            prop::sample::select(vec!["listener/a", "listener/b", "listener/web", "connector/db@127.0.0.1"])
+                .prop_map(String::from),
+            0..4,
+        ))
+        .prop_map(Step::Router),
+        1 => Just(Step::Later),
+        1 => Just(Step::Reread),
+    ]
+}
+
+/// A shell as the namespace actor is one: files parsed once and kept until
+/// they change, the next pass's prior state taken from the outcome.
+struct Shell {
+    parsed: std::collections::BTreeMap<String, crate::resources::DecodedFile>,
+    prior: super::Prior,
+    runtime: std::collections::BTreeMap<String, Vec<u8>>,
+    memo: super::Memo,
+    router: super::RouterState,
+    now: time::OffsetDateTime,
+}
+
+impl Shell {
+    fn path(i: usize) -> String {
+        format!("input/resources/r{i}.yaml")
+    }
+
+    /// Passes once with the memo and once without; they must agree. The
+    /// outcome is applied unless `lost`.
+    fn pass(&mut self, lost: bool) -> Result<(), TestCaseError> {
+        use crate::certs::MemoMint;
+        use crate::store::ports::FixedPorts;
+        let bundles = std::collections::BTreeMap::new();
+        let inputs = super::Inputs {
+            namespace: "west",
+            namespace_path: "/data/namespaces/west",
+            platform: Ok(super::Platform::Linux),
+            hostname: "host1",
+            version: "0.1.0",
+            now: self.now,
+            files: &self.parsed,
+            bundles: &bundles,
+            runtime: &self.runtime,
+            prior: &self.prior,
+            router: self.router.clone(),
+            trigger: "input",
+        };
+        let fresh = super::reconcile(
+            &inputs,
+            &mut MemoMint::new(1),
+            &mut FixedPorts(Default::default()),
+        );
+        let memoised = super::reconcile_with(
+            &inputs,
+            &mut self.memo,
+            &mut MemoMint::new(1),
+            &mut FixedPorts(Default::default()),
+        );
+        prop_assert_eq!(&fresh, &memoised);
+        if lost {
+            return Ok(());
+        }
+        for p in &memoised.deletes {
+            self.runtime.remove(p);
+        }
+        for (p, f) in memoised.writes {
+            self.runtime.insert(p, f.bytes);
+        }
+        self.prior = memoised.next_prior;
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The memo never changes what a pass decides: after every edit, a pass
+    /// that reuses the earlier passes' work gives exactly the outcome of a
+    /// pass from nothing.
+    #[test]
+    fn a_memoised_pass_equals_a_pass_from_nothing(
+        docs in prop::collection::vec(document(), 0..5),
+        // With each step, whether the writes of its pass fail (nothing of
+        // its outcome is kept).
+        steps in prop::collection::vec((step(), prop::bool::weighted(0.2)), 1..12),
+    ) {
+        let site = super::tests::SITE;
+        let mut shell = Shell {
+            parsed: Default::default(),
+            prior: Default::default(),
+            runtime: Default::default(),
+            memo: super::Memo::new(),
+            router: Default::default(),
+            now: super::tests::NOW,
+        };
+        let load = |p: &str, t: &str| crate::resources::load_file(p, t.as_bytes());
+        let site_path = "input/resources/Site-west.yaml";
+        shell.parsed.insert(site_path.to_string(), load(site_path, site));
+        for (i, d) in docs.iter().enumerate() {
+            shell.parsed.insert(Shell::path(i), load(&Shell::path(i), d));
+        }
+        shell.pass(false)?;
+        for (s, lost) in steps {
+            match s {
+                Step::Put(i, d) => {
+                    shell.parsed.insert(Shell::path(i), load(&Shell::path(i), &d));
+                }
+                Step::Remove(i) => {
+                    shell.parsed.remove(&Shell::path(i));
+                }
+                Step::Router(None) => shell.router = Default::default(),
+                Step::Router(Some(confirmed)) => {
+                    shell.router.view = Some(super::RouterView {
+                        confirmed: confirmed.into_iter().collect(),
+                        ..Default::default()
+                    });
+                }
+                Step::Later => shell.now += time::Duration::minutes(7),
+                Step::Reread => shell.prior = super::read_prior(&shell.runtime),
+            }
+            shell.pass(lost)?;
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 use super::yaml::to_yaml;
 use crate::plan::prior::{ANN_ACCEPTED, ANN_SHA, ANN_SOURCE};
-use crate::plan::resolve::Record;
+use crate::plan::record::Record;
 use crate::plan::Identity;
 use crate::resources::{Kind, API_VERSION};
 use serde_json::{json, Map, Value};

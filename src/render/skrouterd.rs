@@ -4,9 +4,9 @@
 //! so it carries no comments.
 
 use crate::plan::creds::{Profile, LOCAL_SERVER};
-use crate::plan::resolve::Config as ResourceConfig;
+use crate::plan::entry::Config as ResourceConfig;
 use crate::plan::{Identity, Platform};
-use crate::validate::SiteConfig;
+use crate::validate::{ConnectorConfig, ListenerConfig, SiteConfig};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -66,6 +66,28 @@ pub fn entities(c: &Config) -> Vec<Entity> {
 }
 
 fn light_entities(c: &Config) -> Vec<Light> {
+    let mut out = head_entities(c);
+    let mut connectors: Vec<(String, Light)> = c
+        .connectors
+        .iter()
+        .filter_map(|(name, config)| match config {
+            ResourceConfig::Connector(k) => Some(connector_entity(name, k)),
+            _ => None,
+        })
+        .collect();
+    connectors.sort_by(|a, b| a.0.cmp(&b.0));
+    out.extend(connectors.into_iter().map(|(_, e)| e));
+    for (name, config) in &c.listeners {
+        if let ResourceConfig::Listener(l) = config {
+            out.push(listener_entity(name, l, c.profiles));
+        }
+    }
+    out.extend(tail_entities(c));
+    out
+}
+
+/// router, sslProfiles, the management listener and the address.
+fn head_entities(c: &Config) -> Vec<Light> {
     let mut out: Vec<Light> = Vec::new();
     let router_id = router_id(c.site_name, &c.identity.site_id);
     let metadata =
@@ -114,54 +136,54 @@ fn light_entities(c: &Config) -> Vec<Light> {
         ]),
     ));
 
-    let mut connectors: Vec<(String, Vec<(&'static str, Value)>)> = Vec::new();
-    for (name, config) in &c.connectors {
-        let ResourceConfig::Connector(k) = config else {
-            continue;
-        };
-        let entity_name = format!("connector/{name}@{}", k.host);
-        let mut a = vec![
-            ("name", json!(entity_name)),
-            ("address", json!(k.routing_key)),
-            ("host", json!(k.host)),
-            ("port", json!(k.port.to_string())),
-        ];
-        if let Some(tls) = &k.tls {
-            let profile = if tls.use_client_cert {
-                tls.credentials.clone()
-            } else {
-                format!("{}-profile", tls.credentials)
-            };
-            a.push(("sslProfile", json!(profile)));
-            a.push(("verifyHostname", json!(tls.verify_hostname)));
-        }
-        connectors.push((entity_name, attrs(a)));
-    }
-    connectors.sort_by(|a, b| a.0.cmp(&b.0));
-    out.extend(connectors.into_iter().map(|(_, a)| ("tcpConnector", a)));
+    out
+}
 
-    for (name, config) in &c.listeners {
-        let ResourceConfig::Listener(l) = config else {
-            continue;
+/// The tcpConnector of connector `name`, with its entity name (the file
+/// lists connectors in entity-name order).
+fn connector_entity(name: &str, k: &ConnectorConfig) -> (String, Light) {
+    let entity_name = format!("connector/{name}@{}", k.host);
+    let mut a = vec![
+        ("name", json!(entity_name)),
+        ("address", json!(k.routing_key)),
+        ("host", json!(k.host)),
+        ("port", json!(k.port.to_string())),
+    ];
+    if let Some(tls) = &k.tls {
+        let profile = if tls.use_client_cert {
+            tls.credentials.clone()
+        } else {
+            format!("{}-profile", tls.credentials)
         };
-        let mut a = vec![
-            ("name", json!(format!("listener/{name}"))),
-            ("address", json!(l.routing_key)),
-            ("host", json!(l.host)),
-            ("port", json!(l.port.to_string())),
-        ];
-        if let Some(cred) = &l.tls_credentials {
-            a.push(("sslProfile", json!(cred)));
-            if c.profiles.get(cred).map(|p| p.ca).unwrap_or(false) {
-                a.push(("authenticatePeer", json!(true)));
-            }
-        }
-        if let Some(o) = &l.observer {
-            a.push(("observer", json!(o)));
-        }
-        out.push(("tcpListener", attrs(a)));
+        a.push(("sslProfile", json!(profile)));
+        a.push(("verifyHostname", json!(tls.verify_hostname)));
     }
+    (entity_name, ("tcpConnector", a))
+}
 
+fn listener_entity(name: &str, l: &ListenerConfig, profiles: &BTreeMap<String, Profile>) -> Light {
+    let mut a = vec![
+        ("name", json!(format!("listener/{name}"))),
+        ("address", json!(l.routing_key)),
+        ("host", json!(l.host)),
+        ("port", json!(l.port.to_string())),
+    ];
+    if let Some(cred) = &l.tls_credentials {
+        a.push(("sslProfile", json!(cred)));
+        if profiles.get(cred).map(|p| p.ca).unwrap_or(false) {
+            a.push(("authenticatePeer", json!(true)));
+        }
+    }
+    if let Some(o) = &l.observer {
+        a.push(("observer", json!(o)));
+    }
+    ("tcpListener", a)
+}
+
+/// The logs and the site.
+fn tail_entities(c: &Config) -> Vec<Light> {
+    let router_id = router_id(c.site_name, &c.identity.site_id);
+    let mut out: Vec<Light> = Vec::new();
     out.push((
         "log",
         attrs(vec![
@@ -188,30 +210,99 @@ fn light_entities(c: &Config) -> Vec<Light> {
     out
 }
 
-pub fn render(c: &Config) -> String {
-    let entities = light_entities(c);
-    let mut out: Vec<u8> = Vec::with_capacity(entities.len() * 160);
-    out.extend_from_slice(b"[\n");
-    for (i, (kind, a)) in entities.iter().enumerate() {
-        out.extend_from_slice(b"    [\"");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\", {\n");
-        for (j, (k, v)) in a.iter().enumerate() {
-            out.extend_from_slice(b"        \"");
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"\": ");
-            // Writing a JSON value into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut out, v);
-            out.extend_from_slice(if j + 1 < a.len() { b",\n" } else { b"\n" });
-        }
-        out.extend_from_slice(b"    }]");
-        out.extend_from_slice(if i + 1 < entities.len() {
-            b",\n"
-        } else {
-            b"\n"
-        });
+/// The text of one entity as the file holds it, without the separator.
+fn entity_text(out: &mut Vec<u8>, (kind, a): &Light) {
+    out.extend_from_slice(b"    [\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\", {\n");
+    for (j, (k, v)) in a.iter().enumerate() {
+        out.extend_from_slice(b"        \"");
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\": ");
+        // Writing a JSON value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, v);
+        out.extend_from_slice(if j + 1 < a.len() { b",\n" } else { b"\n" });
     }
-    out.extend_from_slice(b"]\n");
+    out.extend_from_slice(b"    }]");
+}
+
+fn text_of(entity: &Light) -> String {
+    let mut out = Vec::with_capacity(200);
+    entity_text(&mut out, entity);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The text of the tcpConnector of `name`, and the key it is ordered by.
+pub fn connector_text(name: &str, k: &ConnectorConfig) -> (String, String) {
+    let (order, entity) = connector_entity(name, k);
+    (order, text_of(&entity))
+}
+
+/// The text of the tcpListener of `name`.
+pub fn listener_text(
+    name: &str,
+    l: &ListenerConfig,
+    profiles: &BTreeMap<String, Profile>,
+) -> String {
+    text_of(&listener_entity(name, l, profiles))
+}
+
+pub fn render(c: &Config) -> String {
+    let mut connectors: Vec<(String, String)> = c
+        .connectors
+        .iter()
+        .filter_map(|(name, config)| match config {
+            ResourceConfig::Connector(k) => Some(connector_text(name, k)),
+            _ => None,
+        })
+        .collect();
+    connectors.sort();
+    let listeners: Vec<String> = c
+        .listeners
+        .iter()
+        .filter_map(|(name, config)| match config {
+            ResourceConfig::Listener(l) => Some(listener_text(name, l, c.profiles)),
+            _ => None,
+        })
+        .collect();
+    let connectors: Vec<&str> = connectors.iter().map(|(_, t)| t.as_str()).collect();
+    let listeners: Vec<&str> = listeners.iter().map(String::as_str).collect();
+    render_with(c, &connectors, &listeners)
+}
+
+/// The file from the texts of its tcpConnectors (in entity-name order) and
+/// tcpListeners (in resource-name order); `c.listeners` and `c.connectors`
+/// are not read.
+pub fn render_with(c: &Config, connectors: &[&str], listeners: &[&str]) -> String {
+    let head = head_entities(c);
+    let tail = tail_entities(c);
+    let body: usize = connectors
+        .iter()
+        .chain(listeners)
+        .map(|t| t.len() + 2)
+        .sum();
+    let mut out: Vec<u8> = Vec::with_capacity(4096 + body);
+    out.extend_from_slice(b"[\n");
+    let mut first = true;
+    let mut sep = |out: &mut Vec<u8>| {
+        if !first {
+            out.extend_from_slice(b",\n");
+        }
+        first = false;
+    };
+    for e in &head {
+        sep(&mut out);
+        entity_text(&mut out, e);
+    }
+    for t in connectors.iter().chain(listeners) {
+        sep(&mut out);
+        out.extend_from_slice(t.as_bytes());
+    }
+    for e in &tail {
+        sep(&mut out);
+        entity_text(&mut out, e);
+    }
+    out.extend_from_slice(b"\n]\n");
     String::from_utf8(out).unwrap_or_default()
 }
 

@@ -5,18 +5,19 @@
 use crate::names::BindHost;
 
 /// A binding already placed, and how to name its owner in a message.
+/// Borrows the texts: a pass places every listener of the namespace.
 #[derive(Debug, Clone)]
-pub struct Placed {
+pub struct Placed<'a> {
     pub host: BindHost,
-    pub host_text: String,
+    pub host_text: &'a str,
     pub port: u16,
-    pub owner: Owner,
+    pub owner: Owner<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Owner {
+pub enum Owner<'a> {
     Management,
-    Listener(String),
+    Listener(&'a str),
 }
 
 /// `host:port`, with brackets around IPv6 addresses.
@@ -31,17 +32,17 @@ pub fn host_port(host: &str, port: u16) -> String {
 /// Places bindings in order; the first one a candidate overlaps makes it
 /// lose.
 #[derive(Debug, Default)]
-pub struct Placement {
+pub struct Placement<'a> {
     /// By port: only bindings on the same port can overlap.
-    placed: std::collections::HashMap<u16, Vec<Placed>>,
+    placed: std::collections::HashMap<u16, Vec<Placed<'a>>>,
 }
 
-impl Placement {
-    pub fn management(port: u16) -> Placement {
+impl<'a> Placement<'a> {
+    pub fn management(port: u16) -> Placement<'a> {
         let mut p = Placement::default();
         p.placed.entry(port).or_default().push(Placed {
             host: BindHost::parse("127.0.0.1"),
-            host_text: "127.0.0.1".to_string(),
+            host_text: "127.0.0.1",
             port,
             owner: Owner::Management,
         });
@@ -51,32 +52,51 @@ impl Placement {
     /// What `host:port` would overlap, as the message tail for listener
     /// `name`; `None` when it is free.
     pub fn conflict(&self, host: &str, port: u16) -> Option<String> {
-        let bind = BindHost::parse(host);
+        self.conflict_with(&BindHost::parse(host), host, port)
+    }
+
+    fn conflict_with(&self, bind: &BindHost, host: &str, port: u16) -> Option<String> {
         let hit = self
             .placed
             .get(&port)?
             .iter()
-            .find(|p| p.host.overlaps(&bind))?;
+            .find(|p| p.host.overlaps(bind))?;
         Some(match &hit.owner {
             Owner::Management => format!(
                 "{} is the router's management port; choose another port",
-                host_port(&hit.host_text, hit.port)
+                host_port(hit.host_text, hit.port)
             ),
             Owner::Listener(other) => format!(
                 "{} overlaps listener \"{other}\" ({}); a host and port can be used by one listener only",
                 host_port(host, port),
-                host_port(&hit.host_text, hit.port)
+                host_port(hit.host_text, hit.port)
             ),
         })
     }
 
-    pub fn place(&mut self, host: &str, port: u16, listener: &str) {
+    pub fn place(&mut self, host: &'a str, port: u16, listener: &'a str) {
         self.placed.entry(port).or_default().push(Placed {
             host: BindHost::parse(host),
-            host_text: host.to_string(),
+            host_text: host,
             port,
-            owner: Owner::Listener(listener.to_string()),
+            owner: Owner::Listener(listener),
         });
+    }
+
+    /// Places `host:port` for `listener` when it is free, else says what it
+    /// overlaps (the host is parsed once).
+    pub fn try_place(&mut self, host: &'a str, port: u16, listener: &'a str) -> Result<(), String> {
+        let bind = BindHost::parse(host);
+        if let Some(why) = self.conflict_with(&bind, host, port) {
+            return Err(why);
+        }
+        self.placed.entry(port).or_default().push(Placed {
+            host: bind,
+            host_text: host,
+            port,
+            owner: Owner::Listener(listener),
+        });
+        Ok(())
     }
 }
 

@@ -1,0 +1,435 @@
+//! Step 5 of a pass: from the resolved entries to the files — identity,
+//! credentials, `skrouterd.json`, the resource records, `status.yaml` —
+//! and what changed against the runtime files. Texts of unchanged
+//! listeners and connectors and statuses of unchanged resources come from
+//! the memo.
+
+use super::creds::{self, Creds};
+use super::entry::{Config, Entry};
+use super::memo::{slot, Fragment, Memo, StatusSlot};
+use super::prior::{Identity, Prior, PriorRecord};
+use super::record::{record_of, record_unchanged};
+use super::resolve::{place_listeners, resolve, sorted, Resolution, MANAGEMENT_PORT_BASE};
+use super::{is_owned, Inputs, OutFile, Outcome, Platform, PortPicker};
+use crate::certs::Mint;
+use crate::problem::Problem;
+use crate::render;
+use crate::resources::Kind;
+use crate::status;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// Ports named by listeners in the input, which a newly chosen router port
+/// must avoid.
+fn listener_ports(res: &Resolution) -> BTreeSet<u16> {
+    res.entries
+        .iter()
+        .filter_map(|e| match (&e.current, &e.serving) {
+            (Some(Config::Listener(c)), _) | (_, Some((Config::Listener(c), _))) => Some(c.port),
+            _ => e
+                .input
+                .as_ref()
+                .and_then(|i| i.raw_spec.get("port"))
+                .and_then(|p| p.as_u64())
+                .and_then(|p| u16::try_from(p).ok()),
+        })
+        .collect()
+}
+
+pub fn run(
+    inputs: &Inputs,
+    memo: &mut Memo,
+    mint: &mut dyn Mint,
+    ports: &mut dyn PortPicker,
+) -> Outcome {
+    let mut res = resolve(inputs, memo);
+    let now = render::timestamp(inputs.now);
+    let mut files: BTreeMap<String, OutFile> = BTreeMap::new();
+    let mut outcome = Outcome::default();
+
+    // Identity: kept forever once made; made when a Site first needs it.
+    let mut identity = inputs.prior.identity.clone();
+    if identity.is_none() && res.site.is_some() {
+        let avoid = listener_ports(&res);
+        match (ports.pick(MANAGEMENT_PORT_BASE, &avoid), mint.uuid()) {
+            (Some(port), Ok(site_id)) => {
+                identity = Some(Identity {
+                    site_id,
+                    management_port: port,
+                })
+            }
+            (None, _) => res.problems.push(Problem::error(format!(
+                "no free management port from {MANAGEMENT_PORT_BASE}; nothing is configured"
+            ))),
+            (_, Err(e)) => res
+                .problems
+                .push(Problem::error(format!("could not create a site id: {e}"))),
+        }
+    }
+    place_listeners(&mut res, identity.as_ref().map(|i| i.management_port));
+
+    let platform = inputs.platform.clone().unwrap_or(Platform::Podman);
+    let active = match (&res.site, &identity, &inputs.platform) {
+        (Some((name, site)), Some(id), Ok(_)) => Some((name.clone(), site.clone(), id.clone())),
+        _ => None,
+    };
+
+    let mut site_error: Option<String> = None;
+    if let Some((site_name, site, id)) = &active {
+        match creds::ensure(inputs, &res, mint) {
+            Ok(Creds {
+                files: cred_files,
+                profiles,
+                unusable,
+            }) => {
+                for ((kind, name), why) in unusable {
+                    let Some(i) = res.find(kind, &name) else {
+                        continue;
+                    };
+                    let p = Problem::error(format!("{} \"{name}\": {why}", kind.lower()));
+                    res.problems.push(p.clone());
+                    if let Some(e) = res.entry_mut(i) {
+                        e.errors.push(p);
+                        e.serving = None;
+                    }
+                }
+                files.extend(cred_files);
+                let config = render::skrouterd::Config {
+                    site_name,
+                    site,
+                    identity: id,
+                    platform,
+                    namespace: inputs.namespace,
+                    namespace_path: inputs.namespace_path,
+                    version: inputs.version,
+                    profiles: &profiles,
+                    listeners: Vec::new(),
+                    connectors: Vec::new(),
+                };
+                let text = render_config(&config, &res, memo);
+                files.insert(
+                    super::prior::CONFIG_FILE.to_string(),
+                    OutFile {
+                        bytes: text.into_bytes(),
+                        mode: 0o644,
+                    },
+                );
+            }
+            Err(e) => {
+                site_error = Some(format!(
+                    "site \"{site_name}\": could not issue credentials: {e}"
+                ))
+            }
+        }
+    }
+    if let Some(msg) = &site_error {
+        res.problems.push(Problem::error(msg.clone()));
+    }
+    if let Some(id) = &identity {
+        files.insert(
+            super::prior::IDENTITY_FILE.to_string(),
+            OutFile {
+                bytes: render::records::identity(id).into_bytes(),
+                mode: 0o644,
+            },
+        );
+    }
+    // Generated CAs are identity too: kept while the namespace exists.
+    for (path, bytes) in inputs.runtime.range::<str, _>((
+        Bound::Included("runtime/issuers/"),
+        Bound::Excluded("runtime/issuers0"),
+    )) {
+        if !files.contains_key(path) {
+            let mode = if path.ends_with(".key") { 0o600 } else { 0o644 };
+            files.insert(
+                path.clone(),
+                OutFile {
+                    bytes: bytes.clone(),
+                    mode,
+                },
+            );
+        }
+    }
+
+    // Resource records and statuses.
+    let mut next = Prior {
+        identity: identity.clone(),
+        ..Prior::default()
+    };
+    let records_written = active.is_some() && site_error.is_none();
+    if records_written {
+        let records = statuses(
+            inputs,
+            &res,
+            memo,
+            identity.as_ref(),
+            &now,
+            &mut files,
+            &mut outcome.resources,
+        );
+        next.records = records
+            .into_iter()
+            .map(|(e, record)| ((e.kind, e.name.clone()), record))
+            .collect();
+    }
+    outcome.site_active = records_written;
+
+    // Status file last: it says whether anything else changed.
+    let problems = sorted(std::mem::take(&mut res.problems));
+    // The statuses of this pass are the records it keeps.
+    let pass = memo.pass;
+    let emitted = |kind: Kind, name: &str| {
+        records_written
+            && memo.statuses[slot(kind)]
+                .get(name)
+                .is_some_and(|s| s.pass == pass)
+    };
+    let gone = |p: &str| {
+        if !is_owned(p) || files.contains_key(p) || p == super::prior::STATUS_FILE {
+            return false;
+        }
+        match record_key(p) {
+            Some((kind, name)) => !emitted(kind, name),
+            None => true,
+        }
+    };
+    let deletes: Vec<String> = inputs.runtime.keys().filter(|p| gone(p)).cloned().collect();
+    memo.sweep();
+    let changed_other = !deletes.is_empty()
+        || files
+            .iter()
+            .any(|(p, f)| inputs.runtime.get(p) != Some(&f.bytes));
+    let summary = render::summary::Summary {
+        namespace: inputs.namespace,
+        site: active.as_ref().map(|(n, _, _)| n.as_str()),
+        identity: identity.as_ref(),
+        platform: inputs.platform.as_ref().ok().copied(),
+        router: &inputs.router,
+        site_id_prefix_router: active
+            .as_ref()
+            .map(|(n, _, id)| render::skrouterd::router_id(n, &id.site_id)),
+        trigger: inputs.trigger,
+        resources: &outcome.resources,
+        problems: &problems,
+        no_site: res.site.is_none(),
+    };
+    // The status file records the last pass that changed something: a pass
+    // that changes nothing else (a resync, a SIGHUP) keeps it as it is,
+    // trigger and time included.
+    let body_prev = inputs.runtime.get(super::prior::STATUS_FILE);
+    let unchanged = match (&inputs.prior.last_run, &inputs.prior.last_trigger) {
+        (Some(run), Some(trigger)) if !changed_other => {
+            let same = render::summary::Summary {
+                trigger,
+                ..summary.clone()
+            };
+            let bytes = render::summary::render(&same, run).into_bytes();
+            (body_prev == Some(&bytes)).then_some((bytes, run.clone(), trigger.clone()))
+        }
+        _ => None,
+    };
+    let (status_bytes, last_run, last_trigger) = match unchanged {
+        Some(kept) => kept,
+        None => (
+            render::summary::render(&summary, &now).into_bytes(),
+            now.clone(),
+            inputs.trigger.to_string(),
+        ),
+    };
+    next.last_run = Some(last_run);
+    next.last_trigger = Some(last_trigger);
+    files.insert(
+        super::prior::STATUS_FILE.to_string(),
+        OutFile {
+            bytes: status_bytes,
+            mode: 0o644,
+        },
+    );
+
+    outcome.deletes = deletes;
+    outcome.writes = files
+        .into_iter()
+        .filter(|(p, f)| inputs.runtime.get(p) != Some(&f.bytes))
+        .collect();
+    outcome.problems = problems;
+    outcome.resources.sort();
+    outcome.next_prior = next;
+    outcome
+}
+
+/// The kind and name a `runtime/resources/<Kind>-<name>.yaml` path is the
+/// record of.
+fn record_key(path: &str) -> Option<(Kind, &str)> {
+    let file = path
+        .strip_prefix(super::prior::RESOURCES_DIR)?
+        .strip_suffix(".yaml")?;
+    let (kind, name) = file.split_once('-')?;
+    Some((Kind::parse(kind)?, name))
+}
+
+fn record_path(kind: Kind, name: &str) -> String {
+    format!(
+        "{}{}-{name}.yaml",
+        super::prior::RESOURCES_DIR,
+        kind.as_str()
+    )
+}
+
+/// `skrouterd.json`, with the tcpListener and tcpConnector texts of
+/// entries the memo has already rendered with the same profiles.
+fn render_config(config: &render::skrouterd::Config, res: &Resolution, memo: &mut Memo) -> String {
+    if memo.profiles.as_ref() != Some(config.profiles) {
+        for map in &mut memo.fragments {
+            map.clear();
+        }
+        memo.profiles = Some(config.profiles.clone());
+    }
+    let pass = memo.pass;
+    for e in &res.entries {
+        let map = &mut memo.fragments[slot(e.kind)];
+        if let Some(f) = map.get_mut(&e.name) {
+            if Arc::ptr_eq(&f.entry, e) {
+                f.pass = pass;
+                continue;
+            }
+        }
+        let (order, text) = match e.serving.as_ref().map(|(c, _)| c) {
+            Some(Config::Listener(l)) => (
+                String::new(),
+                render::skrouterd::listener_text(&e.name, l, config.profiles),
+            ),
+            Some(Config::Connector(k)) => render::skrouterd::connector_text(&e.name, k),
+            _ => continue,
+        };
+        map.insert(
+            e.name.clone(),
+            Fragment {
+                entry: Arc::clone(e),
+                order,
+                text,
+                pass,
+            },
+        );
+    }
+    let text_of = |e: &Entry| {
+        memo.fragments[slot(e.kind)]
+            .get(&e.name)
+            .filter(|_| e.serving.is_some())
+    };
+    let mut connectors: Vec<(&str, &str)> = res
+        .entries
+        .iter()
+        .filter(|e| e.kind == Kind::Connector)
+        .filter_map(|e| text_of(e).map(|f| (f.order.as_str(), f.text.as_str())))
+        .collect();
+    connectors.sort_unstable();
+    let listeners: Vec<&str> = res
+        .entries
+        .iter()
+        .filter(|e| e.kind == Kind::Listener)
+        .filter_map(|e| text_of(e).map(|f| f.text.as_str()))
+        .collect();
+    let connectors: Vec<&str> = connectors.into_iter().map(|(_, t)| t).collect();
+    render::skrouterd::render_with(config, &connectors, &listeners)
+}
+
+/// The record and summary of every entry, in entry order: from the memo
+/// when the entry, the router state (and for connectors the local routing
+/// keys) and the prior record are the ones it was derived from, else
+/// derived again; records that changed are added to `files`.
+fn statuses(
+    inputs: &Inputs,
+    res: &Resolution,
+    memo: &mut Memo,
+    identity: Option<&Identity>,
+    now: &str,
+    files: &mut BTreeMap<String, OutFile>,
+    summaries: &mut Vec<super::ResourceSummary>,
+) -> Vec<(Arc<Entry>, Arc<PriorRecord>)> {
+    let router_same = memo.router.as_ref() == Some(&inputs.router);
+    if !router_same {
+        memo.router = Some(inputs.router.clone());
+    }
+    // Routing keys of the listeners this router serves, which decide
+    // whether a connector has a matching listener.
+    let local_keys: BTreeSet<&str> = if res.entries.iter().any(|e| e.kind == Kind::Connector) {
+        res.entries
+            .iter()
+            .filter_map(|e| match &e.serving {
+                Some((Config::Listener(l), _)) => Some(l.routing_key.as_str()),
+                _ => None,
+            })
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    let keys_same = memo
+        .local_keys
+        .as_ref()
+        .is_some_and(|k| k.iter().map(String::as_str).eq(local_keys.iter().copied()));
+    if !keys_same {
+        memo.local_keys = Some(local_keys.iter().map(|k| k.to_string()).collect());
+    }
+    let uid = identity.map(|i| i.site_id.as_str());
+    let sites = inputs.router.view.as_ref().and_then(|v| v.sites_in_network);
+    let pass = memo.pass;
+    let mut out = Vec::with_capacity(res.entries.len());
+    for e in &res.entries {
+        let map = &mut memo.statuses[slot(e.kind)];
+        if let Some(s) = map.get_mut(&e.name) {
+            let same = router_same
+                && (keys_same || e.kind != Kind::Connector)
+                && Arc::ptr_eq(&s.entry, e)
+                && e.prior.as_ref().is_some_and(|p| Arc::ptr_eq(p, &s.record))
+                && inputs.runtime.contains_key(&s.path);
+            if same {
+                s.pass = pass;
+                summaries.push(s.summary.clone());
+                out.push((Arc::clone(e), Arc::clone(&s.record)));
+                continue;
+            }
+        }
+        let (verdicts, summary) = super::conditions::verdicts(e, &inputs.router, &local_keys);
+        let previous = e
+            .prior
+            .as_ref()
+            .map(|p| p.conditions.as_slice())
+            .unwrap_or(&[]);
+        let conditions = status::conditions(verdicts, previous, e.generation, now);
+        let path = record_path(e.kind, &e.name);
+        // An unchanged record is neither rebuilt nor rendered: equal
+        // records give equal bytes.
+        let kept = match &e.prior {
+            Some(p)
+                if inputs.runtime.contains_key(&path)
+                    && record_unchanged(e, &conditions, inputs.namespace, uid, sites) =>
+            {
+                Some(Arc::clone(p))
+            }
+            _ => None,
+        };
+        let record = match kept {
+            Some(p) => p,
+            None => {
+                let record = record_of(e, conditions, inputs.namespace, identity, sites);
+                let bytes = render::records::record(&record).into_bytes();
+                files.insert(path.clone(), OutFile { bytes, mode: 0o644 });
+                Arc::new(record.prior)
+            }
+        };
+        map.insert(
+            e.name.clone(),
+            StatusSlot {
+                entry: Arc::clone(e),
+                record: Arc::clone(&record),
+                summary: summary.clone(),
+                path,
+                pass,
+            },
+        );
+        summaries.push(summary);
+        out.push((Arc::clone(e), record));
+    }
+    out
+}

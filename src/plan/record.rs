@@ -1,0 +1,142 @@
+//! The runtime record of a resource (`runtime/resources/<Kind>-<name>.yaml`)
+//! as the pass wants it, and the check that the record of the prior pass is
+//! already exactly that.
+
+use super::entry::{Config, Entry};
+use super::prior::{Identity, PriorRecord, ANN_ACCEPTED, ANN_SHA, ANN_SOURCE};
+use crate::resources::{Kind, Spec};
+use crate::status::Condition;
+use std::collections::BTreeMap;
+
+/// The runtime record of one resource: accepted spec when there is one,
+/// else the input spec as written.
+pub struct Record {
+    pub kind: Kind,
+    pub name: String,
+    pub prior: PriorRecord,
+}
+
+pub fn record_of(
+    e: &Entry,
+    conditions: Vec<Condition>,
+    namespace: &str,
+    identity: Option<&Identity>,
+    sites_in_network: Option<u64>,
+) -> Record {
+    let (spec_value, accepted, accepted_generation) = match &e.serving {
+        Some((config, g)) => {
+            let (value, spec) = match config {
+                Config::Site(c) => (serde_json::to_value(&c.spec), Spec::Site(c.spec.clone())),
+                Config::Listener(c) => (
+                    serde_json::to_value(&c.spec),
+                    Spec::Listener(c.spec.clone()),
+                ),
+                Config::Connector(c) => (
+                    serde_json::to_value(&c.spec),
+                    Spec::Connector(c.spec.clone()),
+                ),
+            };
+            (
+                value.unwrap_or(serde_json::Value::Null),
+                Some(spec),
+                Some(*g),
+            )
+        }
+        None => (
+            e.input
+                .as_ref()
+                .map(|i| i.raw_spec.clone())
+                .unwrap_or(serde_json::Value::Null),
+            None,
+            None,
+        ),
+    };
+    let spec_value = match spec_value {
+        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+        other => other,
+    };
+    let (labels, annotations) = match (e.input.as_deref(), e.prior.as_deref()) {
+        (Some(i), _) => (i.labels.clone(), user_annotations(&i.annotations)),
+        (None, Some(p)) => (p.labels.clone(), p.annotations.clone()),
+        (None, None) => Default::default(),
+    };
+    Record {
+        kind: e.kind,
+        name: e.name.clone(),
+        prior: PriorRecord {
+            generation: e.generation,
+            input_sha256: e.input_sha256.clone(),
+            accepted_generation,
+            accepted,
+            source: Some(e.file.clone()),
+            labels,
+            annotations,
+            conditions,
+            namespace: namespace.to_string(),
+            uid: identity
+                .filter(|_| e.kind == Kind::Site)
+                .map(|i| i.site_id.clone()),
+            sites_in_network: sites_in_network.filter(|_| e.kind == Kind::Site),
+            spec: spec_value,
+        },
+    }
+}
+
+/// Whether the record the prior pass wrote for `e` is exactly what this
+/// pass would write, checked field by field without building it.
+pub fn record_unchanged(
+    e: &Entry,
+    conditions: &[Condition],
+    namespace: &str,
+    uid: Option<&str>,
+    sites_in_network: Option<u64>,
+) -> bool {
+    let Some(p) = e.prior.as_deref() else {
+        return false;
+    };
+    let spec_same = match (&e.serving, &p.accepted) {
+        (Some((Config::Site(c), g)), Some(Spec::Site(a))) => {
+            *a == c.spec && Some(*g) == p.accepted_generation
+        }
+        (Some((Config::Listener(c), g)), Some(Spec::Listener(a))) => {
+            *a == c.spec && Some(*g) == p.accepted_generation
+        }
+        (Some((Config::Connector(c), g)), Some(Spec::Connector(a))) => {
+            *a == c.spec && Some(*g) == p.accepted_generation
+        }
+        (None, None) => {
+            p.accepted_generation.is_none()
+                && e.input
+                    .as_ref()
+                    .map(|i| i.raw_spec == p.spec)
+                    .unwrap_or(false)
+        }
+        _ => false,
+    };
+    let meta_same = match e.input.as_deref() {
+        Some(i) => {
+            i.labels == p.labels
+                && i.annotations
+                    .iter()
+                    .filter(|(k, _)| ![ANN_SHA, ANN_ACCEPTED, ANN_SOURCE].contains(&k.as_str()))
+                    .eq(p.annotations.iter())
+        }
+        None => true,
+    };
+    spec_same
+        && meta_same
+        && p.generation == e.generation
+        && p.input_sha256 == e.input_sha256
+        && p.source.as_deref() == Some(e.file.as_str())
+        && p.namespace == namespace
+        && p.uid.as_deref() == uid.filter(|_| e.kind == Kind::Site)
+        && p.conditions == conditions
+        && p.sites_in_network == sites_in_network.filter(|_| e.kind == Kind::Site)
+}
+
+fn user_annotations(a: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    a.iter()
+        .filter(|(k, _)| ![ANN_SHA, ANN_ACCEPTED, ANN_SOURCE].contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
