@@ -41,9 +41,10 @@ use super::cache::{FileCache, ScanStats};
 use super::{ActorMsg, Intervals, NsSummary, Report};
 use crate::certs::RcgenMint;
 use crate::daemon::sdnotify::{Health, Latch};
-use crate::plan::{self, read_prior, Inputs, Outcome, Platform, PortPicker, Prior, RouterState};
+use crate::plan::{
+    self, read_prior, Inputs, Outcome, Platform, PortPicker, Prior, ResourceSummary, RouterState,
+};
 use crate::problem::Problem;
-use crate::resources::Kind;
 use crate::status::Phase;
 use crate::store::fsio::{self, ScanError, StoreError};
 use crate::store::ports::DataHomePorts;
@@ -147,7 +148,8 @@ struct State {
     site_active: bool,
     /// First pass that found no active Site while one was active.
     site_missing_since: Option<Instant>,
-    statuses: BTreeMap<(Kind, String), (Phase, String)>,
+    /// The last pass's statuses, sorted by kind and name.
+    statuses: Vec<ResourceSummary>,
     problems: HashSet<Problem>,
     summary: NsSummary,
     passes: u64,
@@ -250,7 +252,7 @@ impl Actor {
                 prior: Prior::default(),
                 site_active: false,
                 site_missing_since: None,
-                statuses: BTreeMap::new(),
+                statuses: Vec::new(),
                 problems: HashSet::new(),
                 summary: NsSummary::default(),
                 passes: 0,
@@ -545,9 +547,9 @@ impl State {
     }
 
     /// Takes an applied outcome in: runtime bytes, prior state, statuses.
-    fn absorb(&mut self, outcome: Outcome) {
+    fn absorb(&mut self, mut outcome: Outcome) {
         let first = self.passes == 0;
-        self.log_changes(&outcome, first);
+        self.log_changes(&mut outcome, first);
         let Outcome {
             writes,
             deletes,
@@ -566,52 +568,57 @@ impl State {
     }
 
     /// Status changes once at INFO, new input problems once at WARN.
-    fn log_changes(&mut self, outcome: &Outcome, first: bool) {
-        let mut statuses = BTreeMap::new();
+    fn log_changes(&mut self, outcome: &mut Outcome, first: bool) {
+        let resources = std::mem::take(&mut outcome.resources);
         let mut summary = NsSummary::default();
-        for r in &outcome.resources {
+        for r in &resources {
             match r.status {
                 Phase::Ready => summary.ready += 1,
                 Phase::Pending => summary.pending += 1,
                 Phase::Error => summary.error += 1,
             }
-            let key = (r.kind, r.name.clone());
-            let new = (r.status, r.message.clone());
-            let old = self.statuses.get(&key);
-            if !first && old != Some(&new) {
-                let old = old.map_or("(new)", |(p, _)| p.as_str());
+        }
+        if first {
+            info!(
+                "{} resources: {} Ready, {} Pending, {} Error",
+                resources.len(),
+                summary.ready,
+                summary.pending,
+                summary.error
+            );
+        } else {
+            // Both lists are sorted by kind and name: walked side by side.
+            let removed = |o: &ResourceSummary| {
+                info!(
+                    kind = o.kind.as_str(),
+                    name = %o.name,
+                    "{} {}: {} -> (removed)",
+                    o.kind.lower(),
+                    o.name,
+                    o.status.as_str()
+                )
+            };
+            let mut old = self.statuses.iter().peekable();
+            for r in &resources {
+                while let Some(o) = old.next_if(|o| (o.kind, &o.name) < (r.kind, &r.name)) {
+                    removed(o);
+                }
+                let prev = old.next_if(|o| o.kind == r.kind && o.name == r.name);
+                if prev.is_some_and(|p| p.status == r.status && p.message == r.message) {
+                    continue;
+                }
+                let was = prev.map_or("(new)", |p| p.status.as_str());
                 info!(
                     kind = r.kind.as_str(),
                     name = %r.name,
-                    "{} {}: {old} -> {}: {}",
+                    "{} {}: {was} -> {}: {}",
                     r.kind.lower(),
                     r.name,
                     r.status.as_str(),
                     r.message
                 );
             }
-            statuses.insert(key, new);
-        }
-        if !first {
-            for ((kind, name), (phase, _)) in &self.statuses {
-                if !statuses.contains_key(&(*kind, name.clone())) {
-                    info!(
-                        kind = kind.as_str(),
-                        name = %name,
-                        "{} {name}: {} -> (removed)",
-                        kind.lower(),
-                        phase.as_str()
-                    );
-                }
-            }
-        } else {
-            info!(
-                "{} resources: {} Ready, {} Pending, {} Error",
-                outcome.resources.len(),
-                summary.ready,
-                summary.pending,
-                summary.error
-            );
+            old.for_each(removed);
         }
         for p in &outcome.problems {
             if p.is_error() {
@@ -633,7 +640,7 @@ impl State {
             );
         }
         self.problems = outcome.problems.iter().cloned().collect();
-        self.statuses = statuses;
+        self.statuses = resources;
         self.summary = summary;
     }
 }
