@@ -149,7 +149,7 @@ struct State {
     /// First pass that found no active Site while one was active.
     site_missing_since: Option<Instant>,
     /// The last pass's statuses, sorted by kind and name.
-    statuses: Vec<ResourceSummary>,
+    statuses: Vec<std::sync::Arc<ResourceSummary>>,
     problems: HashSet<Problem>,
     summary: NsSummary,
     passes: u64,
@@ -588,7 +588,7 @@ impl State {
             );
         } else {
             // Both lists are sorted by kind and name: walked side by side.
-            let removed = |o: &ResourceSummary| {
+            let removed = |o: &std::sync::Arc<ResourceSummary>| {
                 info!(
                     kind = o.kind.as_str(),
                     name = %o.name,

@@ -162,7 +162,7 @@ pub struct Outcome {
     /// Owned runtime files that no longer belong to anything.
     pub deletes: Vec<String>,
     pub problems: Vec<Problem>,
-    pub resources: Vec<ResourceSummary>,
+    pub resources: Vec<std::sync::Arc<ResourceSummary>>,
     /// The state the next pass should start from.
     pub next_prior: Prior,
     /// A Site is configured (a router should run).

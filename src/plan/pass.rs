@@ -6,7 +6,7 @@
 
 use super::creds::{self, Creds};
 use super::entry::{Config, Entry};
-use super::memo::{slot, Fragment, Memo, StatusSlot};
+use super::memo::{Fragment, Memo, StatusSlot};
 use super::prior::{Identity, Prior, PriorRecord};
 use super::record::{record_of, record_unchanged};
 use super::resolve::{place_listeners, resolve, sorted, Resolution, MANAGEMENT_PORT_BASE};
@@ -158,6 +158,7 @@ pub fn run(
         ..Prior::default()
     };
     let records_written = active.is_some() && site_error.is_none();
+    let (present, stale_records) = record_files(inputs, memo);
     if records_written {
         let records = statuses(
             inputs,
@@ -166,6 +167,7 @@ pub fn run(
             identity.as_ref(),
             &now,
             &mut files,
+            &present,
             &mut outcome.resources,
         );
         next.records = records
@@ -177,25 +179,7 @@ pub fn run(
 
     // Status file last: it says whether anything else changed.
     let problems = sorted(std::mem::take(&mut res.problems));
-    // The statuses of this pass are the records it keeps.
-    let pass = memo.pass;
-    let emitted = |kind: Kind, name: &str| {
-        records_written
-            && memo.statuses[slot(kind)]
-                .get(name)
-                .is_some_and(|s| s.pass == pass)
-    };
-    let gone = |p: &str| {
-        if !is_owned(p) || files.contains_key(p) || p == super::prior::STATUS_FILE {
-            return false;
-        }
-        match record_key(p) {
-            Some((kind, name)) => !emitted(kind, name),
-            None => true,
-        }
-    };
-    let deletes: Vec<String> = inputs.runtime.keys().filter(|p| gone(p)).cloned().collect();
-    memo.sweep();
+    let deletes = deletes(inputs, &files, &stale_records, records_written);
     let changed_other = !deletes.is_empty()
         || files
             .iter()
@@ -258,16 +242,6 @@ pub fn run(
     outcome
 }
 
-/// The kind and name a `runtime/resources/<Kind>-<name>.yaml` path is the
-/// record of.
-fn record_key(path: &str) -> Option<(Kind, &str)> {
-    let file = path
-        .strip_prefix(super::prior::RESOURCES_DIR)?
-        .strip_suffix(".yaml")?;
-    let (kind, name) = file.split_once('-')?;
-    Some((Kind::parse(kind)?, name))
-}
-
 fn record_path(kind: Kind, name: &str) -> String {
     format!(
         "{}{}-{name}.yaml",
@@ -276,23 +250,95 @@ fn record_path(kind: Kind, name: &str) -> String {
     )
 }
 
+/// Which slots have their record in `runtime/resources/`, and the record
+/// files there that belong to no slot. Both lists are walked in path order.
+fn record_files<'i>(inputs: &'i Inputs, memo: &mut Memo) -> (Vec<bool>, Vec<&'i str>) {
+    if memo.keys_changed {
+        memo.record_paths = memo
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (record_path(s.kind, &s.name), i))
+            .collect();
+        memo.record_paths.sort_unstable();
+    }
+    let mut present = vec![false; memo.slots.len()];
+    let mut stale = Vec::new();
+    let mut ours = memo.record_paths.iter().peekable();
+    let dir = super::prior::RESOURCES_DIR;
+    for (path, _) in inputs
+        .runtime
+        .range::<str, _>((Bound::Included(dir), Bound::Unbounded))
+        .take_while(|(p, _)| p.starts_with(dir))
+    {
+        while ours.next_if(|(p, _)| p < path).is_some() {}
+        match ours.next_if(|(p, _)| p == path) {
+            Some((_, i)) => {
+                if let Some(slot) = present.get_mut(*i) {
+                    *slot = true;
+                }
+            }
+            None => stale.push(path.as_str()),
+        }
+    }
+    (present, stale)
+}
+
+/// Runtime files skupperd owns that this pass does not want: records of
+/// resources that are gone (or of every resource, when no records are
+/// written) and any other owned file the pass did not produce.
+fn deletes(
+    inputs: &Inputs,
+    files: &BTreeMap<String, OutFile>,
+    stale_records: &[&str],
+    records_written: bool,
+) -> Vec<String> {
+    let dir = super::prior::RESOURCES_DIR;
+    let mut out: Vec<String> = inputs
+        .runtime
+        .keys()
+        .filter(|p| !p.starts_with(dir))
+        .filter(|p| {
+            is_owned(p) && !files.contains_key(*p) && p.as_str() != super::prior::STATUS_FILE
+        })
+        .cloned()
+        .collect();
+    let records: Vec<String> = if records_written {
+        stale_records
+            .iter()
+            .filter(|p| is_owned(p))
+            .map(|p| p.to_string())
+            .collect()
+    } else {
+        inputs
+            .runtime
+            .range::<str, _>((Bound::Included(dir), Bound::Unbounded))
+            .take_while(|(p, _)| p.starts_with(dir))
+            .filter(|(p, _)| is_owned(p) && !files.contains_key(*p))
+            .map(|(p, _)| p.clone())
+            .collect()
+    };
+    out.extend(records);
+    out.sort_unstable();
+    out
+}
+
 /// `skrouterd.json`, with the tcpListener and tcpConnector texts of
 /// entries the memo has already rendered with the same profiles.
 fn render_config(config: &render::skrouterd::Config, res: &Resolution, memo: &mut Memo) -> String {
     if memo.profiles.as_ref() != Some(config.profiles) {
-        for map in &mut memo.fragments {
-            map.clear();
+        for s in &mut memo.slots {
+            s.fragment = None;
         }
         memo.profiles = Some(config.profiles.clone());
     }
-    let pass = memo.pass;
-    for e in &res.entries {
-        let map = &mut memo.fragments[slot(e.kind)];
-        if let Some(f) = map.get_mut(&e.name) {
-            if Arc::ptr_eq(&f.entry, e) {
-                f.pass = pass;
-                continue;
-            }
+    for (e, slot) in res.entries.iter().zip(memo.slots.iter_mut()) {
+        if slot
+            .fragment
+            .as_ref()
+            .is_some_and(|f| Arc::ptr_eq(&f.entry, e))
+        {
+            continue;
         }
         let (order, text) = match e.serving.as_ref().map(|(c, _)| c) {
             Some(Config::Listener(l)) => (
@@ -300,44 +346,41 @@ fn render_config(config: &render::skrouterd::Config, res: &Resolution, memo: &mu
                 render::skrouterd::listener_text(&e.name, l, config.profiles),
             ),
             Some(Config::Connector(k)) => render::skrouterd::connector_text(&e.name, k),
-            _ => continue,
+            _ => {
+                slot.fragment = None;
+                continue;
+            }
         };
-        map.insert(
-            e.name.clone(),
-            Fragment {
-                entry: Arc::clone(e),
-                order,
-                text,
-                pass,
-            },
-        );
+        slot.fragment = Some(Fragment {
+            entry: Arc::clone(e),
+            order,
+            text,
+        });
     }
-    let text_of = |e: &Entry| {
-        memo.fragments[slot(e.kind)]
-            .get(&e.name)
-            .filter(|_| e.serving.is_some())
+    let fragments = || {
+        memo.slots
+            .iter()
+            .filter_map(|s| s.fragment.as_ref().map(|f| (s.kind, f)))
     };
-    let mut connectors: Vec<(&str, &str)> = res
-        .entries
-        .iter()
-        .filter(|e| e.kind == Kind::Connector)
-        .filter_map(|e| text_of(e).map(|f| (f.order.as_str(), f.text.as_str())))
+    let mut connectors: Vec<(&str, &str)> = fragments()
+        .filter(|(k, _)| *k == Kind::Connector)
+        .map(|(_, f)| (f.order.as_str(), f.text.as_str()))
         .collect();
     connectors.sort_unstable();
-    let listeners: Vec<&str> = res
-        .entries
-        .iter()
-        .filter(|e| e.kind == Kind::Listener)
-        .filter_map(|e| text_of(e).map(|f| f.text.as_str()))
-        .collect();
     let connectors: Vec<&str> = connectors.into_iter().map(|(_, t)| t).collect();
+    let listeners: Vec<&str> = fragments()
+        .filter(|(k, _)| *k == Kind::Listener)
+        .map(|(_, f)| f.text.as_str())
+        .collect();
     render::skrouterd::render_with(config, &connectors, &listeners)
 }
 
-/// The record and summary of every entry, in entry order: from the memo
-/// when the entry, the router state (and for connectors the local routing
-/// keys) and the prior record are the ones it was derived from, else
-/// derived again; records that changed are added to `files`.
+/// The record of every entry, in entry order, with its summary added to
+/// `summaries`: from the memo when the entry, the router state (and for
+/// connectors the local routing keys) and the prior record are the ones it
+/// was derived from, else derived again; records that changed are added to
+/// `files`. `present`: per entry, whether its record file exists.
+#[allow(clippy::too_many_arguments)]
 fn statuses(
     inputs: &Inputs,
     res: &Resolution,
@@ -345,7 +388,8 @@ fn statuses(
     identity: Option<&Identity>,
     now: &str,
     files: &mut BTreeMap<String, OutFile>,
-    summaries: &mut Vec<super::ResourceSummary>,
+    present: &[bool],
+    summaries: &mut Vec<Arc<super::ResourceSummary>>,
 ) -> Vec<(Arc<Entry>, Arc<PriorRecord>)> {
     let router_same = memo.router.as_ref() == Some(&inputs.router);
     if !router_same {
@@ -373,37 +417,33 @@ fn statuses(
     }
     let uid = identity.map(|i| i.site_id.as_str());
     let sites = inputs.router.view.as_ref().and_then(|v| v.sites_in_network);
-    let pass = memo.pass;
     let mut out = Vec::with_capacity(res.entries.len());
-    for e in &res.entries {
-        let map = &mut memo.statuses[slot(e.kind)];
-        if let Some(s) = map.get_mut(&e.name) {
+    for ((e, slot), &present) in res.entries.iter().zip(memo.slots.iter_mut()).zip(present) {
+        if let Some(s) = &slot.status {
             let same = router_same
+                && present
                 && (keys_same || e.kind != Kind::Connector)
                 && Arc::ptr_eq(&s.entry, e)
-                && e.prior.as_ref().is_some_and(|p| Arc::ptr_eq(p, &s.record))
-                && inputs.runtime.contains_key(&s.path);
+                && e.prior.as_ref().is_some_and(|p| Arc::ptr_eq(p, &s.record));
             if same {
-                s.pass = pass;
-                summaries.push(s.summary.clone());
+                summaries.push(Arc::clone(&s.summary));
                 out.push((Arc::clone(e), Arc::clone(&s.record)));
                 continue;
             }
         }
         let (verdicts, summary) = super::conditions::verdicts(e, &inputs.router, &local_keys);
+        let summary = Arc::new(summary);
         let previous = e
             .prior
             .as_ref()
             .map(|p| p.conditions.as_slice())
             .unwrap_or(&[]);
         let conditions = status::conditions(verdicts, previous, e.generation, now);
-        let path = record_path(e.kind, &e.name);
         // An unchanged record is neither rebuilt nor rendered: equal
         // records give equal bytes.
         let kept = match &e.prior {
             Some(p)
-                if inputs.runtime.contains_key(&path)
-                    && record_unchanged(e, &conditions, inputs.namespace, uid, sites) =>
+                if present && record_unchanged(e, &conditions, inputs.namespace, uid, sites) =>
             {
                 Some(Arc::clone(p))
             }
@@ -414,20 +454,16 @@ fn statuses(
             None => {
                 let record = record_of(e, conditions, inputs.namespace, identity, sites);
                 let bytes = render::records::record(&record).into_bytes();
-                files.insert(path.clone(), OutFile { bytes, mode: 0o644 });
+                let path = record_path(e.kind, &e.name);
+                files.insert(path, OutFile { bytes, mode: 0o644 });
                 Arc::new(record.prior)
             }
         };
-        map.insert(
-            e.name.clone(),
-            StatusSlot {
-                entry: Arc::clone(e),
-                record: Arc::clone(&record),
-                summary: summary.clone(),
-                path,
-                pass,
-            },
-        );
+        slot.status = Some(StatusSlot {
+            entry: Arc::clone(e),
+            record: Arc::clone(&record),
+            summary: Arc::clone(&summary),
+        });
         summaries.push(summary);
         out.push((Arc::clone(e), record));
     }

@@ -3,7 +3,7 @@
 //! `run` in `pass` renders what they decided.
 
 use super::entry::{self, Config, Entry};
-use super::memo::{slot, EntrySlot, Memo};
+use super::memo::{Built, Memo, Slot};
 use super::Inputs;
 use crate::problem::Problem;
 use crate::resources::{InputResource, Kind};
@@ -87,7 +87,9 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
     }
     let context = (inputs.namespace.to_string(), ca_names);
     if memo.context.as_ref() != Some(&context) {
-        memo.clear_entries();
+        for s in &mut memo.slots {
+            s.built = None;
+        }
     }
     let (_, ca_names) = memo.context.insert(context);
     let cx = Context {
@@ -96,39 +98,51 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
         ca_names: ca_names.clone(),
         now: inputs.now,
     };
-    memo.pass += 1;
-    let pass = memo.pass;
 
-    // Both maps are sorted by (kind, name): priors are found by walking
-    // alongside.
+    // The definitions, the prior records and the memo's slots are all
+    // sorted by (kind, name): each is found by walking alongside.
     let mut priors = inputs.prior.records.iter().peekable();
+    let mut old = std::mem::take(&mut memo.slots).into_iter().peekable();
+    let mut keys_changed = false;
     let mut entries: Vec<Arc<Entry>> = Vec::with_capacity(decoded.len());
+    let mut slots: Vec<Slot> = Vec::with_capacity(decoded.len());
     for &((kind, name), ref defs) in &decoded {
-        let prior = loop {
-            match priors.peek() {
-                Some(((k, n), _)) if (*k, n.as_str()) < (kind, name) => {
-                    priors.next();
-                }
-                Some(((k, n), r)) if (*k, n.as_str()) == (kind, name) => break Some(*r),
-                _ => break None,
+        let key = (kind, name);
+        while priors
+            .next_if(|((k, n), _)| (*k, n.as_str()) < key)
+            .is_some()
+        {}
+        let prior = priors
+            .next_if(|((k, n), _)| (*k, n.as_str()) == key)
+            .map(|(_, r)| r);
+        while old.next_if(|s| (s.kind, s.name.as_str()) < key).is_some() {
+            keys_changed = true;
+        }
+        let mut slot = match old.next_if(|s| (s.kind, s.name.as_str()) == key) {
+            Some(s) => s,
+            None => {
+                keys_changed = true;
+                Slot::new(kind, name)
             }
         };
-        let file_errors: &[&Problem] = by_resource
-            .get(&(kind.as_str(), name))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let file_errors: &[&Problem] = if by_resource.is_empty() {
+            &[]
+        } else {
+            by_resource
+                .get(&(kind.as_str(), name))
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+        };
         let Some(first) = defs.first() else {
             continue;
         };
-        let slots = &mut memo.entries[slot(kind)];
-        if !Entry::reads_context(kind, first) {
-            if let Some(s) = slots.get_mut(name) {
-                if reusable(s, defs, file_errors, prior) {
-                    s.pass = pass;
-                    problems.extend(s.found.iter().cloned());
-                    entries.push(Arc::clone(&s.entry));
-                    continue;
-                }
+        let memoisable = !Entry::reads_context(kind, first);
+        if let Some(b) = slot.built.as_mut().filter(|_| memoisable) {
+            if reusable(b, defs, file_errors, prior) {
+                problems.extend(b.found.iter().cloned());
+                entries.push(Arc::clone(&b.entry));
+                slots.push(slot);
+                continue;
             }
         }
         let errors: Vec<Problem> = file_errors.iter().map(|p| (*p).clone()).collect();
@@ -137,24 +151,21 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
         };
         let built = Arc::new(built);
         problems.extend(found.iter().cloned());
-        if !Entry::reads_context(kind, first) {
-            slots.insert(
-                name.to_string(),
-                EntrySlot {
-                    defs: defs.iter().map(|d| Arc::clone(d)).collect(),
-                    file_errors: errors,
-                    prior: prior.cloned(),
-                    entry: Arc::clone(&built),
-                    found,
-                    pass,
-                },
-            );
-        }
+        slot.built = memoisable.then(|| Built {
+            defs: defs.iter().map(|d| Arc::clone(d)).collect(),
+            file_errors: errors,
+            prior: prior.cloned(),
+            entry: Arc::clone(&built),
+            found,
+        });
         entries.push(built);
+        slots.push(slot);
     }
+    keys_changed |= old.next().is_some();
 
     // A resource whose file stopped parsing keeps its last accepted version.
     if !broken_files.is_empty() {
+        let mut pairs: Vec<(Arc<Entry>, Slot)> = entries.into_iter().zip(slots).collect();
         for ((kind, name), record) in &inputs.prior.records {
             let Some(problem) = record.source.as_deref().and_then(|s| broken_files.get(s)) else {
                 continue;
@@ -166,12 +177,15 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
                 continue;
             }
             let source = record.source.as_deref().unwrap_or_default();
-            entries.push(Arc::new(entry::from_broken_file(
-                *kind, name, record, source, problem,
-            )));
+            let e = entry::from_broken_file(*kind, name, record, source, problem);
+            pairs.push((Arc::new(e), Slot::new(*kind, name)));
+            keys_changed = true;
         }
-        entries.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+        pairs.sort_by(|a, b| (a.0.kind, &a.0.name).cmp(&(b.0.kind, &b.0.name)));
+        (entries, slots) = pairs.into_iter().unzip();
     }
+    memo.slots = slots;
+    memo.keys_changed = keys_changed || memo.record_paths.len() != memo.slots.len();
 
     let mut res = Resolution {
         problems,
@@ -208,7 +222,7 @@ fn group<'a>(sorted: &[((Kind, &'a str), &'a Arc<InputResource>)]) -> Defs<'a> {
 /// decode errors; when the prior record is another one, the entry is
 /// rebased on it in place (validation does not read it).
 fn reusable(
-    s: &mut EntrySlot,
+    s: &mut Built,
     defs: &[&Arc<InputResource>],
     file_errors: &[&Problem],
     prior: Option<&Arc<PriorRecord>>,

@@ -15,7 +15,7 @@ pub struct Summary<'a> {
     pub router: &'a RouterState,
     pub site_id_prefix_router: Option<String>,
     pub trigger: &'a str,
-    pub resources: &'a [ResourceSummary],
+    pub resources: &'a [std::sync::Arc<ResourceSummary>],
     pub problems: &'a [Problem],
     pub no_site: bool,
 }
