@@ -64,7 +64,9 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
     // Grouped by kind and name; a stable sort keeps definitions in file
     // order, so the first one names the duplicate.
     defs_found.sort_by(|a, b| a.0.cmp(&b.0));
-    let decoded = group(&defs_found);
+    let (keys, refs): (Vec<(Kind, &str)>, Vec<&Arc<InputResource>>) =
+        defs_found.into_iter().unzip();
+    let decoded = group(&keys, &refs);
     if let Err(msg) = &inputs.platform {
         let mut p = Problem::error(msg.clone());
         p.file = Some("internal/platform.yaml".to_string());
@@ -106,7 +108,7 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
     let mut keys_changed = false;
     let mut entries: Vec<Arc<Entry>> = Vec::with_capacity(decoded.len());
     let mut slots: Vec<Slot> = Vec::with_capacity(decoded.len());
-    for &((kind, name), ref defs) in &decoded {
+    for &((kind, name), defs) in &decoded {
         let key = (kind, name);
         while priors
             .next_if(|((k, n), _)| (*k, n.as_str()) < key)
@@ -204,15 +206,18 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
     res
 }
 
-type Defs<'a> = Vec<((Kind, &'a str), Vec<&'a Arc<InputResource>>)>;
+type Defs<'k, 'a> = Vec<((Kind, &'a str), &'k [&'a Arc<InputResource>])>;
 
 /// Runs of equal keys of a sorted list, as (key, definitions).
-fn group<'a>(sorted: &[((Kind, &'a str), &'a Arc<InputResource>)]) -> Defs<'a> {
-    let mut out: Defs<'a> = Vec::with_capacity(sorted.len());
-    for &(key, r) in sorted {
-        match out.last_mut() {
-            Some((k, defs)) if *k == key => defs.push(r),
-            _ => out.push((key, vec![r])),
+fn group<'k, 'a>(keys: &[(Kind, &'a str)], refs: &'k [&'a Arc<InputResource>]) -> Defs<'k, 'a> {
+    let mut out: Defs<'k, 'a> = Vec::with_capacity(keys.len());
+    let mut start = 0;
+    for (i, key) in keys.iter().enumerate() {
+        if keys.get(i + 1) != Some(key) {
+            if let Some(defs) = refs.get(start..=i) {
+                out.push((*key, defs));
+            }
+            start = i + 1;
         }
     }
     out

@@ -33,14 +33,15 @@ pub fn host_port(host: &str, port: u16) -> String {
 /// lose.
 #[derive(Debug, Default)]
 pub struct Placement<'a> {
-    /// By port: only bindings on the same port can overlap.
-    placed: std::collections::HashMap<u16, Vec<Placed<'a>>>,
+    /// By port: only bindings on the same port can overlap. The first
+    /// binding of a port is held inline: most ports have only one.
+    placed: std::collections::HashMap<u16, (Placed<'a>, Vec<Placed<'a>>)>,
 }
 
 impl<'a> Placement<'a> {
     pub fn management(port: u16) -> Placement<'a> {
         let mut p = Placement::default();
-        p.placed.entry(port).or_default().push(Placed {
+        p.add(Placed {
             host: BindHost::parse("127.0.0.1"),
             host_text: "127.0.0.1",
             port,
@@ -56,10 +57,9 @@ impl<'a> Placement<'a> {
     }
 
     fn conflict_with(&self, bind: &BindHost, host: &str, port: u16) -> Option<String> {
-        let hit = self
-            .placed
-            .get(&port)?
-            .iter()
+        let (first, more) = self.placed.get(&port)?;
+        let hit = std::iter::once(first)
+            .chain(more)
             .find(|p| p.host.overlaps(bind))?;
         Some(match &hit.owner {
             Owner::Management => format!(
@@ -74,8 +74,17 @@ impl<'a> Placement<'a> {
         })
     }
 
+    fn add(&mut self, placed: Placed<'a>) {
+        match self.placed.entry(placed.port) {
+            std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().1.push(placed),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((placed, Vec::new()));
+            }
+        }
+    }
+
     pub fn place(&mut self, host: &'a str, port: u16, listener: &'a str) {
-        self.placed.entry(port).or_default().push(Placed {
+        self.add(Placed {
             host: BindHost::parse(host),
             host_text: host,
             port,
@@ -90,7 +99,7 @@ impl<'a> Placement<'a> {
         if let Some(why) = self.conflict_with(&bind, host, port) {
             return Err(why);
         }
-        self.placed.entry(port).or_default().push(Placed {
+        self.add(Placed {
             host: bind,
             host_text: host,
             port,
