@@ -15,7 +15,7 @@ pub mod router;
 pub mod supervisor;
 
 use crate::daemon::sdnotify::Latch;
-use crate::watch::Trigger;
+use crate::watch::{Changed, Trigger};
 use std::time::Duration;
 
 /// The intervals an actor works with; all of them change live on SIGHUP.
@@ -52,10 +52,12 @@ impl Intervals {
 /// What the supervisor tells a namespace actor.
 #[derive(Debug)]
 pub enum ActorMsg {
-    /// Look again. `done` is released once a pass that started after this
-    /// message has finished (SIGHUP waits on it before `READY=1`).
+    /// Look again. `changed` says which input files may differ (see
+    /// [`Changed`]). `done` is released once a pass that started after
+    /// this message has finished (SIGHUP waits on it before `READY=1`).
     Dirty {
         trigger: Trigger,
+        changed: Changed,
         done: Option<Latch>,
     },
     /// New intervals (SIGHUP).

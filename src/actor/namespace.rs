@@ -3,9 +3,11 @@
 //! It owns the per-file input cache, the bytes of the runtime files
 //! skupperd owns (read once, then kept in step with every applied
 //! outcome), the prior state (read once, then replaced by each outcome's
-//! `next_prior`) and a [`Coalescer`]. Events only mark it dirty; a pass
-//! reads the whole current input (level-triggered) and applies the
-//! outcome atomically.
+//! `next_prior`) and a [`Coalescer`]. Events only mark it dirty (with the
+//! input files they named); a pass reads the current input
+//! (level-triggered: the named files again, or the whole tree whenever
+//! the names may be incomplete, see [`FileCache`]) and applies the outcome
+//! atomically.
 //!
 //! # Expected flow
 //! 1. First pass at once (trigger `startup`), then wait.
@@ -49,7 +51,7 @@ use crate::status::Phase;
 use crate::store::fsio::{self, ScanError, StoreError};
 use crate::store::ports::DataHomePorts;
 use crate::validate::InputBundle;
-use crate::watch::{sleep_until, Coalescer, Trigger};
+use crate::watch::{sleep_until, Changed, Coalescer, Trigger};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -279,10 +281,10 @@ impl Actor {
 
     async fn run_loop(&mut self) -> Result<Exit, ActorError> {
         self.health.register(&self.name, Instant::now());
-        let mut run_now = Some(Trigger::Startup);
+        let mut run_now = Some((Trigger::Startup, Changed::Everything));
         loop {
-            if let Some(trigger) = run_now.take() {
-                self.pass(trigger).await?;
+            if let Some((trigger, changed)) = run_now.take() {
+                self.pass(trigger, changed).await?;
             }
             if *self.stop.borrow() {
                 return Ok(Exit::Stopped);
@@ -294,14 +296,15 @@ impl Actor {
                 biased;
                 _ = self.stop.changed() => return Ok(Exit::Stopped),
                 _ = sleep_until(self.coalescer.deadline()) => run_now = self.coalescer.take(now()),
-                _ = sleep_until(held_at) => run_now = self.held.take().map(|(_, t)| t),
+                // The held pass read everything changed before it.
+                _ = sleep_until(held_at) => run_now = self.held.take().map(|(_, t)| (t, Changed::none())),
                 _ = sleep_until(Some(self.next_resync)) => {
-                    self.coalescer.mark(now(), Trigger::Resync);
+                    self.coalescer.mark(now(), Trigger::Resync, Changed::Everything);
                     self.next_resync = after(now(), self.intervals.resync);
                 }
                 _ = sleep_until(self.next_poll) => {
                     if self.router.poll().await {
-                        self.coalescer.mark(now(), Trigger::Router);
+                        self.coalescer.mark(now(), Trigger::Router, Changed::none());
                     }
                     self.schedule_poll();
                 }
@@ -311,8 +314,8 @@ impl Actor {
                 msg = self.inbox.recv() => match msg {
                     None => return Ok(Exit::Stopped),
                     Some(ActorMsg::Gone) => return Ok(Exit::Gone),
-                    Some(ActorMsg::Dirty { trigger, done }) => {
-                        self.coalescer.mark(now(), trigger);
+                    Some(ActorMsg::Dirty { trigger, changed, done }) => {
+                        self.coalescer.mark(now(), trigger, changed);
                         self.waiting.extend(done);
                     }
                     Some(ActorMsg::Intervals(new)) => self.set_intervals(new),
@@ -354,11 +357,14 @@ impl Actor {
 
     /// One pass on the blocking pool; releases the latches that were
     /// waiting for it and reports to the supervisor.
-    async fn pass(&mut self, trigger: Trigger) -> Result<(), ActorError> {
+    async fn pass(&mut self, trigger: Trigger, changed: Changed) -> Result<(), ActorError> {
         let latches = std::mem::take(&mut self.waiting);
         let Some(mut state) = self.state.take() else {
             return Err(ActorError::Panic("the namespace state was lost".into()));
         };
+        // Kept by the cache until a scan succeeds, so a skipped or failed
+        // pass loses none of them.
+        state.cache.note(changed);
         let grace = self.intervals.site_grace;
         state.router = self.router.state.clone();
         let span = Span::current();
@@ -386,7 +392,7 @@ impl Actor {
                 runtime: &state.runtime,
             };
             if self.router.after_pass(&facts).await {
-                self.coalescer.mark(now(), Trigger::Router);
+                self.coalescer.mark(now(), Trigger::Router, Changed::none());
             }
             self.schedule_poll();
         }
@@ -523,6 +529,13 @@ impl State {
             // The safety net also covers runtime files someone else
             // removed or changed: they are compared against the disk again.
             self.runtime = fsio::read_runtime(&self.ns_dir)?;
+        }
+        if matches!(
+            trigger,
+            Trigger::Startup | Trigger::Sighup | Trigger::Resync
+        ) {
+            // These promise a full look whatever the events said.
+            self.cache.note(Changed::Everything);
         }
         let stats = self.cache.scan(&self.ns_dir)?;
         let bundles = fsio::read_bundles(&self.ns_dir)?;

@@ -18,7 +18,7 @@
 use super::namespace::{self, ActorError, Context, Exit};
 use super::{ActorMsg, Intervals, NsSummary, Report};
 use crate::daemon::sdnotify::Latch;
-use crate::watch::Trigger;
+use crate::watch::{Changed, Trigger};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -120,6 +120,7 @@ impl Supervisor {
             Some(SlotState::Running { tx }) => {
                 let _ = tx.send(ActorMsg::Dirty {
                     trigger: Trigger::Input,
+                    changed: Changed::Everything,
                     done: None,
                 });
             }
@@ -154,24 +155,30 @@ impl Supervisor {
         self.ctx.health.unregister(name);
     }
 
-    /// Marks one namespace dirty.
-    pub fn dirty(&mut self, name: &str, trigger: Trigger, done: Option<Latch>) {
+    /// Marks one namespace dirty, with the input files that changed.
+    pub fn dirty(&mut self, name: &str, trigger: Trigger, changed: Changed, done: Option<Latch>) {
         if let Some(Slot {
             state: SlotState::Running { tx },
             ..
         }) = self.slots.get(name)
         {
-            let _ = tx.send(ActorMsg::Dirty { trigger, done });
+            let _ = tx.send(ActorMsg::Dirty {
+                trigger,
+                changed,
+                done,
+            });
         }
     }
 
-    /// Marks every namespace dirty; each running actor holds a clone of
-    /// `done` until its next pass has finished.
+    /// Marks every namespace dirty, each to list its whole input again;
+    /// each running actor holds a clone of `done` until its next pass has
+    /// finished.
     pub fn dirty_all(&mut self, trigger: Trigger, done: Option<&Latch>) {
         for slot in self.slots.values() {
             if let SlotState::Running { tx } = &slot.state {
                 let _ = tx.send(ActorMsg::Dirty {
                     trigger,
+                    changed: Changed::Everything,
                     done: done.cloned(),
                 });
             }

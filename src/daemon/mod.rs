@@ -279,7 +279,11 @@ async fn wait_ready(gate: &mut Option<Readiness>) {
 
 fn on_event(sup: &mut Supervisor, event: WatchEvent) {
     match event {
-        WatchEvent::Dirty { namespace, reason } => sup.dirty(&namespace, reason, None),
+        WatchEvent::Dirty {
+            namespace,
+            reason,
+            changed,
+        } => sup.dirty(&namespace, reason, changed, None),
         WatchEvent::NamespaceAppeared(namespace) => sup.appeared(&namespace),
         WatchEvent::NamespaceGone(namespace) => sup.gone(&namespace),
         WatchEvent::RescanAll => {

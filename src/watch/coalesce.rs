@@ -4,12 +4,16 @@
 //! debounce could be postponed forever by a steady trickle of events, the
 //! trap kube-runtime's scheduler documents).
 //!
+//! The burst also gathers which input files its events named
+//! ([`Changed`]): a pass takes the burst's trigger and files together, so
+//! paths that arrive while a pass runs belong to the next burst.
+//!
 //! [`Coalescer`] is a pure state machine over explicit [`Instant`]s, owned
 //! by the namespace actor; [`sleep_until`] is what the actor `select!`s on.
 
 use std::time::{Duration, Instant};
 
-use super::Trigger;
+use super::{Changed, Trigger};
 
 /// The pending burst of one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,11 +23,12 @@ pub struct Coalescer {
     burst: Option<Burst>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Burst {
     first: Instant,
     last: Instant,
     trigger: Trigger,
+    changed: Changed,
 }
 
 // === impl Coalescer ===
@@ -46,26 +51,29 @@ impl Coalescer {
         self.max_delay = max_delay;
     }
 
-    /// Records an event seen at `now`.
-    pub fn mark(&mut self, now: Instant, trigger: Trigger) {
-        self.burst = Some(match self.burst {
-            None => Burst {
-                first: now,
-                last: now,
-                trigger,
-            },
-            Some(b) => Burst {
-                first: b.first,
-                last: b.last.max(now),
-                trigger: b.trigger.merge(trigger),
-            },
-        });
+    /// Records an event seen at `now` and the input files it changed.
+    pub fn mark(&mut self, now: Instant, trigger: Trigger, changed: Changed) {
+        match &mut self.burst {
+            None => {
+                self.burst = Some(Burst {
+                    first: now,
+                    last: now,
+                    trigger,
+                    changed,
+                })
+            }
+            Some(b) => {
+                b.last = b.last.max(now);
+                b.trigger = b.trigger.merge(trigger);
+                b.changed.merge(changed);
+            }
+        }
     }
 
     /// When the pending burst should be reconciled: the earlier of
     /// `last event + quiet` and `first event + max_delay`; `None` when idle.
     pub fn deadline(&self) -> Option<Instant> {
-        let b = self.burst?;
+        let b = self.burst.as_ref()?;
         // An overflowing deadline (absurd intervals) means "now", never a panic.
         let quiet_end = b.last.checked_add(self.quiet).unwrap_or(b.last);
         let max_end = b.first.checked_add(self.max_delay).unwrap_or(b.first);
@@ -77,11 +85,12 @@ impl Coalescer {
         self.burst.is_some()
     }
 
-    /// Ends the burst and returns its trigger once the deadline has passed
-    /// at `now`; `None` while idle or still inside the window.
-    pub fn take(&mut self, now: Instant) -> Option<Trigger> {
+    /// Ends the burst and returns its trigger and changed files once the
+    /// deadline has passed at `now`; `None` while idle or still inside the
+    /// window.
+    pub fn take(&mut self, now: Instant) -> Option<(Trigger, Changed)> {
         if self.deadline()? <= now {
-            self.burst.take().map(|b| b.trigger)
+            self.burst.take().map(|b| (b.trigger, b.changed))
         } else {
             None
         }
@@ -123,10 +132,10 @@ mod tests {
     fn single_event_fires_after_the_quiet_window() {
         let mut c = Coalescer::new(Q, MAX);
         let t0 = Instant::now();
-        c.mark(t0, Trigger::Input);
+        c.mark(t0, Trigger::Input, Changed::none());
         assert_eq!(c.deadline(), Some(t0 + Q));
         assert_eq!(c.take(t0 + ms(19)), None);
-        assert_eq!(c.take(t0 + Q), Some(Trigger::Input));
+        assert_eq!(c.take(t0 + Q), Some((Trigger::Input, Changed::none())));
         assert_eq!(c.deadline(), None, "take resets the burst");
         assert_eq!(c.take(t0 + ms(1_000)), None);
     }
@@ -135,11 +144,11 @@ mod tests {
     fn events_inside_the_window_extend_it() {
         let mut c = Coalescer::new(Q, MAX);
         let t0 = Instant::now();
-        c.mark(t0, Trigger::Input);
-        c.mark(t0 + ms(15), Trigger::Input);
+        c.mark(t0, Trigger::Input, Changed::none());
+        c.mark(t0 + ms(15), Trigger::Input, Changed::none());
         assert_eq!(c.take(t0 + ms(25)), None);
         assert_eq!(c.deadline(), Some(t0 + ms(35)));
-        assert_eq!(c.take(t0 + ms(35)), Some(Trigger::Input));
+        assert_eq!(c.take(t0 + ms(35)), Some((Trigger::Input, Changed::none())));
     }
 
     #[test]
@@ -150,10 +159,10 @@ mod tests {
         // An event every 10 ms for one second: never 20 ms of quiet.
         for i in 0..100u64 {
             let now = t0 + ms(i * 10);
-            if let Some(trigger) = c.take(now) {
+            if let Some((trigger, _)) = c.take(now) {
                 fired.push((now - t0, trigger));
             }
-            c.mark(now, Trigger::Certs);
+            c.mark(now, Trigger::Certs, Changed::none());
         }
         assert_eq!(
             fired,
@@ -171,21 +180,56 @@ mod tests {
     fn late_marks_never_move_the_deadline_backwards_and_burst_keeps_the_best_trigger() {
         let mut c = Coalescer::new(Q, MAX);
         let t0 = Instant::now();
-        c.mark(t0 + ms(50), Trigger::Resync);
+        c.mark(t0 + ms(50), Trigger::Resync, Changed::none());
         // An Instant taken earlier but marked later (another task's clock read).
-        c.mark(t0 + ms(40), Trigger::Input);
+        c.mark(t0 + ms(40), Trigger::Input, Changed::none());
         assert_eq!(c.deadline(), Some(t0 + ms(70)));
-        assert_eq!(c.take(t0 + ms(70)), Some(Trigger::Input));
+        assert_eq!(c.take(t0 + ms(70)), Some((Trigger::Input, Changed::none())));
+    }
+
+    #[test]
+    fn a_burst_gathers_its_files_and_the_next_burst_starts_empty() {
+        let mut c = Coalescer::new(Q, MAX);
+        let t0 = Instant::now();
+        c.mark(t0, Trigger::Input, Changed::file("input/resources/a.yaml"));
+        c.mark(t0 + ms(5), Trigger::Certs, Changed::none());
+        c.mark(
+            t0 + ms(10),
+            Trigger::Input,
+            Changed::file("input/resources/b.yaml"),
+        );
+        let (trigger, changed) = c.take(t0 + ms(30)).unwrap();
+        assert_eq!(trigger, Trigger::Input);
+        let mut want = Changed::file("input/resources/a.yaml");
+        want.merge(Changed::file("input/resources/b.yaml"));
+        assert_eq!(changed, want);
+
+        // Marked after the take (e.g. while that pass ran): the next pass's.
+        c.mark(
+            t0 + ms(40),
+            Trigger::Input,
+            Changed::file("input/resources/c.yaml"),
+        );
+        c.mark(t0 + ms(45), Trigger::Resync, Changed::Everything);
+        c.mark(
+            t0 + ms(50),
+            Trigger::Input,
+            Changed::file("input/resources/d.yaml"),
+        );
+        assert_eq!(
+            c.take(t0 + ms(70)),
+            Some((Trigger::Input, Changed::Everything))
+        );
     }
 
     #[test]
     fn new_intervals_apply_to_a_pending_burst() {
         let mut c = Coalescer::new(Q, MAX);
         let t0 = Instant::now();
-        c.mark(t0, Trigger::Input);
+        c.mark(t0, Trigger::Input, Changed::none());
         c.set_intervals(ms(100), ms(150));
         assert_eq!(c.deadline(), Some(t0 + ms(100)));
-        c.mark(t0 + ms(90), Trigger::Input);
+        c.mark(t0 + ms(90), Trigger::Input, Changed::none());
         assert_eq!(c.deadline(), Some(t0 + ms(150)));
     }
 
@@ -193,8 +237,8 @@ mod tests {
     fn absurd_intervals_fire_at_once_instead_of_panicking() {
         let mut c = Coalescer::new(Duration::MAX, Duration::MAX);
         let t0 = Instant::now();
-        c.mark(t0, Trigger::Input);
-        assert_eq!(c.take(t0), Some(Trigger::Input));
+        c.mark(t0, Trigger::Input, Changed::none());
+        assert_eq!(c.take(t0), Some((Trigger::Input, Changed::none())));
     }
 
     #[tokio::test(start_paused = true)]

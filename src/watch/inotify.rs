@@ -37,6 +37,11 @@
 //! - Nothing is dropped: the channel is unbounded; an inotify overflow or
 //!   a watcher error sends `RescanAll`, drops every watch and re-arms
 //!   everything from scratch.
+//! - A `Dirty` names the files under `input/resources/` its events named
+//!   ([`Changed::Files`]) only while that is the whole story: any
+//!   directory event in a namespace (a tree root, `input/`, a subdirectory
+//!   created, moved or deleted), a newly armed watch, an event without a
+//!   path or a path that is not UTF-8 makes it [`Changed::Everything`].
 //!
 //! One thread owns the watcher state; the notify callback only forwards
 //! events to it.
@@ -53,7 +58,7 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
 
-use super::{Trigger, WatchEvent};
+use super::{Changed, Trigger, WatchEvent};
 
 #[cfg(test)]
 mod tests;
@@ -235,8 +240,10 @@ struct State {
 struct Batch {
     rescan: bool,
     top: bool,
+    /// An event named no path: every namespace lists its input again.
+    unknown: bool,
     frames: BTreeSet<String>,
-    dirty: BTreeMap<String, Trigger>,
+    dirty: BTreeMap<String, (Trigger, Changed)>,
     /// Paths reported deleted or renamed away (see [`gone_paths`]).
     gone: BTreeSet<PathBuf>,
 }
@@ -313,24 +320,53 @@ impl State {
         if is_read(&event.kind) {
             return true;
         }
+        if event.paths.is_empty() {
+            debug!(
+                ?event,
+                "file event without a path; every namespace lists its input again"
+            );
+            batch.unknown = true;
+            return true;
+        }
         batch.gone.extend(gone_paths(&event).iter().cloned());
         for path in &event.paths {
             match classify(&self.namespaces_dir, path) {
                 Place::Top => batch.top = true,
                 Place::Frame { ns, trigger } => {
                     batch.frames.insert(ns.clone());
-                    merge(&mut batch.dirty, ns, trigger);
+                    merge(&mut batch.dirty, ns, trigger, structural(trigger));
                 }
                 Place::Content { ns, trigger } => {
-                    if self.is_directory_event(&event.kind, path) {
+                    let changed = if self.is_directory_event(&event.kind, path) {
                         batch.frames.insert(ns.clone());
-                    }
-                    merge(&mut batch.dirty, ns, trigger);
+                        structural(trigger)
+                    } else {
+                        self.changed_file(&ns, path)
+                    };
+                    merge(&mut batch.dirty, ns, trigger, changed);
                 }
                 Place::Ignored => {}
             }
         }
         true
+    }
+
+    /// What a file event at `path` in namespace `ns` changed: the file
+    /// itself when it is under `input/resources/` (the rest of the input
+    /// is read in full on every pass).
+    fn changed_file(&self, ns: &str, path: &Path) -> Changed {
+        let Ok(rel) = path.strip_prefix(self.namespaces_dir.join(ns)) else {
+            return Changed::Everything;
+        };
+        if !rel.starts_with("input/resources") {
+            return Changed::none();
+        }
+        match rel.to_str() {
+            Some(rel) => Changed::file(rel),
+            // The cache keys files by a lossy name: only a full listing
+            // finds such a file under its key.
+            None => Changed::Everything,
+        }
     }
 
     fn is_directory_event(&self, kind: &EventKind, path: &Path) -> bool {
@@ -365,16 +401,26 @@ impl State {
         // Events of a namespace not announced yet mean the top level moved.
         batch.top |= batch.frames.iter().any(|ns| !before.contains(ns))
             || batch.dirty.keys().any(|ns| !before.contains(ns));
+        if batch.unknown {
+            for ns in &before {
+                merge(
+                    &mut batch.dirty,
+                    ns.clone(),
+                    Trigger::Input,
+                    Changed::Everything,
+                );
+            }
+        }
         if batch.rescan || batch.top {
             self.reconcile_top(&mut out, &mut batch.dirty, &replaced);
         } else {
             for ns in &batch.frames {
                 if let Some(trigger) = self.reconcile_ns(ns) {
-                    merge(&mut batch.dirty, ns.clone(), trigger);
+                    merge(&mut batch.dirty, ns.clone(), trigger, structural(trigger));
                 }
             }
         }
-        for (ns, reason) in batch.dirty {
+        for (ns, (reason, changed)) in batch.dirty {
             // A namespace announced (or gone) in this batch needs no Dirty.
             let announced = out
                 .iter()
@@ -383,6 +429,7 @@ impl State {
                 out.push(WatchEvent::Dirty {
                     namespace: ns,
                     reason,
+                    changed,
                 });
             }
         }
@@ -433,7 +480,7 @@ impl State {
     fn reconcile_top(
         &mut self,
         out: &mut Vec<WatchEvent>,
-        dirty: &mut BTreeMap<String, Trigger>,
+        dirty: &mut BTreeMap<String, (Trigger, Changed)>,
         replaced: &BTreeSet<String>,
     ) {
         let nsd = self.namespaces_dir.clone();
@@ -479,7 +526,7 @@ impl State {
                 self.namespaces.insert(ns.clone(), id);
                 out.push(WatchEvent::NamespaceAppeared(ns));
             } else if let Some(trigger) = newly_armed {
-                merge(dirty, ns, trigger);
+                merge(dirty, ns, trigger, structural(trigger));
             }
         }
     }
@@ -622,11 +669,35 @@ impl State {
     }
 }
 
-fn merge(dirty: &mut BTreeMap<String, Trigger>, ns: String, trigger: Trigger) {
-    dirty
-        .entry(ns)
-        .and_modify(|t| *t = t.merge(trigger))
-        .or_insert(trigger);
+/// What a directory event or a newly armed directory changed: a
+/// directory under `input/` (or `input/`, or `internal/`) may have brought
+/// or taken whole directories of input files, which the events did not
+/// name one by one. Certificates and issuers are read in full on every
+/// pass anyway (`Certs` never comes from the resources tree).
+fn structural(trigger: Trigger) -> Changed {
+    if trigger == Trigger::Certs {
+        Changed::none()
+    } else {
+        Changed::Everything
+    }
+}
+
+fn merge(
+    dirty: &mut BTreeMap<String, (Trigger, Changed)>,
+    ns: String,
+    trigger: Trigger,
+    changed: Changed,
+) {
+    match dirty.entry(ns) {
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert((trigger, changed));
+        }
+        std::collections::btree_map::Entry::Occupied(mut e) => {
+            let (t, c) = e.get_mut();
+            *t = t.merge(trigger);
+            c.merge(changed);
+        }
+    }
 }
 
 /// The identity of the directory at `path` (symbolic links followed).

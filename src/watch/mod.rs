@@ -2,13 +2,20 @@
 //! messages per namespace ([`WatchEvent`]), and [`coalesce`] turns a burst of
 //! them into one reconcile.
 //!
-//! Events never say what changed: the namespace actor re-reads the whole
-//! namespace (level-triggered), so a lost detail can never matter, only a
-//! lost event could, and none is dropped: the channel is unbounded, an
-//! inotify overflow or a watcher error becomes [`WatchEvent::RescanAll`],
-//! and the periodic resync is a safety net behind both.
+//! Events are level-triggered: the namespace actor reads the current
+//! state, never an event's content. The one detail an event carries is
+//! which input files under `input/resources/` it named ([`Changed`]), so a
+//! pass after a few file events re-reads those files instead of listing
+//! and stat'ing the whole tree; whenever that list could be incomplete
+//! (a directory event, a re-armed watch, a burst past
+//! [`MAX_CHANGED_FILES`], lost events) it is [`Changed::Everything`] and
+//! the actor lists everything again. No event is dropped: the channel is
+//! unbounded, an inotify overflow or a watcher error becomes
+//! [`WatchEvent::RescanAll`], and the periodic resync is a safety net
+//! behind both.
 
 use serde::Serialize;
+use std::collections::BTreeSet;
 
 pub mod coalesce;
 pub mod inotify;
@@ -64,11 +71,76 @@ impl std::fmt::Display for Trigger {
     }
 }
 
+/// More changed files than this in one burst are not worth tracking one
+/// by one: the actor lists the whole tree instead.
+pub const MAX_CHANGED_FILES: usize = 4096;
+
+/// Which files under `input/resources/` a burst of events may have
+/// changed (created, written, renamed in or out, deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// Only these, relative to the namespace directory
+    /// (`input/resources/...`); empty when the events were elsewhere
+    /// (certificates, `platform.yaml`, the router).
+    Files(BTreeSet<String>),
+    /// Unknown: list and stat the whole tree.
+    Everything,
+}
+
+// === impl Changed ===
+
+impl Changed {
+    /// No file under `input/resources/` changed.
+    pub fn none() -> Changed {
+        Changed::Files(BTreeSet::new())
+    }
+
+    /// One file, relative to the namespace directory.
+    pub fn file(rel: impl Into<String>) -> Changed {
+        Changed::Files(BTreeSet::from([rel.into()]))
+    }
+
+    /// Adds what `other` changed; past [`MAX_CHANGED_FILES`] the set
+    /// becomes `Everything`.
+    pub fn merge(&mut self, other: Changed) {
+        match (&mut *self, other) {
+            (Changed::Everything, _) => {}
+            (this, Changed::Everything) => *this = Changed::Everything,
+            (Changed::Files(mine), Changed::Files(theirs)) => {
+                if mine.len() < theirs.len() {
+                    let smaller = std::mem::replace(mine, theirs);
+                    mine.extend(smaller);
+                } else {
+                    mine.extend(theirs);
+                }
+                if mine.len() > MAX_CHANGED_FILES {
+                    *self = Changed::Everything;
+                }
+            }
+        }
+    }
+
+    pub fn is_everything(&self) -> bool {
+        matches!(self, Changed::Everything)
+    }
+}
+
+impl Default for Changed {
+    fn default() -> Changed {
+        Changed::none()
+    }
+}
+
 /// What the watcher tells the supervisor. Each means "look again".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
-    /// Something under the namespace's watched input changed.
-    Dirty { namespace: String, reason: Trigger },
+    /// Something under the namespace's watched input changed; `changed`
+    /// says which input files, as far as the events tell.
+    Dirty {
+        namespace: String,
+        reason: Trigger,
+        changed: Changed,
+    },
     /// A namespace directory exists that was not there before (including
     /// every namespace present when the watcher starts). Its watches are
     /// armed before this is sent, so a scan started on receipt misses
@@ -114,5 +186,34 @@ mod tests {
         assert_eq!(Trigger::Input.merge(Trigger::Resync), Trigger::Input);
         assert_eq!(Trigger::Input.merge(Trigger::Startup), Trigger::Startup);
         assert_eq!(Trigger::Router.to_string(), "router");
+    }
+
+    #[test]
+    fn changed_files_add_up_until_the_bound_then_mean_everything() {
+        let mut c = Changed::none();
+        c.merge(Changed::file("input/resources/a.yaml"));
+        c.merge(Changed::file("input/resources/b.yaml"));
+        c.merge(Changed::file("input/resources/a.yaml"));
+        assert_eq!(
+            c,
+            Changed::Files(BTreeSet::from([
+                "input/resources/a.yaml".to_string(),
+                "input/resources/b.yaml".to_string()
+            ]))
+        );
+        let mut all = c.clone();
+        all.merge(Changed::Everything);
+        assert!(all.is_everything());
+        all.merge(Changed::file("input/resources/c.yaml"));
+        assert!(all.is_everything(), "nothing narrows Everything again");
+
+        let many: BTreeSet<String> = (0..MAX_CHANGED_FILES)
+            .map(|i| format!("input/resources/r{i}.yaml"))
+            .collect();
+        let mut big = Changed::Files(many);
+        big.merge(Changed::file("input/resources/r0.yaml"));
+        assert!(!big.is_everything(), "a path seen twice counts once");
+        big.merge(Changed::file("input/resources/one-more.yaml"));
+        assert!(big.is_everything());
     }
 }

@@ -76,12 +76,11 @@ impl Site {
         }
     }
 
+    /// Waits for a `Dirty` of `ns` for `reason`, whatever files it names.
     async fn expect_dirty(&mut self, ns: &str, reason: Trigger) -> Vec<WatchEvent> {
-        let want = WatchEvent::Dirty {
-            namespace: ns.to_string(),
-            reason,
-        };
-        self.expect(&format!("{want:?}"), |e| *e == want).await
+        let want = dirty(ns, reason);
+        self.expect(&format!("{want:?}"), |e| unnamed(e) == want)
+            .await
     }
 
     /// Writes a new file in the sentinel namespace and waits for its
@@ -96,8 +95,8 @@ impl Site {
         self.expect_dirty("zz-sentinel", Trigger::Input).await
     }
 
-    /// Asserts the events caused so far are exactly `want`, ignoring
-    /// sentinel events.
+    /// Asserts the events caused so far are exactly `want` (files named
+    /// aside), ignoring sentinel events.
     async fn assert_settled(&mut self, want: &[WatchEvent]) {
         let got: Vec<WatchEvent> = self
             .settle()
@@ -106,15 +105,29 @@ impl Site {
             .filter(
                 |e| !matches!(e, WatchEvent::Dirty { namespace, .. } if namespace == "zz-sentinel"),
             )
+            .map(|e| unnamed(&e))
             .collect();
         assert_eq!(got, want);
     }
 }
 
+/// A `Dirty` naming no file.
 fn dirty(ns: &str, reason: Trigger) -> WatchEvent {
     WatchEvent::Dirty {
         namespace: ns.to_string(),
         reason,
+        changed: Changed::none(),
+    }
+}
+
+/// `event` with the files it names left out, for the tests that are about
+/// which namespaces are marked, not which files.
+fn unnamed(event: &WatchEvent) -> WatchEvent {
+    match event {
+        WatchEvent::Dirty {
+            namespace, reason, ..
+        } => dirty(namespace, *reason),
+        other => other.clone(),
     }
 }
 
@@ -399,7 +412,7 @@ async fn a_burst_of_a_thousand_files_loses_nothing() {
             .expect("the last write's event must arrive")
             .unwrap();
         assert_eq!(
-            event,
+            unnamed(&event),
             dirty("west", Trigger::Input),
             "a burst is only Dirty events"
         );
@@ -575,5 +588,104 @@ fn a_directory_recreated_before_its_deletion_is_handled_is_armed_again() {
     m.handle_pending();
 
     fs::write(nested.join("site.yaml"), "kind: Site\n").unwrap();
-    assert_eq!(m.handle_pending(), [dirty("west", Trigger::Input)]);
+    assert_eq!(
+        m.handle_pending(),
+        [named(
+            Trigger::Input,
+            Changed::file("input/resources/nested/site.yaml")
+        )]
+    );
+}
+
+fn named(reason: Trigger, changed: Changed) -> WatchEvent {
+    WatchEvent::Dirty {
+        namespace: "west".to_string(),
+        reason,
+        changed,
+    }
+}
+
+fn files(rels: &[&str]) -> Changed {
+    Changed::Files(
+        rels.iter()
+            .map(|r| format!("input/resources/{r}"))
+            .collect(),
+    )
+}
+
+#[test]
+fn file_events_name_their_files_and_directory_events_mean_everything() {
+    let mut m = Manual::start();
+    let res = m.nsd.join("west/input/resources");
+    fs::write(res.join("nested/c.yaml"), "kind: Site\n").unwrap();
+    fs::write(res.join("gone.yaml"), "kind: Site\n").unwrap();
+    m.handle_pending();
+
+    // Written, renamed into place, deleted, renamed out of the tree.
+    fs::write(res.join("a.yaml"), "kind: Site\n").unwrap();
+    fs::write(res.join(".b.yaml.tmp"), "kind: Site\n").unwrap();
+    fs::rename(res.join(".b.yaml.tmp"), res.join("b.yaml")).unwrap();
+    fs::remove_file(res.join("nested/c.yaml")).unwrap();
+    fs::rename(res.join("gone.yaml"), m.nsd.join("gone.yaml")).unwrap();
+    assert_eq!(
+        m.handle_pending(),
+        [named(
+            Trigger::Input,
+            files(&[
+                "a.yaml",
+                ".b.yaml.tmp",
+                "b.yaml",
+                "nested/c.yaml",
+                "gone.yaml"
+            ])
+        )]
+    );
+
+    // A subdirectory created, renamed, deleted: whole directories of files.
+    fs::create_dir(res.join("sub")).unwrap();
+    assert_eq!(
+        m.handle_pending(),
+        [named(Trigger::Input, Changed::Everything)]
+    );
+    fs::rename(res.join("sub"), res.join("sub2")).unwrap();
+    assert_eq!(
+        m.handle_pending(),
+        [named(Trigger::Input, Changed::Everything)]
+    );
+    fs::remove_dir(res.join("sub2")).unwrap();
+    assert_eq!(
+        m.handle_pending(),
+        [named(Trigger::Input, Changed::Everything)]
+    );
+    // The tree root itself.
+    fs::remove_dir_all(&res).unwrap();
+    fs::create_dir(&res).unwrap();
+    assert_eq!(
+        m.handle_pending(),
+        [named(Trigger::Input, Changed::Everything)]
+    );
+}
+
+#[test]
+fn other_input_names_no_resource_file_and_a_pathless_event_means_everything() {
+    let mut m = Manual::start();
+    let ns = m.nsd.join("west");
+    fs::create_dir_all(ns.join("internal")).unwrap();
+    fs::create_dir_all(ns.join("input/certs/tls")).unwrap();
+    m.handle_pending();
+
+    fs::write(ns.join("internal/platform.yaml"), "platform: linux\n").unwrap();
+    assert_eq!(m.handle_pending(), [named(Trigger::Input, Changed::none())]);
+    fs::write(ns.join("input/certs/tls/tls.crt"), "pem").unwrap();
+    assert_eq!(m.handle_pending(), [named(Trigger::Certs, Changed::none())]);
+    // A new bundle directory: read in full on every pass anyway.
+    fs::create_dir(ns.join("input/certs/other")).unwrap();
+    assert_eq!(m.handle_pending(), [named(Trigger::Certs, Changed::none())]);
+
+    let mut batch = Batch::default();
+    let pathless = notify::Event::new(EventKind::Modify(ModifyKind::Any));
+    assert!(m.state.note(Msg::Fs(Ok(pathless)), &mut batch));
+    assert!(m.state.apply(batch));
+    let sent: Vec<WatchEvent> = std::iter::from_fn(|| m.rx.try_recv().ok()).collect();
+    assert_eq!(sent, [named(Trigger::Input, Changed::Everything)]);
 }
