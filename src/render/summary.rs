@@ -1,6 +1,6 @@
 //! `runtime/status.yaml` (resources.md 11): the namespace summary.
 
-use super::yaml::{string as yaml_string, to_yaml};
+use super::yaml::{push_string, to_yaml};
 use crate::plan::{Identity, Platform, ResourceSummary, RouterState};
 use crate::problem::Problem;
 use serde_json::{json, Map, Value};
@@ -100,11 +100,11 @@ pub fn render(s: &Summary, last_run: &str) -> String {
             out.push_str("- kind: ");
             out.push_str(r.kind.as_str());
             out.push_str("\n  name: ");
-            out.push_str(&yaml_string(&r.name));
+            push_string(&mut out, &r.name);
             out.push_str("\n  status: ");
             out.push_str(r.status.as_str());
             out.push_str("\n  message: ");
-            out.push_str(&yaml_string(&r.message));
+            push_string(&mut out, &r.message);
             out.push('\n');
         }
     }

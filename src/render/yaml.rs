@@ -11,28 +11,35 @@ use serde_json::Value;
 use std::fmt::Write;
 
 pub fn to_yaml(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(512);
     match value {
         Value::Object(map) if !map.is_empty() => write_map(&mut out, map, 0),
         Value::Array(items) if !items.is_empty() => write_seq(&mut out, items, 0),
         other => {
-            out.push_str(&scalar(other));
+            push_scalar(&mut out, other);
             out.push('\n');
         }
     }
     out
 }
 
+fn pad(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
 fn write_map(out: &mut String, map: &serde_json::Map<String, Value>, indent: usize) {
     for (key, value) in map {
-        let _ = write!(out, "{:indent$}{}:", "", string(key));
+        pad(out, indent);
+        push_string(out, key);
+        out.push(':');
         write_value(out, value, indent, false);
     }
 }
 
 fn write_seq(out: &mut String, items: &[Value], indent: usize) {
     for item in items {
-        let _ = write!(out, "{:indent$}-", "");
+        pad(out, indent);
+        out.push('-');
         write_value(out, item, indent, true);
     }
 }
@@ -46,11 +53,13 @@ fn write_value(out: &mut String, value: &Value, indent: usize, in_seq: bool) {
                 let mut first = true;
                 for (k, v) in map {
                     if first {
-                        let _ = write!(out, " {}:", string(k));
+                        out.push(' ');
                         first = false;
                     } else {
-                        let _ = write!(out, "{:w$}{}:", "", string(k), w = indent + 2);
+                        pad(out, indent + 2);
                     }
+                    push_string(out, k);
+                    out.push(':');
                     write_value(out, v, indent + 2, false);
                 }
             } else {
@@ -64,19 +73,23 @@ fn write_value(out: &mut String, value: &Value, indent: usize, in_seq: bool) {
             write_seq(out, items, if in_seq { indent + 2 } else { indent });
         }
         other => {
-            let _ = writeln!(out, " {}", scalar(other));
+            out.push(' ');
+            push_scalar(out, other);
+            out.push('\n');
         }
     }
 }
 
-fn scalar(value: &Value) -> String {
+fn push_scalar(out: &mut String, value: &Value) {
     match value {
-        Value::Null => "null".to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => string(s),
-        Value::Array(_) => "[]".to_string(),
-        Value::Object(_) => "{}".to_string(),
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::String(s) => push_string(out, s),
+        Value::Array(_) => out.push_str("[]"),
+        Value::Object(_) => out.push_str("{}"),
     }
 }
 
@@ -105,15 +118,26 @@ fn is_plain_safe(s: &str) -> bool {
 /// A string scalar, quoted when a YAML 1.1 or 1.2 reader could take it for
 /// something else.
 pub fn string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_string(&mut out, s);
+    out
+}
+
+/// [`string`], written to `out`.
+pub fn push_string(out: &mut String, s: &str) {
     if is_plain_safe(s) {
-        s.to_string()
+        out.push_str(s);
     } else if !s.contains(['"', '\\']) && !s.chars().any(char::is_control) {
-        format!("\"{s}\"")
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
     } else if !s.chars().any(char::is_control) {
-        format!("'{}'", s.replace('\'', "''"))
+        out.push('\'');
+        out.push_str(&s.replace('\'', "''"));
+        out.push('\'');
     } else {
         // JSON string syntax is valid YAML double-quoted syntax.
-        serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string()));
     }
 }
 
