@@ -122,7 +122,7 @@ fn main() {
             for (path, f) in outcome.writes {
                 runtime.insert(path, f.bytes);
             }
-            prior = outcome.next_prior;
+            outcome.prior.apply(&mut prior);
         }
         println!(
             "listeners={n:>6} parse={parse:?} cold_reconcile={cold_t:?} read_prior={prior_t:?} one_change_median: memoised={:?} from_nothing={:?}",

@@ -2,8 +2,8 @@
 //!
 //! It owns the per-file input cache, the bytes of the runtime files
 //! skupperd owns (read once, then kept in step with every applied
-//! outcome), the prior state (read once, then replaced by each outcome's
-//! `next_prior`) and a [`Coalescer`]. Events only mark it dirty (with the
+//! outcome), the prior state (read once, then updated by each outcome's
+//! `prior` changes) and a [`Coalescer`]. Events only mark it dirty (with the
 //! input files they named); a pass reads the current input
 //! (level-triggered: the named files again, or the whole tree whenever
 //! the names may be incomplete, see [`FileCache`]) and applies the outcome
@@ -566,7 +566,7 @@ impl State {
         let Outcome {
             writes,
             deletes,
-            next_prior,
+            prior,
             site_active,
             ..
         } = outcome;
@@ -576,7 +576,7 @@ impl State {
         for (rel, file) in writes {
             self.runtime.insert(rel, file.bytes);
         }
-        self.prior = next_prior;
+        prior.apply(&mut self.prior);
         self.site_active = site_active;
     }
 

@@ -163,10 +163,44 @@ pub struct Outcome {
     pub deletes: Vec<String>,
     pub problems: Vec<Problem>,
     pub resources: Vec<std::sync::Arc<ResourceSummary>>,
-    /// The state the next pass should start from.
-    pub next_prior: Prior,
+    /// What turns this pass's prior state into the next pass's.
+    pub prior: PriorChanges,
     /// A Site is configured (a router should run).
     pub site_active: bool,
+}
+
+/// A record to put (`Some`) or drop (`None`).
+pub type RecordChange = ((Kind, String), Option<std::sync::Arc<PriorRecord>>);
+
+/// The difference between the prior state a pass started from and the one
+/// the next pass should start from: a pass that changed one record says so
+/// in one line, instead of handing over a copy of every record.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PriorChanges {
+    /// Records to put (`Some`) or drop (`None`), in key order.
+    pub records: Vec<RecordChange>,
+    pub identity: Option<Identity>,
+    pub last_run: Option<String>,
+    pub last_trigger: Option<String>,
+}
+
+impl PriorChanges {
+    /// Applies the changes to the prior state the pass started from.
+    pub fn apply(self, prior: &mut Prior) {
+        for (key, record) in self.records {
+            match record {
+                Some(r) => {
+                    prior.records.insert(key, r);
+                }
+                None => {
+                    prior.records.remove(&key);
+                }
+            }
+        }
+        prior.identity = self.identity;
+        prior.last_run = self.last_run;
+        prior.last_trigger = self.last_trigger;
+    }
 }
 
 impl Outcome {

@@ -11,6 +11,7 @@ use super::prior::{Identity, Prior, PriorRecord};
 use super::record::{record_of, record_unchanged};
 use super::resolve::{place_listeners, resolve, sorted, Resolution, MANAGEMENT_PORT_BASE};
 use super::{is_owned, Inputs, OutFile, Outcome, Platform, PortPicker};
+use super::{PriorChanges, RecordChange};
 use crate::certs::Mint;
 use crate::problem::Problem;
 use crate::render;
@@ -153,9 +154,9 @@ pub fn run(
     }
 
     // Resource records and statuses.
-    let mut next = Prior {
+    let mut next = PriorChanges {
         identity: identity.clone(),
-        ..Prior::default()
+        ..PriorChanges::default()
     };
     let records_written = active.is_some() && site_error.is_none();
     let (present, stale_records) = record_files(inputs, memo);
@@ -170,10 +171,9 @@ pub fn run(
             &present,
             &mut outcome.resources,
         );
-        next.records = records
-            .into_iter()
-            .map(|(e, record)| ((e.kind, e.name.clone()), record))
-            .collect();
+        next.records = prior_changes(inputs.prior, &records);
+    } else {
+        next.records = prior_changes(inputs.prior, &[]);
     }
     outcome.site_active = records_written;
 
@@ -238,7 +238,7 @@ pub fn run(
         .collect();
     outcome.problems = problems;
     outcome.resources.sort();
-    outcome.next_prior = next;
+    outcome.prior = next;
     outcome
 }
 
@@ -248,6 +248,26 @@ fn record_path(kind: Kind, name: &str) -> String {
         super::prior::RESOURCES_DIR,
         kind.as_str()
     )
+}
+
+/// The record changes from `prior` to `records` (in entry order, which is
+/// the records' key order): records that are not the same `Arc` are put,
+/// keys that are gone are dropped.
+fn prior_changes(prior: &Prior, records: &[(Arc<Entry>, Arc<PriorRecord>)]) -> Vec<RecordChange> {
+    let mut out = Vec::new();
+    let mut old = prior.records.iter().peekable();
+    for (e, r) in records {
+        let key = (e.kind, e.name.as_str());
+        while let Some(((k, n), _)) = old.next_if(|((k, n), _)| (*k, n.as_str()) < key) {
+            out.push(((*k, n.clone()), None));
+        }
+        match old.next_if(|((k, n), _)| (*k, n.as_str()) == key) {
+            Some((_, p)) if Arc::ptr_eq(p, r) => {}
+            _ => out.push(((e.kind, e.name.clone()), Some(Arc::clone(r)))),
+        }
+    }
+    out.extend(old.map(|((k, n), _)| ((*k, n.clone()), None)));
+    out
 }
 
 /// Which slots have their record in `runtime/resources/`, and the record

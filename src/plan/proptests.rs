@@ -172,7 +172,7 @@ impl Shell {
         for (p, f) in memoised.writes {
             self.runtime.insert(p, f.bytes);
         }
-        self.prior = memoised.next_prior;
+        memoised.prior.apply(&mut self.prior);
         Ok(())
     }
 }
