@@ -100,19 +100,20 @@ const SPECIAL: &[&str] = &[
 ];
 
 fn is_plain_safe(s: &str) -> bool {
-    let Some(first) = s.chars().next() else {
+    // Every allowed character is ASCII, so bytes can be checked alone.
+    let Some(first) = s.bytes().next() else {
         return false;
     };
     first.is_ascii_alphabetic()
-        && !SPECIAL.contains(&s)
         && !s.ends_with(' ')
-        && s.chars().all(|c| {
+        && s.bytes().all(|c| {
             c.is_ascii_alphanumeric()
                 || matches!(
                     c,
-                    '-' | '_' | '.' | '/' | '@' | ' ' | '(' | ')' | ',' | ';' | '+'
+                    b'-' | b'_' | b'.' | b'/' | b'@' | b' ' | b'(' | b')' | b',' | b';' | b'+'
                 )
         })
+        && !SPECIAL.contains(&s)
 }
 
 /// A string scalar, quoted when a YAML 1.1 or 1.2 reader could take it for
