@@ -9,11 +9,13 @@ use crate::resources::{InputResource, Kind, Spec};
 use crate::validate::{self, ConnectorConfig, ConnectorTls, Context, ListenerConfig, SiteConfig};
 use std::sync::Arc;
 
+/// A valid version of a resource. Shared: an entry holds its current,
+/// served and accepted versions, usually the same one.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Config {
-    Site(SiteConfig),
-    Listener(ListenerConfig),
-    Connector(ConnectorConfig),
+    Site(Arc<SiteConfig>),
+    Listener(Arc<ListenerConfig>),
+    Connector(Arc<ConnectorConfig>),
 }
 
 /// Everything known about one resource during a pass.
@@ -47,11 +49,17 @@ impl Entry {
         let prior = self.prior.as_deref()?;
         let generation = prior.accepted_generation?;
         let config = match prior.accepted.as_ref()? {
-            Spec::Site(s) => Config::Site(site_from_accepted(s)),
-            Spec::Listener(s) => Config::Listener(listener_from_accepted(&self.name, s)?),
-            Spec::Connector(s) => Config::Connector(connector_from_accepted(&self.name, s)?),
+            Spec::Site(s) => Config::Site(Arc::new(site_from_accepted(s))),
+            Spec::Listener(s) => Config::Listener(Arc::new(listener_from_accepted(&self.name, s)?)),
+            Spec::Connector(s) => {
+                Config::Connector(Arc::new(connector_from_accepted(&self.name, s)?))
+            }
         };
-        Some((config, generation))
+        // The accepted version is most often the current one: shared.
+        match &self.current {
+            Some(c) if *c == config => Some((c.clone(), generation)),
+            _ => Some((config, generation)),
+        }
     }
 
     /// Fills `accepted`, `serving` and `unchanged` from `current` and the
@@ -128,15 +136,15 @@ pub fn build(
         let (config, problems) = match spec {
             Spec::Site(s) => {
                 let (c, p) = validate::site(first, s, cx);
-                (c.map(Config::Site), p)
+                (c.map(|c| Config::Site(Arc::new(c))), p)
             }
             Spec::Listener(s) => {
                 let (c, p) = validate::listener(first, s, cx);
-                (c.map(Config::Listener), p)
+                (c.map(|c| Config::Listener(Arc::new(c))), p)
             }
             Spec::Connector(s) => {
                 let (c, p) = validate::connector(first, s, cx);
-                (c.map(Config::Connector), p)
+                (c.map(|c| Config::Connector(Arc::new(c))), p)
             }
         };
         errors.extend(problems.iter().filter(|p| p.is_error()).cloned());

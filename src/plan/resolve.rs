@@ -200,7 +200,7 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
         .iter()
         .take_while(|e| e.kind == Kind::Site)
         .find_map(|e| match &e.serving {
-            Some((Config::Site(s), _)) => Some((e.name.clone(), s.clone())),
+            Some((Config::Site(s), _)) => Some((e.name.clone(), (**s).clone())),
             _ => None,
         });
     res
