@@ -6,9 +6,12 @@
 //! times.
 
 pub mod de;
+pub mod marks;
+mod simple;
 pub mod tree;
 
 use crate::problem::Problem;
+pub use marks::Marks;
 pub use tree::{Mark, Node, Value};
 
 /// Files larger than this are refused (DESIGN.md 2).
