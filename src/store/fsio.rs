@@ -382,15 +382,30 @@ impl Staged {
         let tmp = temp_path(target);
         // Recorded before it exists, so a failure half way removes it too.
         self.files.push((tmp.clone(), target.to_path_buf()));
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io_at(&tmp))?;
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io_at(&tmp))?;
+        let open = || {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&tmp)
+        };
+        // Always a new file, so `mode` applies: a temporary left by a crash
+        // is removed first (it may have another mode).
+        let mut f = match open() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                fs::remove_file(&tmp).map_err(io_at(&tmp))?;
+                open()
+            }
+            other => other,
+        }
+        .map_err(io_at(&tmp))?;
+        // The mode given at creation is narrowed by the umask; only when
+        // that took a bit away does the file need a chmod (a cold start
+        // creates thousands of files).
+        if umask().is_none_or(|mask| mode & mask != 0) {
+            f.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(io_at(&tmp))?;
+        }
         f.write_all(bytes).map_err(io_at(&tmp))?;
         if durability == Durability::EachFile {
             f.sync_all().map_err(io_at(&tmp))?;
@@ -423,6 +438,21 @@ impl Drop for Staged {
             let _ = fs::remove_file(tmp);
         }
     }
+}
+
+/// The process's umask from `/proc/self/status` (read once: skupperd never
+/// changes it), `None` when that cannot be read. Setting it to learn it
+/// would race with files created meanwhile by other threads.
+fn umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let value = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))?
+            .trim();
+        u32::from_str_radix(value, 8).ok()
+    })
 }
 
 /// The temporary name of `target`: hidden, so input scans and the
@@ -613,6 +643,28 @@ mod tests {
         );
         assert_eq!(mode_of(&ns.join("runtime/status.yaml")), 0o600);
         assert_eq!(temporaries(ns), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn a_temporary_left_by_a_crash_does_not_lend_its_mode_or_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path();
+        let key = ns.join("runtime/certs/c/tls.key");
+        fs::create_dir_all(key.parent().unwrap()).unwrap();
+        let stale = temp_path(&key);
+        fs::write(&stale, "stale and longer than the new content").unwrap();
+        fs::set_permissions(&stale, fs::Permissions::from_mode(0o666)).unwrap();
+        apply(ns, &outcome(&[("runtime/certs/c/tls.key", "KEY", 0o600)])).unwrap();
+        assert_eq!(fs::read_to_string(&key).unwrap(), "KEY");
+        assert_eq!(mode_of(&key), 0o600);
+        assert_eq!(temporaries(ns), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn the_umask_is_read_from_proc() {
+        // The test harness does not change the umask; any value a process
+        // can have is a permission mask.
+        assert!(umask().is_some_and(|m| m <= 0o777));
     }
 
     #[test]
