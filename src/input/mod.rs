@@ -7,7 +7,8 @@
 
 pub mod de;
 pub mod marks;
-mod simple;
+pub mod par;
+pub(crate) mod simple;
 pub mod tree;
 
 use crate::problem::Problem;

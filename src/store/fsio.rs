@@ -283,24 +283,29 @@ fn read_runtime_with(
     reader: &dyn DirReader,
     ns_dir: &Path,
 ) -> Result<BTreeMap<String, Vec<u8>>, ScanError> {
-    let mut out = BTreeMap::new();
+    let mut owned = Vec::new();
     walk(reader, &ns_dir.join("runtime"), &mut |path| {
         let Ok(rel) = path.strip_prefix(ns_dir) else {
             return Ok(());
         };
         let rel = rel.to_string_lossy().into_owned();
-        if !is_owned(&rel) {
-            return Ok(());
+        if is_owned(&rel) {
+            owned.push((rel, path.to_path_buf()));
         }
-        match fs::read(path) {
-            Ok(bytes) => {
-                out.insert(rel, bytes);
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(scan_at(path)(e)),
-        }
+        Ok(())
     })?;
+    // A restart reads one record per resource: thousands of small files.
+    let read = crate::input::par::map(&owned, |(_, path)| match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(scan_at(path)(e)),
+    });
+    let mut out = BTreeMap::new();
+    for ((rel, _), bytes) in owned.into_iter().zip(read) {
+        if let Some(bytes) = bytes? {
+            out.insert(rel, bytes);
+        }
+    }
     Ok(out)
 }
 
@@ -852,6 +857,31 @@ mod tests {
         };
         let err = read_runtime_with(&reader, ns).unwrap_err();
         assert_eq!(err.path, ns.join("runtime/resources"));
+    }
+
+    #[test]
+    fn a_big_runtime_is_read_whole_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path();
+        let files: Vec<(String, String)> = (0..1_200)
+            .map(|i| {
+                (
+                    format!("runtime/resources/Listener-l{i}.yaml"),
+                    format!("name: l{i}\n"),
+                )
+            })
+            .collect();
+        let borrowed: Vec<(&str, &str, u32)> = files
+            .iter()
+            .map(|(r, t)| (r.as_str(), t.as_str(), 0o644))
+            .collect();
+        apply(ns, &outcome(&borrowed)).unwrap();
+        let runtime = read_runtime(ns).unwrap();
+        let expected: BTreeMap<String, Vec<u8>> = files
+            .iter()
+            .map(|(r, t)| (r.clone(), t.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(runtime, expected);
     }
 
     #[test]
