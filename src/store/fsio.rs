@@ -173,14 +173,25 @@ pub fn read_input_file(rel: &str, path: &Path) -> ParsedFile {
     }
 }
 
+/// One open, one fstat, the reads: a path is looked up once (a scan of a
+/// big namespace reads thousands of files).
 fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
-    let meta = fs::metadata(path)?;
-    if meta.len() > MAX_FILE_BYTES as u64 {
+    let mut file = fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > MAX_FILE_BYTES as u64 {
         // parse_file reports the size; hand it something of that size only
         // in length, not in memory.
         return Ok(vec![b'#'; MAX_FILE_BYTES + 1]);
     }
-    fs::read(path)
+    // One byte more than announced, so the end is found without a second
+    // allocation; a file that grew meanwhile is read only to one byte over
+    // the limit, which parse_file refuses.
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
+    io::Read::read_to_end(
+        &mut io::Read::take(&mut file, MAX_FILE_BYTES as u64 + 1),
+        &mut bytes,
+    )?;
+    Ok(bytes)
 }
 
 /// `input/certs/<name>/` bundles, with symbolic links that leave the
@@ -882,6 +893,22 @@ mod tests {
             .map(|(r, t)| (r.clone(), t.as_bytes().to_vec()))
             .collect();
         assert_eq!(runtime, expected);
+    }
+
+    #[test]
+    fn input_files_are_read_whole_and_big_ones_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("a.yaml");
+        fs::write(&small, "kind: A\n").unwrap();
+        let parsed = read_input_file("input/resources/a.yaml", &small);
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        assert_eq!(parsed.documents.len(), 1);
+        let big = dir.path().join("b.yaml");
+        fs::write(&big, vec![b'#'; MAX_FILE_BYTES + 10]).unwrap();
+        let parsed = read_input_file("input/resources/b.yaml", &big);
+        assert!(parsed.problems[0].message.contains("over 1 MiB"));
+        let parsed = read_input_file("input/resources/c.yaml", &dir.path().join("c.yaml"));
+        assert!(parsed.problems[0].message.contains("cannot be read"));
     }
 
     #[test]
