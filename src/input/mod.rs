@@ -6,9 +6,13 @@
 //! times.
 
 pub mod de;
+pub mod marks;
+pub mod par;
+pub(crate) mod simple;
 pub mod tree;
 
 use crate::problem::Problem;
+pub use marks::Marks;
 pub use tree::{Mark, Node, Value};
 
 /// Files larger than this are refused (DESIGN.md 2).

@@ -162,6 +162,15 @@ fn mark(span: &Span, line_offset: u32) -> Mark {
 /// tree. `None` is an empty document. `line_offset` is added to every line so
 /// positions refer to the whole file.
 pub fn parse_document(text: &str, line_offset: u32) -> Result<Option<Node>, TreeError> {
+    if let Some(root) = super::simple::parse_simple(text, line_offset) {
+        return Ok(Some(root));
+    }
+    parse_general(text, line_offset)
+}
+
+/// [`parse_document`] through saphyr's parser alone: all of YAML, and the
+/// wording of every error.
+pub(crate) fn parse_general(text: &str, line_offset: u32) -> Result<Option<Node>, TreeError> {
     let mut builder = Builder {
         events: Parser::new_from_str(text),
         line_offset,
@@ -360,7 +369,7 @@ fn count_nodes(node: &Node) -> usize {
 }
 
 /// YAML 1.2 core schema resolution of a plain scalar.
-fn resolve_plain(text: &str) -> Value {
+pub(crate) fn resolve_plain(text: &str) -> Value {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),

@@ -11,7 +11,7 @@ mod spec;
 pub use spec::{ConnectorSpec, ListenerSpec, SiteSpec};
 
 use crate::input::de::from_node;
-use crate::input::{Document, Mark, Node};
+use crate::input::{Document, Mark, Marks, Node};
 use crate::problem::Problem;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -79,8 +79,9 @@ pub struct InputResource {
     pub file: String,
     /// Where the document starts.
     pub mark: Mark,
-    /// The document, for positions of fields named by validation.
-    pub root: Node,
+    /// Where each field of the document was written, for the positions
+    /// of fields named by validation (the document itself is not kept).
+    pub marks: Marks,
     pub namespace: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
@@ -96,7 +97,7 @@ pub struct InputResource {
 impl InputResource {
     /// Where a field was written (`spec.port`), or the nearest parent.
     pub fn mark_of(&self, field: &str) -> Mark {
-        self.root.mark_of(field)
+        self.marks.mark_of(field)
     }
 
     /// A problem about this resource with its place filled in.
@@ -267,7 +268,7 @@ pub fn decode(doc: &Document, problems: &mut Vec<Problem>) -> Option<InputResour
         name: name.to_string(),
         file: doc.file.clone(),
         mark: doc.mark,
-        root: root.clone(),
+        marks: Marks::of(root),
         namespace: None,
         labels: BTreeMap::new(),
         annotations: BTreeMap::new(),

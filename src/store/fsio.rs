@@ -173,14 +173,25 @@ pub fn read_input_file(rel: &str, path: &Path) -> ParsedFile {
     }
 }
 
+/// One open, one fstat, the reads: a path is looked up once (a scan of a
+/// big namespace reads thousands of files).
 fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
-    let meta = fs::metadata(path)?;
-    if meta.len() > MAX_FILE_BYTES as u64 {
+    let mut file = fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > MAX_FILE_BYTES as u64 {
         // parse_file reports the size; hand it something of that size only
         // in length, not in memory.
         return Ok(vec![b'#'; MAX_FILE_BYTES + 1]);
     }
-    fs::read(path)
+    // One byte more than announced, so the end is found without a second
+    // allocation; a file that grew meanwhile is read only to one byte over
+    // the limit, which parse_file refuses.
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
+    io::Read::read_to_end(
+        &mut io::Read::take(&mut file, MAX_FILE_BYTES as u64 + 1),
+        &mut bytes,
+    )?;
+    Ok(bytes)
 }
 
 /// `input/certs/<name>/` bundles, with symbolic links that leave the
@@ -283,24 +294,29 @@ fn read_runtime_with(
     reader: &dyn DirReader,
     ns_dir: &Path,
 ) -> Result<BTreeMap<String, Vec<u8>>, ScanError> {
-    let mut out = BTreeMap::new();
+    let mut owned = Vec::new();
     walk(reader, &ns_dir.join("runtime"), &mut |path| {
         let Ok(rel) = path.strip_prefix(ns_dir) else {
             return Ok(());
         };
         let rel = rel.to_string_lossy().into_owned();
-        if !is_owned(&rel) {
-            return Ok(());
+        if is_owned(&rel) {
+            owned.push((rel, path.to_path_buf()));
         }
-        match fs::read(path) {
-            Ok(bytes) => {
-                out.insert(rel, bytes);
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(scan_at(path)(e)),
-        }
+        Ok(())
     })?;
+    // A restart reads one record per resource: thousands of small files.
+    let read = crate::input::par::map(&owned, |(_, path)| match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(scan_at(path)(e)),
+    });
+    let mut out = BTreeMap::new();
+    for ((rel, _), bytes) in owned.into_iter().zip(read) {
+        if let Some(bytes) = bytes? {
+            out.insert(rel, bytes);
+        }
+    }
     Ok(out)
 }
 
@@ -382,15 +398,30 @@ impl Staged {
         let tmp = temp_path(target);
         // Recorded before it exists, so a failure half way removes it too.
         self.files.push((tmp.clone(), target.to_path_buf()));
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io_at(&tmp))?;
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io_at(&tmp))?;
+        let open = || {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&tmp)
+        };
+        // Always a new file, so `mode` applies: a temporary left by a crash
+        // is removed first (it may have another mode).
+        let mut f = match open() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                fs::remove_file(&tmp).map_err(io_at(&tmp))?;
+                open()
+            }
+            other => other,
+        }
+        .map_err(io_at(&tmp))?;
+        // The mode given at creation is narrowed by the umask; only when
+        // that took a bit away does the file need a chmod (a cold start
+        // creates thousands of files).
+        if umask().is_none_or(|mask| mode & mask != 0) {
+            f.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(io_at(&tmp))?;
+        }
         f.write_all(bytes).map_err(io_at(&tmp))?;
         if durability == Durability::EachFile {
             f.sync_all().map_err(io_at(&tmp))?;
@@ -423,6 +454,21 @@ impl Drop for Staged {
             let _ = fs::remove_file(tmp);
         }
     }
+}
+
+/// The process's umask from `/proc/self/status` (read once: skupperd never
+/// changes it), `None` when that cannot be read. Setting it to learn it
+/// would race with files created meanwhile by other threads.
+fn umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let value = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))?
+            .trim();
+        u32::from_str_radix(value, 8).ok()
+    })
 }
 
 /// The temporary name of `target`: hidden, so input scans and the
@@ -616,6 +662,28 @@ mod tests {
     }
 
     #[test]
+    fn a_temporary_left_by_a_crash_does_not_lend_its_mode_or_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path();
+        let key = ns.join("runtime/certs/c/tls.key");
+        fs::create_dir_all(key.parent().unwrap()).unwrap();
+        let stale = temp_path(&key);
+        fs::write(&stale, "stale and longer than the new content").unwrap();
+        fs::set_permissions(&stale, fs::Permissions::from_mode(0o666)).unwrap();
+        apply(ns, &outcome(&[("runtime/certs/c/tls.key", "KEY", 0o600)])).unwrap();
+        assert_eq!(fs::read_to_string(&key).unwrap(), "KEY");
+        assert_eq!(mode_of(&key), 0o600);
+        assert_eq!(temporaries(ns), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn the_umask_is_read_from_proc() {
+        // The test harness does not change the umask; any value a process
+        // can have is a permission mask.
+        assert!(umask().is_some_and(|m| m <= 0o777));
+    }
+
+    #[test]
     fn a_failure_while_writing_publishes_nothing_and_leaves_no_temporaries() {
         for durability in [Durability::EachFile, Durability::SyncFs] {
             let dir = tempfile::tempdir().unwrap();
@@ -800,6 +868,47 @@ mod tests {
         };
         let err = read_runtime_with(&reader, ns).unwrap_err();
         assert_eq!(err.path, ns.join("runtime/resources"));
+    }
+
+    #[test]
+    fn a_big_runtime_is_read_whole_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path();
+        let files: Vec<(String, String)> = (0..1_200)
+            .map(|i| {
+                (
+                    format!("runtime/resources/Listener-l{i}.yaml"),
+                    format!("name: l{i}\n"),
+                )
+            })
+            .collect();
+        let borrowed: Vec<(&str, &str, u32)> = files
+            .iter()
+            .map(|(r, t)| (r.as_str(), t.as_str(), 0o644))
+            .collect();
+        apply(ns, &outcome(&borrowed)).unwrap();
+        let runtime = read_runtime(ns).unwrap();
+        let expected: BTreeMap<String, Vec<u8>> = files
+            .iter()
+            .map(|(r, t)| (r.clone(), t.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(runtime, expected);
+    }
+
+    #[test]
+    fn input_files_are_read_whole_and_big_ones_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("a.yaml");
+        fs::write(&small, "kind: A\n").unwrap();
+        let parsed = read_input_file("input/resources/a.yaml", &small);
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        assert_eq!(parsed.documents.len(), 1);
+        let big = dir.path().join("b.yaml");
+        fs::write(&big, vec![b'#'; MAX_FILE_BYTES + 10]).unwrap();
+        let parsed = read_input_file("input/resources/b.yaml", &big);
+        assert!(parsed.problems[0].message.contains("over 1 MiB"));
+        let parsed = read_input_file("input/resources/c.yaml", &dir.path().join("c.yaml"));
+        assert!(parsed.problems[0].message.contains("cannot be read"));
     }
 
     #[test]
