@@ -232,7 +232,7 @@ impl Table {
         self.of_type("tcpConnector")
             .find(|c| {
                 c.str_attr("address")
-                    .is_some_and(|a| addresses.iter().any(|x| *x == a))
+                    .is_some_and(|a| addresses.contains(&a))
             })
             .map(|c| {
                 (
