@@ -81,6 +81,9 @@ pub struct Session {
     /// The config changed since the last sync: that sync plans from
     /// `known` instead of QUERYing every type again.
     changed: bool,
+    /// The `router` row this connection read (id, mode, metadata,
+    /// version).
+    router_row: Option<Map<String, Value>>,
 }
 
 /// QUERY rows per short type.
@@ -185,6 +188,7 @@ impl Session {
         self.client = None;
         self.network = None;
         self.known = None;
+        self.router_row = None;
         self.view = RouterView::default();
     }
 
@@ -228,6 +232,7 @@ impl Session {
         self.next_try = None;
         self.view = RouterView::default();
         self.known = None;
+        self.router_row = None;
         self.attributes = BTreeMap::new();
         for kind in sync::KINDS {
             self.bump("query");
@@ -265,14 +270,14 @@ impl Session {
                 return None;
             }
         }
-        if let Err(e) = self.check_identity().await {
+        let from_memory = self.changed && self.known.is_some();
+        self.changed = false;
+        if let Err(e) = self.check_identity(from_memory).await {
             return self.lost(&e);
         }
         if self.foreign.is_some() {
             return None;
         }
-        let from_memory = self.changed && self.known.is_some();
-        self.changed = false;
         let applied_at = Instant::now();
         let known = match self.apply(now, from_memory).await {
             Ok(known) => known,
@@ -293,15 +298,26 @@ impl Session {
         result
     }
 
-    async fn check_identity(&mut self) -> Result<(), MgmtError> {
-        let Some(client) = self.client.as_mut() else {
-            return Err(MgmtError::Lost("not connected".to_string()));
+    /// Whose router answers, and whether its id and mode are the
+    /// config's. The `router` row cannot change without a restart, which
+    /// drops the connection: a sync planned from memory reuses the row
+    /// this connection read.
+    async fn check_identity(&mut self, from_memory: bool) -> Result<(), MgmtError> {
+        let row = match self.router_row.clone().filter(|_| from_memory) {
+            Some(row) => row,
+            None => {
+                let Some(client) = self.client.as_mut() else {
+                    return Err(MgmtError::Lost("not connected".to_string()));
+                };
+                *self.counts.entry("query").or_default() += 1;
+                let rows = client
+                    .query("router", &["id", "mode", "metadata", "version"])
+                    .await?;
+                let row = rows.into_iter().next().unwrap_or_default();
+                self.router_row = Some(row.clone());
+                row
+            }
         };
-        *self.counts.entry("query").or_default() += 1;
-        let rows = client
-            .query("router", &["id", "mode", "metadata", "version"])
-            .await?;
-        let row = rows.first().cloned().unwrap_or_default();
         let site = text(row.get("metadata"))
             .and_then(|m| serde_json::from_str::<Value>(&m).ok())
             .and_then(|m| text(m.get("id")));
@@ -440,10 +456,17 @@ impl Session {
             self.known = Some(observed);
             statuses
         };
+        let planning = Instant::now();
         let ops = match &self.known {
             Some(known) => sync::plan(&self.desired, known),
             None => return Err(MgmtError::Lost("nothing observed".into())),
         };
+        tracing::debug!(
+            from_memory,
+            ops = ops.len(),
+            plan_ms = ms(planning.elapsed()),
+            "router plan"
+        );
         let mut refused = BTreeMap::new();
         for op in ops {
             let result = self.send(&op).await;
