@@ -105,7 +105,12 @@ fn main() {
             );
             double.stop().await;
         }
-        for n in [1usize, 1_000] {
+        // SKUPPERD_BENCH_E2E_SIZES picks the end-to-end sizes (empty: none).
+        let e2e: Vec<usize> = std::env::var("SKUPPERD_BENCH_E2E_SIZES")
+            .ok()
+            .map(|v| v.split(',').filter_map(|s| s.parse().ok()).collect())
+            .unwrap_or_else(|| vec![1, 1_000]);
+        for n in e2e {
             match end_to_end::run(n).await {
                 Some((p50, p99, count)) => println!(
                     "listeners={n:>5} end_to_end file_written->router_applied p50={p50:?} p99={p99:?} ({count} samples)"

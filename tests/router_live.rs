@@ -422,3 +422,192 @@ fn a_router_mode_change_restarts_the_router_and_says_so() {
     wait_status(&d, &home, "Site", "west", "status: Ready");
     assert_ne!(router_pid(&home), Some(first));
 }
+
+/// The management session alone against a double: how a sync decides
+/// between planning from what it already knows and observing the router.
+mod memory {
+    use super::*;
+    use skupperd::plan::Platform;
+    use skupperd::router::session::{Session, Target};
+    use skupperd::router::{Credentials, Key, Management};
+
+    struct Live {
+        home: DataHome,
+        double: RouterDouble,
+        session: Session,
+        config: serde_json::Value,
+    }
+
+    fn read(home: &DataHome, rel: &str) -> Vec<u8> {
+        std::fs::read(home.ns("west").join(rel)).unwrap()
+    }
+
+    fn credentials(home: &DataHome) -> Credentials {
+        Credentials {
+            client_cert_pem: read(home, "runtime/certs/skupper-local-client/tls.crt"),
+            client_key_pem: read(home, "runtime/certs/skupper-local-client/tls.key"),
+            ca_pem: read(home, "runtime/certs/skupper-local-client/ca.crt"),
+        }
+    }
+
+    fn target(home: &DataHome, port: u16, site_id: &str) -> Option<Target> {
+        Some(Target {
+            port,
+            site_id: site_id.into(),
+            platform: Platform::Linux,
+            credentials: credentials(home),
+        })
+    }
+
+    /// The sample site (listener/backend) rendered, a double, and a
+    /// session that has synced it once.
+    async fn live() -> Live {
+        let home = DataHome::new();
+        home.sample("west");
+        skupperd()
+            .arg("render")
+            .arg(home.ns("west"))
+            .assert()
+            .code(0);
+        let double = RouterDouble::start(
+            DoubleConfig::new(
+                read(&home, "runtime/certs/skupper-local-server/tls.crt"),
+                read(&home, "runtime/certs/skupper-local-server/tls.key"),
+                read(&home, "runtime/certs/skupper-local-server/ca.crt"),
+            )
+            .expect("reference schema"),
+        )
+        .await
+        .unwrap();
+        let mut session = Session::default();
+        session.set_target(target(&home, double.port(), "first"));
+        let bytes = read(&home, "runtime/router/skrouterd.json");
+        session.set_config(&bytes);
+        session.sync("t0").await.expect("reachable");
+        assert!(double.entity("listener/backend").is_some());
+        Live {
+            config: serde_json::from_slice(&bytes).unwrap(),
+            home,
+            double,
+            session,
+        }
+    }
+
+    impl Live {
+        /// A new config where listener/backend has this observer.
+        fn observer(&mut self, value: &str) {
+            for pair in self.config.as_array_mut().unwrap() {
+                if pair[1]["name"] == "listener/backend" {
+                    pair[1]["observer"] = value.into();
+                }
+            }
+            assert!(self
+                .session
+                .set_config(&serde_json::to_vec(&self.config).unwrap()));
+        }
+
+        /// Someone with skmanage deletes the listener behind skupperd's back.
+        async fn delete_behind_the_back(&self) {
+            let mut other = skupperd::router::connect(self.double.port(), &credentials(&self.home))
+                .await
+                .unwrap();
+            other
+                .delete("tcpListener", Key::Name("listener/backend"))
+                .await
+                .unwrap();
+            assert!(self.double.entity("listener/backend").is_none());
+        }
+
+        fn operations_since(&self, n: usize) -> Vec<String> {
+            self.double.operations()[n..]
+                .iter()
+                .map(|o| format!("{} {} {}", o.operation, o.entity_type, o.status_code))
+                .collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_costs_its_own_operations_and_an_unchanged_sync_observes_everything() {
+        let mut l = live().await;
+        let before = l.double.operations().len();
+        l.observer("http1");
+        let view = l.session.sync("t1").await.expect("reachable");
+        let ops = l.operations_since(before);
+        assert!(
+            ops.contains(&"UPDATE tcpListener 200".to_string()),
+            "{ops:?}"
+        );
+        assert!(
+            !ops.iter().any(|o| o.starts_with("QUERY tcpConnector")),
+            "a change is planned from what the session knows: {ops:?}"
+        );
+        assert_eq!(
+            view.last_changes,
+            ["update tcpListener listener/backend (observer http1)"]
+        );
+
+        let before = l.double.operations().len();
+        l.session.sync("t2").await.expect("reachable");
+        let ops = l.operations_since(before);
+        for kind in [
+            "sslProfile",
+            "tcpListener",
+            "tcpConnector",
+            "connector",
+            "listener",
+        ] {
+            assert!(
+                ops.contains(&format!("QUERY {kind} 200")),
+                "an unchanged sync is a drift check of every type: {ops:?}"
+            );
+        }
+        assert!(!ops.iter().any(|o| !o.starts_with("QUERY")), "{ops:?}");
+    }
+
+    #[tokio::test]
+    async fn an_entity_deleted_behind_skupperds_back_is_restored_by_the_drift_check() {
+        let mut l = live().await;
+        l.delete_behind_the_back().await;
+        let view = l.session.sync("t1").await.expect("reachable");
+        assert!(l.double.entity("listener/backend").is_some());
+        assert_eq!(view.last_changes, ["create tcpListener listener/backend"]);
+    }
+
+    #[tokio::test]
+    async fn a_change_meeting_a_stale_memory_is_planned_again_from_the_router() {
+        let mut l = live().await;
+        l.delete_behind_the_back().await;
+        l.observer("http1");
+        let view = l.session.sync("t1").await.expect("reachable");
+        let backend = l.double.entity("listener/backend").expect("re-created");
+        assert_eq!(backend.attrs["observer"], "http1");
+        assert!(view.refused.is_empty(), "{view:?}");
+        assert!(view.confirmed.contains("listener/backend"), "{view:?}");
+    }
+
+    #[tokio::test]
+    async fn after_a_reconnect_the_router_is_observed_before_anything_is_planned() {
+        let mut l = live().await;
+        l.delete_behind_the_back().await;
+        // A new target: the connection (and what it knew) is dropped.
+        l.session
+            .set_target(target(&l.home, l.double.port(), "second"));
+        l.observer("http1");
+        let before = l.double.operations().len();
+        let view = l.session.sync("t1").await.expect("reachable");
+        let ops = l.operations_since(before);
+        assert!(
+            ops.contains(&"CREATE tcpListener 201".to_string()),
+            "{ops:?}"
+        );
+        assert!(
+            !ops.iter().any(|o| o.ends_with(" 404")),
+            "nothing planned from what the old connection knew: {ops:?}"
+        );
+        assert_eq!(
+            l.double.entity("listener/backend").unwrap().attrs["observer"],
+            "http1"
+        );
+        assert!(view.refused.is_empty(), "{view:?}");
+    }
+}

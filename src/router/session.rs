@@ -73,7 +73,21 @@ pub struct Session {
     attributes: BTreeMap<String, Vec<String>>,
     /// `desired` and `desired_router` match `config_bytes`.
     parsed: bool,
+    /// What the router has, per managed type, as this connection last saw
+    /// it: the rows of the last observation with every operation answered
+    /// since applied to them. `None` until observed, and after anything
+    /// that makes it doubtful (a reconnect, a refusal).
+    known: Option<Observed>,
+    /// The config changed since the last sync: that sync plans from
+    /// `known` instead of QUERYing every type again.
+    changed: bool,
+    /// The `router` row this connection read (id, mode, metadata,
+    /// version).
+    router_row: Option<Map<String, Value>>,
 }
+
+/// QUERY rows per short type.
+type Observed = BTreeMap<String, Vec<Map<String, Value>>>;
 
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
@@ -81,6 +95,10 @@ fn text(v: Option<&Value>) -> Option<String> {
         Value::Null => None,
         other => Some(other.to_string()),
     }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 fn count(v: Option<&Value>) -> u64 {
@@ -110,6 +128,7 @@ impl Session {
         }
         self.config_bytes = bytes.to_vec();
         self.parsed = false;
+        self.changed = true;
         true
     }
 
@@ -118,18 +137,30 @@ impl Session {
             return;
         }
         self.parsed = true;
+        // Taken apart in place: a config of a thousand entities is not
+        // copied on the way.
         let parsed: Vec<(String, Map<String, Value>)> =
-            serde_json::from_slice::<Value>(&self.config_bytes)
-                .ok()
-                .and_then(|v| v.as_array().cloned())
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|pair| {
-                    let kind = pair.get(0)?.as_str()?.to_string();
-                    let attrs = pair.get(1)?.as_object()?.clone();
-                    Some((kind, attrs))
-                })
-                .collect();
+            match serde_json::from_slice::<Value>(&self.config_bytes) {
+                Ok(Value::Array(pairs)) => pairs
+                    .into_iter()
+                    .filter_map(|pair| {
+                        let Value::Array(pair) = pair else {
+                            return None;
+                        };
+                        let mut pair = pair.into_iter();
+                        let kind = match pair.next()? {
+                            Value::String(kind) => kind,
+                            _ => return None,
+                        };
+                        let attrs = match pair.next()? {
+                            Value::Object(attrs) => attrs,
+                            _ => return None,
+                        };
+                        Some((kind, attrs))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
         self.desired_router = parsed.iter().find(|(k, _)| k == "router").map(|(_, a)| {
             (
                 text(a.get("id")).unwrap_or_default(),
@@ -141,11 +172,7 @@ impl Session {
             .as_ref()
             .map(|t| t.platform)
             .unwrap_or(Platform::Linux);
-        let borrowed: Vec<(&str, Map<String, Value>)> = parsed
-            .iter()
-            .map(|(k, a)| (k.as_str(), a.clone()))
-            .collect();
-        self.desired = sync::management_entities(&borrowed, platform);
+        self.desired = sync::management_entities_owned(parsed, platform);
     }
 
     /// When a sync that the backoff put off is due.
@@ -160,6 +187,8 @@ impl Session {
     pub fn disconnect(&mut self) {
         self.client = None;
         self.network = None;
+        self.known = None;
+        self.router_row = None;
         self.view = RouterView::default();
     }
 
@@ -202,6 +231,8 @@ impl Session {
         self.backoff = Duration::ZERO;
         self.next_try = None;
         self.view = RouterView::default();
+        self.known = None;
+        self.router_row = None;
         self.attributes = BTreeMap::new();
         for kind in sync::KINDS {
             self.bump("query");
@@ -217,7 +248,18 @@ impl Session {
 
     /// Full sync: connect if needed, check the router is this site's,
     /// apply the difference, then poll. `None` = router not reachable.
+    ///
+    /// A sync after a config change plans from what this connection knows
+    /// the router has (the last observation plus the operations answered
+    /// since), so a change costs its own operations, not a QUERY of every
+    /// entity. Every other sync (the periodic resync, a pass that changed
+    /// nothing for the router, the first after a connect) observes the
+    /// router from scratch: that is the drift check that repairs changes
+    /// made behind skupperd's back. A refusal met while planning from
+    /// memory means memory may be wrong: the plan is made again from a
+    /// fresh observation at once.
     pub async fn sync(&mut self, now: &str) -> Option<RouterView> {
+        let started = Instant::now();
         match self.ensure_connected().await {
             Ok(true) => self.parse_config(),
             Ok(false) => return None,
@@ -228,31 +270,54 @@ impl Session {
                 return None;
             }
         }
-        if let Err(e) = self.check_identity().await {
+        let from_memory = self.changed && self.known.is_some();
+        self.changed = false;
+        if let Err(e) = self.check_identity(from_memory).await {
             return self.lost(&e);
         }
         if self.foreign.is_some() {
             return None;
         }
-        let known = match self.apply(now).await {
+        let applied_at = Instant::now();
+        let known = match self.apply(now, from_memory).await {
             Ok(known) => known,
             Err(e) => return self.lost(&e),
         };
-        match self.poll_inner(Some(known)).await {
+        let polled_at = Instant::now();
+        let result = match self.poll_inner(Some(known)).await {
             Ok(()) => Some(self.view.clone()),
             Err(e) => self.lost(&e),
-        }
+        };
+        tracing::debug!(
+            from_memory,
+            identity_ms = ms(applied_at - started),
+            apply_ms = ms(polled_at - applied_at),
+            poll_ms = ms(polled_at.elapsed()),
+            "router sync"
+        );
+        result
     }
 
-    async fn check_identity(&mut self) -> Result<(), MgmtError> {
-        let Some(client) = self.client.as_mut() else {
-            return Err(MgmtError::Lost("not connected".to_string()));
+    /// Whose router answers, and whether its id and mode are the
+    /// config's. The `router` row cannot change without a restart, which
+    /// drops the connection: a sync planned from memory reuses the row
+    /// this connection read.
+    async fn check_identity(&mut self, from_memory: bool) -> Result<(), MgmtError> {
+        let row = match self.router_row.clone().filter(|_| from_memory) {
+            Some(row) => row,
+            None => {
+                let Some(client) = self.client.as_mut() else {
+                    return Err(MgmtError::Lost("not connected".to_string()));
+                };
+                *self.counts.entry("query").or_default() += 1;
+                let rows = client
+                    .query("router", &["id", "mode", "metadata", "version"])
+                    .await?;
+                let row = rows.into_iter().next().unwrap_or_default();
+                self.router_row = Some(row.clone());
+                row
+            }
         };
-        *self.counts.entry("query").or_default() += 1;
-        let rows = client
-            .query("router", &["id", "mode", "metadata", "version"])
-            .await?;
-        let row = rows.first().cloned().unwrap_or_default();
         let site = text(row.get("metadata"))
             .and_then(|m| serde_json::from_str::<Value>(&m).ok())
             .and_then(|m| text(m.get("id")));
@@ -277,7 +342,21 @@ impl Session {
         Ok(())
     }
 
-    async fn observe(&mut self) -> Result<BTreeMap<String, Vec<Map<String, Value>>>, MgmtError> {
+    /// The attributes observed of a type: what a plan compares (and the
+    /// listener states the status needs), among what this router has, so
+    /// answers stay small.
+    fn observed_attributes(&self, kind: &str) -> Vec<&'static str> {
+        let available = self.attributes.get(kind);
+        let mut attrs: Vec<&'static str> = vec!["name"];
+        attrs.extend(sync::set_by_skupperd(kind));
+        if kind == "tcpListener" {
+            attrs.extend(["operStatus", "connectionMsg"]);
+        }
+        attrs.retain(|a| available.is_none_or(|names| names.iter().any(|n| n == a)));
+        attrs
+    }
+
+    async fn observe(&mut self) -> Result<Observed, MgmtError> {
         let mut observed = BTreeMap::new();
         let with_addresses = self
             .view
@@ -288,15 +367,7 @@ impl Session {
             if kind == "listenerAddress" && !with_addresses {
                 continue;
             }
-            // Only what a plan compares (and the listener states the
-            // status needs), among what this router has: smaller answers.
-            let available = self.attributes.get(kind);
-            let mut attrs: Vec<&str> = vec!["name"];
-            attrs.extend(sync::set_by_skupperd(kind));
-            if kind == "tcpListener" {
-                attrs.extend(["operStatus", "connectionMsg"]);
-            }
-            attrs.retain(|a| available.is_none_or(|names| names.iter().any(|n| n == a)));
+            let attrs = self.observed_attributes(kind);
             self.bump("query");
             let Some(client) = self.client.as_mut() else {
                 return Err(MgmtError::Lost("not connected".to_string()));
@@ -306,24 +377,131 @@ impl Session {
         Ok(observed)
     }
 
-    /// Applies the plan; answers the listener statuses the observation
-    /// already showed (entities just created or replaced are down until
-    /// the next poll), so the poll that follows need not ask again.
-    async fn apply(&mut self, now: &str) -> Result<ListenerStatuses, MgmtError> {
-        let observed = self.observe().await?;
-        let ops = sync::plan(&self.desired, &observed);
+    /// Keeps `known` in line with an operation the router accepted; its
+    /// answer (the entity with the router's defaults) is what a QUERY
+    /// would show.
+    fn remember(&mut self, op: &Op, answer: Option<Map<String, Value>>) {
+        let attrs = self.observed_attributes(op.kind());
+        let Some(known) = self.known.as_mut() else {
+            return;
+        };
+        let rows = known.entry(op.kind().to_string()).or_default();
+        let at = rows
+            .iter()
+            .position(|r| r.get("name").and_then(Value::as_str) == Some(op.name()));
+        let project = |from: &Map<String, Value>| -> Map<String, Value> {
+            attrs
+                .iter()
+                .map(|a| (a.to_string(), from.get(*a).cloned().unwrap_or(Value::Null)))
+                .collect()
+        };
+        match op {
+            Op::Delete { .. } => {
+                if let Some(i) = at {
+                    rows.remove(i);
+                }
+            }
+            Op::Create(e) => {
+                let mut row = project(
+                    answer
+                        .as_ref()
+                        .filter(|a| !a.is_empty())
+                        .unwrap_or(&e.attrs),
+                );
+                row.insert("name".into(), Value::from(op.name()));
+                match at {
+                    Some(i) => {
+                        if let Some(r) = rows.get_mut(i) {
+                            *r = row;
+                        }
+                    }
+                    None => rows.push(row),
+                }
+            }
+            Op::Update { attrs: changes, .. } => {
+                let Some(row) = at.and_then(|i| rows.get_mut(i)) else {
+                    // Updated something memory did not have: it is stale.
+                    self.known = None;
+                    return;
+                };
+                let answer = answer.filter(|a| !a.is_empty());
+                for (k, v) in answer.as_ref().unwrap_or(changes) {
+                    if attrs.contains(&k.as_str()) {
+                        row.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// One plan, from memory or from a fresh observation, sent operation
+    /// by operation (each appended to `sent`). Answers the refusals and the
+    /// listener states before the plan; `None`: planned from memory and
+    /// the router refused something, so memory may be wrong and nothing is
+    /// concluded.
+    async fn apply_round(
+        &mut self,
+        from_memory: bool,
+        sent: &mut Vec<Op>,
+    ) -> Result<Option<(BTreeMap<String, String>, ListenerStatuses)>, MgmtError> {
+        let statuses: ListenerStatuses = if from_memory {
+            // Listener states as the last sync or poll saw them.
+            self.view.listeners.clone()
+        } else {
+            let observed = self.observe().await?;
+            let statuses = observed
+                .get("tcpListener")
+                .map(|rows| listener_statuses(rows))
+                .unwrap_or_default();
+            self.known = Some(observed);
+            statuses
+        };
+        let planning = Instant::now();
+        let ops = match &self.known {
+            Some(known) => sync::plan(&self.desired, known),
+            None => return Err(MgmtError::Lost("nothing observed".into())),
+        };
+        tracing::debug!(
+            from_memory,
+            ops = ops.len(),
+            plan_ms = ms(planning.elapsed()),
+            "router plan"
+        );
         let mut refused = BTreeMap::new();
-        for op in &ops {
-            let result = self.send(op).await;
+        for op in ops {
+            let result = self.send(&op).await;
+            sent.push(op);
+            let Some(op) = sent.last() else { continue };
             match result {
                 Ok(()) => {}
                 Err(MgmtError::Refused { code, description }) => {
+                    if from_memory {
+                        return Ok(None);
+                    }
                     tracing::warn!(op = %op.name(), code, %description, "router refused");
                     refused.insert(op.name().to_string(), format!("{code} {description}"));
                 }
                 Err(e) => return Err(e),
             }
         }
+        Ok(Some((refused, statuses)))
+    }
+
+    /// Applies the plan; answers the listener statuses the observation
+    /// already showed (entities just created or replaced are down until
+    /// the next poll), so the poll that follows need not ask again.
+    async fn apply(&mut self, now: &str, from_memory: bool) -> Result<ListenerStatuses, MgmtError> {
+        let mut ops = Vec::new();
+        let (refused, mut statuses) = match self.apply_round(from_memory, &mut ops).await? {
+            Some(round) => round,
+            None => {
+                tracing::debug!("a refusal while planning from memory: observing the router again");
+                self.known = None;
+                self.apply_round(false, &mut ops)
+                    .await?
+                    .ok_or_else(|| MgmtError::Lost("no plan from a fresh observation".into()))?
+            }
+        };
         if !ops.is_empty() {
             self.view.last_sync = Some(now.to_string());
             self.view.last_changes = sync::summarize(&ops);
@@ -337,10 +515,6 @@ impl Session {
             .filter(|n| !refused.contains_key(n))
             .collect();
         self.view.refused = refused;
-        let mut statuses: ListenerStatuses = observed
-            .get("tcpListener")
-            .map(|rows| listener_statuses(rows))
-            .unwrap_or_default();
         for op in &ops {
             match op {
                 Op::Delete { kind, name } if kind == "tcpListener" => {
@@ -359,6 +533,8 @@ impl Session {
         Ok(statuses)
     }
 
+    /// Sends one operation and keeps `known` in line with the answer: a
+    /// refusal makes it doubtful.
     async fn send(&mut self, op: &Op) -> Result<(), MgmtError> {
         let Some(client) = self.client.as_mut() else {
             return Err(MgmtError::Lost("not connected".to_string()));
@@ -368,20 +544,29 @@ impl Session {
                 let name = e.name().unwrap_or_default().to_string();
                 (
                     "create",
-                    client.create(&e.kind, &name, &e.attrs).await.map(|_| ()),
+                    client.create(&e.kind, &name, &e.attrs).await.map(Some),
                 )
             }
             Op::Update { kind, name, attrs } => (
                 "update",
-                client
-                    .update(kind, Key::Name(name), attrs)
-                    .await
-                    .map(|_| ()),
+                client.update(kind, Key::Name(name), attrs).await.map(Some),
             ),
-            Op::Delete { kind, name } => ("delete", client.delete(kind, Key::Name(name)).await),
+            Op::Delete { kind, name } => (
+                "delete",
+                client.delete(kind, Key::Name(name)).await.map(|()| None),
+            ),
         };
         self.bump(name);
-        result
+        match result {
+            Ok(answer) => {
+                self.remember(op, answer);
+                Ok(())
+            }
+            Err(e) => {
+                self.known = None;
+                Err(e)
+            }
+        }
     }
 
     /// The light poll of router.md 3.9, plus bind-failure retries.

@@ -23,23 +23,33 @@ pub fn management_entities(
 ) -> Vec<Entity> {
     rendered
         .iter()
-        .map(|(kind, attrs)| {
-            let mut attrs = attrs.clone();
-            if *kind == super::compare::SSL_PROFILE && platform != Platform::Linux {
-                for value in attrs.values_mut() {
-                    if let Value::String(s) = value {
-                        if let Some(rest) = s.strip_prefix(BASE_PATH_VAR) {
-                            *s = format!("{CONTAINER_BASE_PATH}{rest}");
-                        }
-                    }
+        .map(|(kind, attrs)| management_entity((*kind).to_owned(), attrs.clone(), platform))
+        .collect()
+}
+
+/// [`management_entities`] for entities the caller owns (parsed from
+/// `skrouterd.json`): nothing is copied.
+pub fn management_entities_owned(
+    rendered: Vec<(String, Map<String, Value>)>,
+    platform: Platform,
+) -> Vec<Entity> {
+    rendered
+        .into_iter()
+        .map(|(kind, attrs)| management_entity(kind, attrs, platform))
+        .collect()
+}
+
+fn management_entity(kind: String, mut attrs: Map<String, Value>, platform: Platform) -> Entity {
+    if kind == super::compare::SSL_PROFILE && platform != Platform::Linux {
+        for value in attrs.values_mut() {
+            if let Value::String(s) = value {
+                if let Some(rest) = s.strip_prefix(BASE_PATH_VAR) {
+                    *s = format!("{CONTAINER_BASE_PATH}{rest}");
                 }
             }
-            Entity {
-                kind: (*kind).to_owned(),
-                attrs,
-            }
-        })
-        .collect()
+        }
+    }
+    Entity { kind, attrs }
 }
 
 /// One line per operation: `create tcpListener listener/backend`,

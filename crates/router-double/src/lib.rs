@@ -142,8 +142,19 @@ pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 pub(crate) fn apply(shared: &Shared, request: &table::Request) -> table::Reply {
     let mut state = lock(shared);
     let reply = state.table.handle(request);
-    // Only a change can open or close sockets; QUERY and READ are hot.
-    if !matches!(request.operation.as_str(), "QUERY" | "READ") {
+    // Only a change to a listener, a connector or a listener's address can
+    // open or close sockets; QUERY and READ are hot.
+    let sockets_change = request
+        .entity_type
+        .as_deref()
+        .map(table::short_type)
+        .is_some_and(|t| {
+            matches!(
+                t.as_str(),
+                "tcpListener" | "tcpConnector" | "listenerAddress"
+            )
+        });
+    if sockets_change && !matches!(request.operation.as_str(), "QUERY" | "READ") {
         sync_sockets(&mut state, shared);
     }
     reply

@@ -182,15 +182,15 @@ impl Table {
 
     /// Local tcpConnectors with the address (the router's subscriberCount).
     /// Every address's consumer count, local and injected, in one pass.
-    pub fn consumer_counts(&self) -> HashMap<String, usize> {
-        let mut counts: HashMap<String, usize> = HashMap::new();
+    pub fn consumer_counts(&self) -> HashMap<&str, usize> {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
         for c in self.of_type("tcpConnector") {
             if let Some(a) = c.str_attr("address") {
-                *counts.entry(a.to_string()).or_default() += 1;
+                *counts.entry(a).or_default() += 1;
             }
         }
         for (a, n) in &self.remote {
-            *counts.entry(a.clone()).or_default() += *n as usize;
+            *counts.entry(a.as_str()).or_default() += *n as usize;
         }
         counts
     }
@@ -212,31 +212,27 @@ impl Table {
 
     /// The addresses a tcpListener serves: its `address`, or for a
     /// multi-address listener the addresses of its listenerAddresses.
-    pub fn listener_addresses(&self, listener: &StoredEntity) -> Vec<String> {
+    pub fn listener_addresses<'a>(&'a self, listener: &'a StoredEntity) -> Vec<&'a str> {
         let multi = listener
             .str_attr("multiAddressStrategy")
             .is_some_and(|s| s != "none");
         if multi {
             self.of_type("listenerAddress")
                 .filter(|a| a.str_attr("listener") == Some(listener.name()))
-                .filter_map(|a| a.str_attr("address").map(String::from))
+                .filter_map(|a| a.str_attr("address"))
                 .collect()
         } else {
-            listener
-                .str_attr("address")
-                .map(String::from)
-                .into_iter()
-                .collect()
+            listener.str_attr("address").into_iter().collect()
         }
     }
 
     /// The first local tcpConnector for any of the addresses: its name,
     /// host and port.
-    pub fn forward_target(&self, addresses: &[String]) -> Option<(String, String, String)> {
+    pub fn forward_target(&self, addresses: &[&str]) -> Option<(String, String, String)> {
         self.of_type("tcpConnector")
             .find(|c| {
                 c.str_attr("address")
-                    .is_some_and(|a| addresses.iter().any(|x| x == a))
+                    .is_some_and(|a| addresses.contains(&a))
             })
             .map(|c| {
                 (
@@ -543,39 +539,50 @@ impl Table {
             }
             req.attribute_names.clone()
         };
-        let rows: Vec<Entity> = if entity_type == "router.address" {
+        // Rows are projected straight from the table: a page costs the rows
+        // it returns, not a copy of every entity of the type.
+        let count = req.count.unwrap_or(usize::MAX);
+        let rows: Vec<Vec<Value>> = if entity_type == "router.address" {
             self.address_rows()
+                .iter()
+                .map(|row| names.iter().map(|n| row.attr(n)).collect::<Vec<_>>())
+                .filter(|row| row.iter().any(|v| !v.is_null()))
+                .skip(req.offset)
+                .take(count)
+                .collect()
         } else {
-            self.of_type(entity_type).map(|e| e.attrs.clone()).collect()
+            self.of_type(entity_type)
+                .filter(|e| {
+                    names
+                        .iter()
+                        .any(|n| e.attrs.get(n).is_some_and(|v| !v.is_null()))
+                })
+                .skip(req.offset)
+                .take(count)
+                .map(|e| {
+                    names
+                        .iter()
+                        .map(|n| e.attrs.get(n).cloned().unwrap_or(Value::Null))
+                        .collect()
+                })
+                .collect()
         };
-        let rows = rows
-            .iter()
-            .map(|e| {
-                names
-                    .iter()
-                    .map(|n| e.get(n).cloned().unwrap_or(Value::Null))
-                    .collect::<Vec<_>>()
-            })
-            .filter(|row| row.iter().any(|v| !v.is_null()))
-            .skip(req.offset)
-            .take(req.count.unwrap_or(usize::MAX))
-            .collect();
         Reply::ok(200, Answer::Table { names, rows })
     }
 
     /// `router.address` rows `M<address>` for every address a listener
     /// watches or a connector (local or remote) serves.
-    fn address_rows(&self) -> Vec<Entity> {
-        let mut addresses: Vec<String> = self
+    fn address_rows(&self) -> Vec<AddressRow<'_>> {
+        let mut addresses: Vec<&str> = self
             .of_type("tcpListener")
             .flat_map(|l| self.listener_addresses(l))
             .chain(
                 self.of_type("tcpConnector")
-                    .filter_map(|c| c.str_attr("address").map(String::from)),
+                    .filter_map(|c| c.str_attr("address")),
             )
-            .chain(self.remote.keys().cloned())
+            .chain(self.remote.keys().map(String::as_str))
             .collect();
-        addresses.sort();
+        addresses.sort_unstable();
         addresses.dedup();
         let mut local: HashMap<&str, usize> = HashMap::new();
         for c in self.of_type("tcpConnector") {
@@ -584,31 +591,35 @@ impl Table {
             }
         }
         addresses
-            .iter()
-            .map(|a| {
-                let key = format!("M{a}");
-                let mut row = Entity::new();
-                for k in ["name", "identity", "key"] {
-                    row.insert(k.into(), Value::from(key.as_str()));
-                }
-                row.insert(
-                    "type".into(),
-                    Value::from(format!("{PREFIX}router.address")),
-                );
-                row.insert("distribution".into(), Value::from("balanced"));
-                row.insert(
-                    "subscriberCount".into(),
-                    Value::from(local.get(a.as_str()).copied().unwrap_or(0)),
-                );
-                row.insert(
-                    "remoteCount".into(),
-                    Value::from(self.remote.get(a).copied().unwrap_or(0)),
-                );
-                row.insert("inProcess".into(), Value::from(0));
-                row.insert("containerCount".into(), Value::from(0));
-                row
+            .into_iter()
+            .map(|address| AddressRow {
+                address,
+                local: local.get(address).copied().unwrap_or(0),
+                remote: self.remote.get(address).copied().unwrap_or(0),
             })
             .collect()
+    }
+}
+
+/// One `router.address` row, computed from the table; its attributes are
+/// made only for the rows and names a QUERY asks for.
+struct AddressRow<'a> {
+    address: &'a str,
+    local: usize,
+    remote: u32,
+}
+
+impl AddressRow<'_> {
+    fn attr(&self, name: &str) -> Value {
+        match name {
+            "name" | "identity" | "key" => Value::from(format!("M{}", self.address)),
+            "type" => Value::from(format!("{PREFIX}router.address")),
+            "distribution" => Value::from("balanced"),
+            "subscriberCount" => Value::from(self.local),
+            "remoteCount" => Value::from(self.remote),
+            "inProcess" | "containerCount" => Value::from(0),
+            _ => Value::Null,
+        }
     }
 }
 

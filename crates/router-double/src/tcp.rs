@@ -9,12 +9,13 @@
 //! the double cannot reach). Deleting a listener closes its socket and its
 //! connections; deleting a connector closes the connections proxied to it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinHandle};
 
+use crate::table::StoredEntity;
 use crate::{lock, Shared, State};
 
 /// Socket state per tcpListener name.
@@ -54,48 +55,32 @@ impl Drop for Sockets {
     }
 }
 
-struct Wanted {
-    name: String,
-    identity: String,
-    host: String,
-    port: String,
-    consumed: bool,
-}
-
 /// Brings every listener socket in line with the entity table. Must run
-/// inside the tokio runtime (it registers new sockets with it).
+/// inside the tokio runtime (it registers new sockets with it). It runs
+/// after every mutation, so it allocates only for what changes: one pass
+/// over the listeners, a status written only where it differs.
 pub(crate) fn sync(state: &mut State, shared: &Shared) {
-    let table = &state.table;
+    let State { table, sockets, .. } = state;
     let counts = table.consumer_counts();
-    let wanted: Vec<Wanted> = table
+    // In creation order: of two listeners on one port, the older binds.
+    let listeners: Vec<&StoredEntity> = table
         .entities()
         .iter()
         .filter(|e| e.entity_type == "tcpListener")
-        .map(|l| Wanted {
-            name: l.name().to_string(),
-            identity: l.str_attr("identity").unwrap_or("").to_string(),
-            host: l.str_attr("host").unwrap_or("").to_string(),
-            port: l.str_attr("port").unwrap_or("").to_string(),
-            consumed: table
-                .listener_addresses(l)
-                .iter()
-                .any(|a| counts.get(a).copied().unwrap_or(0) > 0),
-        })
         .collect();
-    let connectors: Vec<String> = table
+    let identities: HashMap<&str, &str> = listeners
+        .iter()
+        .map(|l| (l.name(), l.str_attr("identity").unwrap_or("")))
+        .collect();
+    let connectors: HashSet<&str> = table
         .entities()
         .iter()
         .filter(|e| e.entity_type == "tcpConnector")
-        .map(|c| c.name().to_string())
+        .map(StoredEntity::name)
         .collect();
 
-    let wanted_by_name: HashMap<&str, &str> = wanted
-        .iter()
-        .map(|w| (w.name.as_str(), w.identity.as_str()))
-        .collect();
-    let sockets = &mut state.sockets;
     sockets.listeners.retain(|name, rt| {
-        let keep = wanted_by_name
+        let keep = identities
             .get(name.as_str())
             .is_some_and(|identity| *identity == rt.identity);
         if !keep {
@@ -105,8 +90,10 @@ pub(crate) fn sync(state: &mut State, shared: &Shared) {
     });
     for rt in sockets.listeners.values_mut() {
         rt.conns.retain(|(connector, conn)| {
-            let keep =
-                !conn.is_finished() && connector.as_ref().is_none_or(|c| connectors.contains(c));
+            let keep = !conn.is_finished()
+                && connector
+                    .as_ref()
+                    .is_none_or(|c| connectors.contains(c.as_str()));
             if !keep {
                 conn.abort();
             }
@@ -115,24 +102,38 @@ pub(crate) fn sync(state: &mut State, shared: &Shared) {
     }
 
     let mut statuses = Vec::new();
-    for w in &wanted {
-        let rt = sockets
-            .listeners
-            .entry(w.name.clone())
-            .or_insert_with(|| ListenerRuntime {
-                identity: w.identity.clone(),
-                accept: None,
-                bind_failed: false,
-                conns: Vec::new(),
-            });
+    for l in listeners {
+        let name = l.name();
+        let consumed = table
+            .listener_addresses(l)
+            .iter()
+            .any(|a| counts.get(a).copied().unwrap_or(0) > 0);
+        if !sockets.listeners.contains_key(name) {
+            sockets.listeners.insert(
+                name.to_string(),
+                ListenerRuntime {
+                    identity: l.str_attr("identity").unwrap_or("").to_string(),
+                    accept: None,
+                    bind_failed: false,
+                    conns: Vec::new(),
+                },
+            );
+        }
+        let Some(rt) = sockets.listeners.get_mut(name) else {
+            continue;
+        };
+        let (host, port) = (
+            l.str_attr("host").unwrap_or(""),
+            l.str_attr("port").unwrap_or(""),
+        );
         let mut message = None;
-        if w.consumed && rt.accept.is_none() && !rt.bind_failed {
-            match bind(&w.host, &w.port) {
+        if consumed && rt.accept.is_none() && !rt.bind_failed {
+            match bind(host, port) {
                 Ok(listener) => {
-                    tracing::info!(listener = %w.name, host = %w.host, port = %w.port, "listening for client connections");
+                    tracing::info!(listener = %name, %host, %port, "listening for client connections");
                     rt.accept = Some(tokio::spawn(accept_loop(
                         listener,
-                        w.name.clone(),
+                        name.to_string(),
                         shared.clone(),
                     )));
                 }
@@ -142,21 +143,27 @@ pub(crate) fn sync(state: &mut State, shared: &Shared) {
                     } else {
                         e.to_string()
                     };
-                    let msg = format!("{text} - listen on {}:{}", w.host, w.port);
-                    tracing::warn!(listener = %w.name, "{msg}");
+                    let msg = format!("{text} - listen on {host}:{port}");
+                    tracing::warn!(listener = %name, "{msg}");
                     rt.bind_failed = true;
                     message = Some(msg);
                 }
             }
-        } else if !w.consumed {
+        } else if !consumed {
             if let Some(accept) = rt.accept.take() {
-                tracing::info!(listener = %w.name, "closing listener socket: no service available");
+                tracing::info!(listener = %name, "closing listener socket: no service available");
                 accept.abort();
             }
         }
-        statuses.push((w.name.clone(), rt.accept.is_some(), message));
+        let up = rt.accept.is_some();
+        let shown = l.str_attr("operStatus") == Some(if up { "up" } else { "down" });
+        if !shown || message.is_some() {
+            statuses.push((name.to_string(), up, message));
+        }
     }
-    state.table.set_listener_statuses(statuses);
+    if !statuses.is_empty() {
+        table.set_listener_statuses(statuses);
+    }
 }
 
 fn bind(host: &str, port: &str) -> std::io::Result<TcpListener> {
