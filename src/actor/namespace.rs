@@ -272,7 +272,14 @@ impl Actor {
     }
 
     async fn run(mut self) -> Result<Exit, ActorError> {
-        let result = self.run_loop().await;
+        let mut result = self.run_loop().await;
+        // A pass that failed because the namespace directory was deleted
+        // under it is the end of the namespace, not a failure to retry.
+        let dir_gone = self.state.as_ref().is_some_and(|s| !s.ns_dir.is_dir());
+        if result.is_err() && dir_gone {
+            info!("namespace directory deleted: stopping its actor");
+            result = Ok(Exit::Gone);
+        }
         // Routers of the process runner are children: they stop with the
         // actor (platform.md 1.2).
         self.router.stop().await;

@@ -149,6 +149,10 @@ impl Supervisor {
                 slot.state = SlotState::Stopping { reappeared: false };
             }
             SlotState::Backoff { .. } => {
+                info!(
+                    namespace = name,
+                    "namespace directory deleted: its failed actor is not restarted"
+                );
                 self.slots.remove(name);
             }
         }
