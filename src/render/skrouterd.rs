@@ -248,62 +248,38 @@ pub fn listener_text(
 }
 
 pub fn render(c: &Config) -> String {
-    let mut connectors: Vec<(String, String)> = c
-        .connectors
-        .iter()
-        .filter_map(|(name, config)| match config {
-            ResourceConfig::Connector(k) => Some(connector_text(name, k)),
-            _ => None,
-        })
-        .collect();
-    connectors.sort();
-    let listeners: Vec<String> = c
-        .listeners
-        .iter()
-        .filter_map(|(name, config)| match config {
-            ResourceConfig::Listener(l) => Some(listener_text(name, l, c.profiles)),
-            _ => None,
-        })
-        .collect();
-    let connectors: Vec<&str> = connectors.iter().map(|(_, t)| t.as_str()).collect();
-    let listeners: Vec<&str> = listeners.iter().map(String::as_str).collect();
-    render_with(c, &connectors, &listeners)
+    let texts: Vec<String> = light_entities(c).iter().map(text_of).collect();
+    join(texts.iter().map(String::as_str))
 }
 
 /// The file from the texts of its tcpConnectors (in entity-name order) and
 /// tcpListeners (in resource-name order); `c.listeners` and `c.connectors`
 /// are not read.
 pub fn render_with(c: &Config, connectors: &[&str], listeners: &[&str]) -> String {
-    let head = head_entities(c);
-    let tail = tail_entities(c);
-    let body: usize = connectors
-        .iter()
-        .chain(listeners)
-        .map(|t| t.len() + 2)
-        .sum();
-    let mut out: Vec<u8> = Vec::with_capacity(4096 + body);
-    out.extend_from_slice(b"[\n");
-    let mut first = true;
-    let mut sep = |out: &mut Vec<u8>| {
-        if !first {
-            out.extend_from_slice(b",\n");
+    let head: Vec<String> = head_entities(c).iter().map(text_of).collect();
+    let tail: Vec<String> = tail_entities(c).iter().map(text_of).collect();
+    join(
+        head.iter()
+            .map(String::as_str)
+            .chain(connectors.iter().copied())
+            .chain(listeners.iter().copied())
+            .chain(tail.iter().map(String::as_str)),
+    )
+}
+
+/// Entity texts as the file holds them: a JSON array, one entity a block.
+fn join<'t>(texts: impl Iterator<Item = &'t str> + Clone) -> String {
+    let size: usize = texts.clone().map(|t| t.len() + 2).sum();
+    let mut out = String::with_capacity(size + 8);
+    out.push_str("[\n");
+    for (i, t) in texts.enumerate() {
+        if i > 0 {
+            out.push_str(",\n");
         }
-        first = false;
-    };
-    for e in &head {
-        sep(&mut out);
-        entity_text(&mut out, e);
+        out.push_str(t);
     }
-    for t in connectors.iter().chain(listeners) {
-        sep(&mut out);
-        out.extend_from_slice(t.as_bytes());
-    }
-    for e in &tail {
-        sep(&mut out);
-        entity_text(&mut out, e);
-    }
-    out.extend_from_slice(b"\n]\n");
-    String::from_utf8(out).unwrap_or_default()
+    out.push_str("\n]\n");
+    out
 }
 
 /// The file layout of router.md 9: `["type", {` then one attribute a line.
