@@ -257,6 +257,11 @@ fn prior_changes(prior: &Prior, records: &[(Arc<Entry>, Arc<PriorRecord>)]) -> V
     let mut out = Vec::new();
     let mut old = prior.records.iter().peekable();
     for (e, r) in records {
+        // A record carried over is the very `Arc` of the prior state: found
+        // without comparing keys.
+        if old.next_if(|(_, p)| Arc::ptr_eq(p, r)).is_some() {
+            continue;
+        }
         let key = (e.kind, e.name.as_str());
         while let Some(((k, n), _)) = old.next_if(|((k, n), _)| (*k, n.as_str()) < key) {
             out.push(((*k, n.clone()), None));
@@ -314,10 +319,19 @@ fn deletes(
     records_written: bool,
 ) -> Vec<String> {
     let dir = super::prior::RESOURCES_DIR;
-    let mut out: Vec<String> = inputs
+    // Everything but `runtime/resources/`, by ranges: that directory holds
+    // nearly all files.
+    let resources_end = "runtime/resources0";
+    let others = inputs
         .runtime
-        .keys()
-        .filter(|p| !p.starts_with(dir))
+        .range::<str, _>((Bound::Unbounded, Bound::Excluded(dir)))
+        .chain(
+            inputs
+                .runtime
+                .range::<str, _>((Bound::Included(resources_end), Bound::Unbounded)),
+        );
+    let mut out: Vec<String> = others
+        .map(|(p, _)| p)
         .filter(|p| {
             is_owned(p) && !files.contains_key(*p) && p.as_str() != super::prior::STATUS_FILE
         })

@@ -110,21 +110,41 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
     let mut slots: Vec<Slot> = Vec::with_capacity(decoded.len());
     for &((kind, name), defs) in &decoded {
         let key = (kind, name);
-        while priors
-            .next_if(|((k, n), _)| (*k, n.as_str()) < key)
-            .is_some()
-        {}
-        let prior = priors
-            .next_if(|((k, n), _)| (*k, n.as_str()) == key)
-            .map(|(_, r)| r);
-        while old.next_if(|s| (s.kind, s.name.as_str()) < key).is_some() {
-            keys_changed = true;
-        }
-        let mut slot = match old.next_if(|s| (s.kind, s.name.as_str()) == key) {
+        // The old slot, found first by the identity of its first
+        // definition (no string comparison), else by key.
+        let first_def = defs.first().copied();
+        let same_def = |s: &Slot| {
+            let built = s.built.as_ref().and_then(|b| b.defs.first());
+            matches!((built, first_def), (Some(a), Some(b)) if Arc::ptr_eq(a, b))
+        };
+        let mut slot = match old.next_if(same_def) {
             Some(s) => s,
             None => {
-                keys_changed = true;
-                Slot::new(kind, name)
+                while old.next_if(|s| (s.kind, s.name.as_str()) < key).is_some() {
+                    keys_changed = true;
+                }
+                match old.next_if(|s| (s.kind, s.name.as_str()) == key) {
+                    Some(s) => s,
+                    None => {
+                        keys_changed = true;
+                        Slot::new(kind, name)
+                    }
+                }
+            }
+        };
+        // Its prior record likewise: the one the slot was built with is
+        // most often still the next one.
+        let slot_prior = slot.built.as_ref().and_then(|b| b.prior.as_ref());
+        let prior = match priors.next_if(|(_, r)| slot_prior.is_some_and(|p| Arc::ptr_eq(p, r))) {
+            Some((_, r)) => Some(r),
+            None => {
+                while priors
+                    .next_if(|((k, n), _)| (*k, n.as_str()) < key)
+                    .is_some()
+                {}
+                priors
+                    .next_if(|((k, n), _)| (*k, n.as_str()) == key)
+                    .map(|(_, r)| r)
             }
         };
         let file_errors: &[&Problem] = if by_resource.is_empty() {
