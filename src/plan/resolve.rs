@@ -326,9 +326,10 @@ pub fn place_listeners(res: &mut Resolution, management_port: Option<u16>) {
     let order = listeners()
         .filter(|(_, e)| e.unchanged)
         .chain(listeners().filter(|(_, e)| !e.unchanged));
-    let mut placement = management_port
-        .map(Placement::management)
-        .unwrap_or_default();
+    let mut placement = Placement::with_capacity(res.entries.len() + 1);
+    if let Some(port) = management_port {
+        placement = placement.with_management(port);
+    }
     let mut losses = Vec::new();
     for (index, e) in order {
         let mut why = None;

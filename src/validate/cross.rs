@@ -36,18 +36,44 @@ pub struct Placement<'a> {
     /// By port: only bindings on the same port can overlap. The first
     /// binding of a port is held inline: most ports have only one.
     placed: std::collections::HashMap<u16, (Placed<'a>, Vec<Placed<'a>>)>,
+    /// The host parsed last: listeners mostly share one or two hosts.
+    last_host: Option<(&'a str, BindHost)>,
 }
 
 impl<'a> Placement<'a> {
+    /// Room for `n` bindings, so placing them never rehashes.
+    pub fn with_capacity(n: usize) -> Placement<'a> {
+        Placement {
+            placed: std::collections::HashMap::with_capacity(n),
+            last_host: None,
+        }
+    }
+
+    fn parse(&mut self, host: &'a str) -> BindHost {
+        match &self.last_host {
+            Some((h, b)) if *h == host => b.clone(),
+            _ => {
+                let b = BindHost::parse(host);
+                self.last_host = Some((host, b.clone()));
+                b
+            }
+        }
+    }
+
     pub fn management(port: u16) -> Placement<'a> {
-        let mut p = Placement::default();
+        Placement::default().with_management(port)
+    }
+
+    /// Adds the router's management port.
+    pub fn with_management(mut self, port: u16) -> Placement<'a> {
+        let p = &mut self;
         p.add(Placed {
             host: BindHost::parse("127.0.0.1"),
             host_text: "127.0.0.1",
             port,
             owner: Owner::Management,
         });
-        p
+        self
     }
 
     /// What `host:port` would overlap, as the message tail for listener
@@ -95,7 +121,7 @@ impl<'a> Placement<'a> {
     /// Places `host:port` for `listener` when it is free, else says what it
     /// overlaps (the host is parsed once).
     pub fn try_place(&mut self, host: &'a str, port: u16, listener: &'a str) -> Result<(), String> {
-        let bind = BindHost::parse(host);
+        let bind = self.parse(host);
         if let Some(why) = self.conflict_with(&bind, host, port) {
             return Err(why);
         }
