@@ -530,12 +530,14 @@ impl State {
         if !self.loaded {
             self.runtime = fsio::read_runtime(&self.ns_dir)?;
             self.prior = read_prior(&self.runtime);
+            plan::hollow_records(&mut self.runtime);
             self.site_active = self.runtime.contains_key(plan::prior::CONFIG_FILE);
             self.loaded = true;
         } else if trigger == Trigger::Resync {
             // The safety net also covers runtime files someone else
             // removed or changed: they are compared against the disk again.
             self.runtime = fsio::read_runtime(&self.ns_dir)?;
+            plan::hollow_records(&mut self.runtime);
         }
         if matches!(
             trigger,
@@ -581,7 +583,13 @@ impl State {
             self.runtime.remove(&rel);
         }
         for (rel, file) in writes {
-            self.runtime.insert(rel, file.bytes);
+            // Record bytes are not kept (see `plan::hollow_records`).
+            let bytes = if rel.starts_with(plan::prior::RESOURCES_DIR) {
+                Vec::new()
+            } else {
+                file.bytes
+            };
+            self.runtime.insert(rel, bytes);
         }
         prior.apply(&mut self.prior);
         self.site_active = site_active;
