@@ -2,7 +2,8 @@
 //!
 //! It owns the per-file input cache, the bytes of the runtime files
 //! skupperd owns (read once, then kept in step with every applied
-//! outcome), the prior state (read once, then updated by each outcome's
+//! outcome; resource records by path only, see `plan::hollow_records`),
+//! the reconcile memo, the prior state (read once, then updated by each outcome's
 //! `prior` changes) and a [`Coalescer`]. Events only mark it dirty (with the
 //! input files they named); a pass reads the current input
 //! (level-triggered: the named files again, or the whole tree whenever
