@@ -105,8 +105,6 @@ pub fn run(
                     namespace_path: inputs.namespace_path,
                     version: inputs.version,
                     profiles: &profiles,
-                    listeners: Vec::new(),
-                    connectors: Vec::new(),
                 };
                 let text = render_config(&config, &res, memo);
                 files.insert(

@@ -4,10 +4,9 @@
 //! so it carries no comments.
 
 use crate::plan::creds::{Profile, LOCAL_SERVER};
-use crate::plan::entry::Config as ResourceConfig;
 use crate::plan::{Identity, Platform};
 use crate::validate::{ConnectorConfig, ListenerConfig, SiteConfig};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 pub struct Config<'a> {
@@ -20,8 +19,6 @@ pub struct Config<'a> {
     pub namespace_path: &'a str,
     pub version: &'a str,
     pub profiles: &'a BTreeMap<String, Profile>,
-    pub listeners: Vec<(&'a str, &'a ResourceConfig)>,
-    pub connectors: Vec<(&'a str, &'a ResourceConfig)>,
 }
 
 /// `<site name>-<first 8 hex digits of the site id>`: stable across renders.
@@ -44,46 +41,11 @@ pub fn cert_path(platform: Platform, namespace_path: &str, profile: &str, file: 
     }
 }
 
-type Entity = (&'static str, Map<String, Value>);
 /// An entity as rendered: attributes in file order, keys not allocated.
 type Light = (&'static str, Vec<(&'static str, Value)>);
 
 fn attrs(pairs: Vec<(&'static str, Value)>) -> Vec<(&'static str, Value)> {
     pairs
-}
-
-/// The entities of the config, as (type, attributes) pairs.
-pub fn entities(c: &Config) -> Vec<Entity> {
-    light_entities(c)
-        .into_iter()
-        .map(|(kind, a)| {
-            (
-                kind,
-                a.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-            )
-        })
-        .collect()
-}
-
-fn light_entities(c: &Config) -> Vec<Light> {
-    let mut out = head_entities(c);
-    let mut connectors: Vec<(String, Light)> = c
-        .connectors
-        .iter()
-        .filter_map(|(name, config)| match config {
-            ResourceConfig::Connector(k) => Some(connector_entity(name, k)),
-            _ => None,
-        })
-        .collect();
-    connectors.sort_by(|a, b| a.0.cmp(&b.0));
-    out.extend(connectors.into_iter().map(|(_, e)| e));
-    for (name, config) in &c.listeners {
-        if let ResourceConfig::Listener(l) = config {
-            out.push(listener_entity(name, l, c.profiles));
-        }
-    }
-    out.extend(tail_entities(c));
-    out
 }
 
 /// router, sslProfiles, the management listener and the address.
@@ -247,14 +209,9 @@ pub fn listener_text(
     text_of(&listener_entity(name, l, profiles))
 }
 
-pub fn render(c: &Config) -> String {
-    let texts: Vec<String> = light_entities(c).iter().map(text_of).collect();
-    join(texts.iter().map(String::as_str))
-}
-
-/// The file from the texts of its tcpConnectors (in entity-name order) and
-/// tcpListeners (in resource-name order); `c.listeners` and `c.connectors`
-/// are not read.
+/// The file from the texts of its tcpConnectors (in entity-name order,
+/// [`connector_text`]) and tcpListeners (in resource-name order,
+/// [`listener_text`]).
 pub fn render_with(c: &Config, connectors: &[&str], listeners: &[&str]) -> String {
     let head: Vec<String> = head_entities(c).iter().map(text_of).collect();
     let tail: Vec<String> = tail_entities(c).iter().map(text_of).collect();
@@ -282,25 +239,29 @@ fn join<'t>(texts: impl Iterator<Item = &'t str> + Clone) -> String {
     out
 }
 
-/// The file layout of router.md 9: `["type", {` then one attribute a line.
-pub fn format_entities(entities: &[Entity]) -> String {
-    let mut out = String::from("[\n");
-    for (i, (kind, a)) in entities.iter().enumerate() {
-        out.push_str(&format!("    [{}, {{\n", Value::from(*kind)));
-        let lines: Vec<String> = a
-            .iter()
-            .map(|(k, v)| format!("        {}: {}", Value::from(k.as_str()), v))
-            .collect();
-        out.push_str(&lines.join(",\n"));
-        out.push_str("\n    }]");
-        out.push_str(if i + 1 < entities.len() { ",\n" } else { "\n" });
-    }
-    out.push_str("]\n");
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::{Map, Value};
+
+    type Entity = (&'static str, Map<String, Value>);
+
+    /// The file layout of router.md 9: `["type", {` then one attribute a line.
+    fn format_entities(entities: &[Entity]) -> String {
+        let mut out = String::from("[\n");
+        for (i, (kind, a)) in entities.iter().enumerate() {
+            out.push_str(&format!("    [{}, {{\n", Value::from(*kind)));
+            let lines: Vec<String> = a
+                .iter()
+                .map(|(k, v)| format!("        {}: {}", Value::from(k.as_str()), v))
+                .collect();
+            out.push_str(&lines.join(",\n"));
+            out.push_str("\n    }]");
+            out.push_str(if i + 1 < entities.len() { ",\n" } else { "\n" });
+        }
+        out.push_str("]\n");
+        out
+    }
+
     #[test]
     fn the_fast_writer_matches_the_reference_layout() {
         use crate::plan::tests::{listener, Scenario};
@@ -326,6 +287,6 @@ mod tests {
                 (kind, e[1].as_object().unwrap().clone())
             })
             .collect();
-        assert_eq!(super::format_entities(&entities), text);
+        assert_eq!(format_entities(&entities), text);
     }
 }

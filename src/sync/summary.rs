@@ -12,7 +12,7 @@ const BASE_PATH_VAR: &str = "${SSL_PROFILE_BASE_PATH}";
 /// management, so requests carry the expanded path.
 pub const CONTAINER_BASE_PATH: &str = "/etc/skupper-router";
 
-/// Rendered config entities (`render::skrouterd::entities`) as the entities
+/// The entities of a rendered `skrouterd.json` as the entities
 /// to compare with a live router: on podman and docker the certificate
 /// paths of sslProfiles get the container's base path; on linux they are
 /// already absolute host paths. Other entity types pass through unchanged
