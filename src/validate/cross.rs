@@ -60,14 +60,9 @@ impl<'a> Placement<'a> {
         }
     }
 
-    pub fn management(port: u16) -> Placement<'a> {
-        Placement::default().with_management(port)
-    }
-
     /// Adds the router's management port.
     pub fn with_management(mut self, port: u16) -> Placement<'a> {
-        let p = &mut self;
-        p.add(Placed {
+        self.add(Placed {
             host: BindHost::parse("127.0.0.1"),
             host_text: "127.0.0.1",
             port,
@@ -76,12 +71,8 @@ impl<'a> Placement<'a> {
         self
     }
 
-    /// What `host:port` would overlap, as the message tail for listener
-    /// `name`; `None` when it is free.
-    pub fn conflict(&self, host: &str, port: u16) -> Option<String> {
-        self.conflict_with(&BindHost::parse(host), host, port)
-    }
-
+    /// What `host:port` would overlap, as a message tail; `None` when it
+    /// is free.
     fn conflict_with(&self, bind: &BindHost, host: &str, port: u16) -> Option<String> {
         let (first, more) = self.placed.get(&port)?;
         let hit = std::iter::once(first)
@@ -109,15 +100,6 @@ impl<'a> Placement<'a> {
         }
     }
 
-    pub fn place(&mut self, host: &'a str, port: u16, listener: &'a str) {
-        self.add(Placed {
-            host: BindHost::parse(host),
-            host_text: host,
-            port,
-            owner: Owner::Listener(listener),
-        });
-    }
-
     /// Places `host:port` for `listener` when it is free, else says what it
     /// overlaps (the host is parsed once).
     pub fn try_place(&mut self, host: &'a str, port: u16, listener: &'a str) -> Result<(), String> {
@@ -141,24 +123,27 @@ mod tests {
 
     #[test]
     fn management_port_comes_first() {
-        let p = Placement::management(5671);
+        let mut p = Placement::default().with_management(5671);
         assert_eq!(
-            p.conflict("0.0.0.0", 5671).unwrap(),
+            p.try_place("0.0.0.0", 5671, "a").unwrap_err(),
             "127.0.0.1:5671 is the router's management port; choose another port"
         );
-        assert!(p.conflict("::1", 5671).is_none());
+        assert!(p.try_place("::1", 5671, "b").is_ok());
     }
 
     #[test]
     fn listeners_overlap_by_address_rule() {
         let mut p = Placement::default();
-        p.place("127.0.0.1", 8080, "a");
+        p.try_place("127.0.0.1", 8080, "a").unwrap();
         assert_eq!(
-            p.conflict("0.0.0.0", 8080).unwrap(),
+            p.try_place("0.0.0.0", 8080, "b").unwrap_err(),
             "0.0.0.0:8080 overlaps listener \"a\" (127.0.0.1:8080); a host and port can be used by one listener only"
         );
-        assert!(p.conflict("127.0.0.2", 8080).is_none());
-        assert!(p.conflict("127.0.0.1", 8081).is_none());
-        assert!(p.conflict("::", 8080).unwrap().contains("[::]:8080"));
+        assert!(p.try_place("127.0.0.2", 8080, "c").is_ok());
+        assert!(p.try_place("127.0.0.1", 8081, "d").is_ok());
+        assert!(p
+            .try_place("::", 8080, "e")
+            .unwrap_err()
+            .contains("[::]:8080"));
     }
 }
