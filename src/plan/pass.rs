@@ -158,8 +158,8 @@ pub fn run(
     };
     let records_written = active.is_some() && site_error.is_none();
     let (present, stale_records) = record_files(inputs, memo);
-    if records_written {
-        let records = statuses(
+    let records = if records_written {
+        statuses(
             inputs,
             &res,
             memo,
@@ -168,11 +168,11 @@ pub fn run(
             &mut files,
             &present,
             &mut outcome.resources,
-        );
-        next.records = prior_changes(inputs.prior, &records);
+        )
     } else {
-        next.records = prior_changes(inputs.prior, &[]);
-    }
+        Vec::new()
+    };
+    next.records = prior_changes(inputs.prior, &records);
     outcome.site_active = records_written;
 
     // Status file last: it says whether anything else changed.
