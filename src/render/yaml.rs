@@ -116,15 +116,8 @@ fn is_plain_safe(s: &str) -> bool {
         && !SPECIAL.contains(&s)
 }
 
-/// A string scalar, quoted when a YAML 1.1 or 1.2 reader could take it for
-/// something else.
-pub fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    push_string(&mut out, s);
-    out
-}
-
-/// [`string`], written to `out`.
+/// A string scalar, written to `out`; quoted when a YAML 1.1 or 1.2
+/// reader could take it for something else.
 pub fn push_string(out: &mut String, s: &str) {
     if is_plain_safe(s) {
         out.push_str(s);
