@@ -172,7 +172,7 @@ impl Session {
             .as_ref()
             .map(|t| t.platform)
             .unwrap_or(Platform::Linux);
-        self.desired = sync::management_entities_owned(parsed, platform);
+        self.desired = sync::management_entities(parsed, platform);
     }
 
     /// When a sync that the backoff put off is due.

@@ -46,7 +46,7 @@ mod proptests;
 mod tests;
 
 pub use compare::{owned, set_by_skupperd, KINDS};
-pub use summary::{management_entities, management_entities_owned, summarize, CONTAINER_BASE_PATH};
+pub use summary::{management_entities, summarize, CONTAINER_BASE_PATH};
 
 use compare::{
     differing, effective, reference, short_kind, Norm, CONNECTOR, LISTENER, LISTENER_ADDRESS,

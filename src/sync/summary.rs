@@ -18,18 +18,6 @@ pub const CONTAINER_BASE_PATH: &str = "/etc/skupper-router";
 /// already absolute host paths. Other entity types pass through unchanged
 /// ([`super::plan`] ignores those it does not manage).
 pub fn management_entities(
-    rendered: &[(&str, Map<String, Value>)],
-    platform: Platform,
-) -> Vec<Entity> {
-    rendered
-        .iter()
-        .map(|(kind, attrs)| management_entity((*kind).to_owned(), attrs.clone(), platform))
-        .collect()
-}
-
-/// [`management_entities`] for entities the caller owns (parsed from
-/// `skrouterd.json`): nothing is copied.
-pub fn management_entities_owned(
     rendered: Vec<(String, Map<String, Value>)>,
     platform: Platform,
 ) -> Vec<Entity> {

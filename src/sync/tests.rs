@@ -418,8 +418,11 @@ fn management_paths_replace_the_container_variable_on_podman_and_docker_only() {
                 "tls.crt"
             )),
         );
-        let rendered = [("sslProfile", attrs.clone()), ("tcpListener", Map::new())];
-        let out = management_entities(&rendered, platform);
+        let rendered = vec![
+            ("sslProfile".to_string(), attrs.clone()),
+            ("tcpListener".to_string(), Map::new()),
+        ];
+        let out = management_entities(rendered, platform);
         let got = out[0].attrs.get("certFile").and_then(Value::as_str);
         let expected = match platform {
             Platform::Linux => "/data/namespaces/ns/runtime/certs/web-tls/tls.crt",
