@@ -2,15 +2,10 @@
 //! reaches the router live, unchanged entities are never touched, and the
 //! router's answers become the view the status is computed from.
 
+use crate::support::live::{double_config, ns_file, render, target};
 use crate::support::*;
-use router_double::{DoubleConfig, RouterDouble};
-use skupperd::plan::Platform;
-use skupperd::router::session::{Session, Target};
-use skupperd::router::Credentials;
-
-fn read(home: &DataHome, rel: &str) -> Vec<u8> {
-    std::fs::read(home.ns("west").join(rel)).unwrap()
-}
+use router_double::RouterDouble;
+use skupperd::router::session::Session;
 
 struct Live {
     home: DataHome,
@@ -22,30 +17,13 @@ async fn live() -> Live {
     let home = DataHome::new();
     home.sample("west");
     home.write("west", "input/resources/db.yaml", "apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: db\nspec:\n  host: 127.0.0.1\n  port: 5432\n");
-    skupperd()
-        .arg("render")
-        .arg(home.ns("west"))
-        .assert()
-        .code(0);
-    let config = DoubleConfig::new(
-        read(&home, "runtime/certs/skupper-local-server/tls.crt"),
-        read(&home, "runtime/certs/skupper-local-server/tls.key"),
-        read(&home, "runtime/certs/skupper-local-server/ca.crt"),
-    )
-    .expect("reference schema");
-    let double = RouterDouble::start(config).await.unwrap();
+    render(&home, "west");
+    let double = RouterDouble::start(double_config(&home, "west"))
+        .await
+        .unwrap();
     let mut session = Session::default();
-    session.set_target(Some(Target {
-        port: double.port(),
-        site_id: "unused-by-the-double".into(),
-        platform: Platform::Linux,
-        credentials: Credentials {
-            client_cert_pem: read(&home, "runtime/certs/skupper-local-client/tls.crt"),
-            client_key_pem: read(&home, "runtime/certs/skupper-local-client/tls.key"),
-            ca_pem: read(&home, "runtime/certs/skupper-local-client/ca.crt"),
-        },
-    }));
-    session.set_config(&read(&home, "runtime/router/skrouterd.json"));
+    session.set_target(target(&home, "west", double.port(), "unused-by-the-double"));
+    session.set_config(&ns_file(&home, "west", "runtime/router/skrouterd.json"));
     Live {
         home,
         double,
@@ -99,7 +77,7 @@ async fn an_observer_change_is_an_update_in_place() {
         .code(0);
     assert!(l
         .session
-        .set_config(&read(&l.home, "runtime/router/skrouterd.json")));
+        .set_config(&ns_file(&l.home, "west", "runtime/router/skrouterd.json")));
     let before = l.double.mutations().len();
     let view = l.session.sync("t1").await.expect("reachable");
     let ops: Vec<String> = l.double.mutations()[before..]

@@ -4,7 +4,7 @@
 
 use crate::support::daemon::{eventually, Daemon, Start};
 use crate::support::*;
-use router_double::{DoubleConfig, RouterDouble};
+use router_double::RouterDouble;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -240,22 +240,13 @@ fn with_external_double(home: &DataHome) -> (Daemon, RouterDouble, tokio::runtim
         .find_map(|l| l.strip_prefix("managementPort: "))
         .and_then(|p| p.trim().parse().ok())
         .unwrap();
-    let read = |f: &str| {
-        std::fs::read(
-            home.ns("west")
-                .join("runtime/certs/skupper-local-server")
-                .join(f),
-        )
-        .unwrap()
-    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     // Another test may hold the port for a moment (tests that probe ports
     // run in parallel): try again rather than fail.
     let double = eventually(
         "the double to bind the management port",
         || {
-            let mut cfg =
-                DoubleConfig::new(read("tls.crt"), read("tls.key"), read("ca.crt")).ok()?;
+            let mut cfg = crate::support::live::double_config(home, "west");
             cfg.port = port;
             let started = rt.block_on(RouterDouble::start(cfg)).ok();
             if started.is_none() {
@@ -427,9 +418,9 @@ fn a_router_mode_change_restarts_the_router_and_says_so() {
 /// between planning from what it already knows and observing the router.
 mod memory {
     use super::*;
-    use skupperd::plan::Platform;
-    use skupperd::router::session::{Session, Target};
-    use skupperd::router::{Credentials, Key, Management};
+    use crate::support::live::{client_credentials, double_config, ns_file, render, target};
+    use skupperd::router::session::Session;
+    use skupperd::router::{Key, Management};
 
     struct Live {
         home: DataHome,
@@ -438,50 +429,18 @@ mod memory {
         config: serde_json::Value,
     }
 
-    fn read(home: &DataHome, rel: &str) -> Vec<u8> {
-        std::fs::read(home.ns("west").join(rel)).unwrap()
-    }
-
-    fn credentials(home: &DataHome) -> Credentials {
-        Credentials {
-            client_cert_pem: read(home, "runtime/certs/skupper-local-client/tls.crt"),
-            client_key_pem: read(home, "runtime/certs/skupper-local-client/tls.key"),
-            ca_pem: read(home, "runtime/certs/skupper-local-client/ca.crt"),
-        }
-    }
-
-    fn target(home: &DataHome, port: u16, site_id: &str) -> Option<Target> {
-        Some(Target {
-            port,
-            site_id: site_id.into(),
-            platform: Platform::Linux,
-            credentials: credentials(home),
-        })
-    }
-
     /// The sample site (listener/backend) rendered, a double, and a
     /// session that has synced it once.
     async fn live() -> Live {
         let home = DataHome::new();
         home.sample("west");
-        skupperd()
-            .arg("render")
-            .arg(home.ns("west"))
-            .assert()
-            .code(0);
-        let double = RouterDouble::start(
-            DoubleConfig::new(
-                read(&home, "runtime/certs/skupper-local-server/tls.crt"),
-                read(&home, "runtime/certs/skupper-local-server/tls.key"),
-                read(&home, "runtime/certs/skupper-local-server/ca.crt"),
-            )
-            .expect("reference schema"),
-        )
-        .await
-        .unwrap();
+        render(&home, "west");
+        let double = RouterDouble::start(double_config(&home, "west"))
+            .await
+            .unwrap();
         let mut session = Session::default();
-        session.set_target(target(&home, double.port(), "first"));
-        let bytes = read(&home, "runtime/router/skrouterd.json");
+        session.set_target(target(&home, "west", double.port(), "first"));
+        let bytes = ns_file(&home, "west", "runtime/router/skrouterd.json");
         session.set_config(&bytes);
         session.sync("t0").await.expect("reachable");
         assert!(double.entity("listener/backend").is_some());
@@ -508,9 +467,12 @@ mod memory {
 
         /// Someone with skmanage deletes the listener behind skupperd's back.
         async fn delete_behind_the_back(&self) {
-            let mut other = skupperd::router::connect(self.double.port(), &credentials(&self.home))
-                .await
-                .unwrap();
+            let mut other = skupperd::router::connect(
+                self.double.port(),
+                &client_credentials(&self.home, "west"),
+            )
+            .await
+            .unwrap();
             other
                 .delete("tcpListener", Key::Name("listener/backend"))
                 .await
@@ -591,7 +553,7 @@ mod memory {
         l.delete_behind_the_back().await;
         // A new target: the connection (and what it knew) is dropped.
         l.session
-            .set_target(target(&l.home, l.double.port(), "second"));
+            .set_target(target(&l.home, "west", l.double.port(), "second"));
         l.observer("http1");
         let before = l.double.operations().len();
         let view = l.session.sync("t1").await.expect("reachable");

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod live;
 
 use assert_cmd::Command;
 use std::collections::BTreeMap;
