@@ -39,13 +39,6 @@ use std::time::{Duration, SystemTime};
 /// A file modified this close to our read of it is read again next time.
 pub const FRESH_WINDOW: Duration = Duration::from_secs(2);
 
-/// Fewer files than this are examined on the calling thread: starting
-/// threads would cost more than it saves.
-const PARALLEL_MIN: usize = 256;
-
-/// Most threads one scan uses.
-const MAX_WORKERS: usize = 8;
-
 /// What identifies one version of a file without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
@@ -344,40 +337,7 @@ fn examine(prev: Option<&Seen>, rel: &str, path: &Path) -> Option<Read> {
 /// [`examine`] for every file, in order, split over a few threads when
 /// there are many.
 fn examine_all(stamps: &HashMap<String, Seen>, files: &[(String, PathBuf)]) -> Vec<Option<Read>> {
-    let serial = |part: &[(String, PathBuf)]| -> Vec<Option<Read>> {
-        part.iter()
-            .map(|(rel, path)| examine(stamps.get(rel), rel, path))
-            .collect()
-    };
-    let workers = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(MAX_WORKERS);
-    if workers < 2 || files.len() < PARALLEL_MIN {
-        return serial(files);
-    }
-    let chunk = files.len().div_ceil(workers);
-    std::thread::scope(|scope| {
-        let jobs: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                let spawned = std::thread::Builder::new()
-                    .name("skupperd-scan".to_string())
-                    .spawn_scoped(scope, move || serial(part));
-                // No thread to be had: this one does the work.
-                (part, spawned.ok())
-            })
-            .collect();
-        let mut out = Vec::with_capacity(files.len());
-        for (part, handle) in jobs {
-            match handle.map(|h| h.join()) {
-                Some(Ok(reads)) => out.extend(reads),
-                // A panic in a worker is the pass's panic.
-                Some(Err(payload)) => std::panic::resume_unwind(payload),
-                None => out.extend(serial(part)),
-            }
-        }
-        out
-    })
+    crate::input::par::map(files, |(rel, path)| examine(stamps.get(rel), rel, path))
 }
 
 /// Whether a file modified at `modified` may still change within the same
@@ -670,7 +630,7 @@ mod tests {
     fn a_parallel_cold_scan_equals_reading_file_by_file() {
         let dir = tempfile::tempdir().unwrap();
         let res = dir.path().join("input/resources");
-        let n = PARALLEL_MIN * 3 + 7;
+        let n = crate::input::par::MIN_PARALLEL * 3 + 7;
         for i in 0..n {
             let text = if i % 97 == 0 {
                 "kind: [broken\n".to_string()

@@ -6,12 +6,13 @@
 //! wall time without changing the result or its order.
 
 /// Below this many items the threads cost more than they save.
-const MIN_PARALLEL: usize = 512;
+pub const MIN_PARALLEL: usize = 256;
 /// More threads than this only contend for the same disk and allocator.
 const MAX_THREADS: usize = 4;
 
 /// `items.iter().map(f).collect()`, computed on up to [`MAX_THREADS`]
-/// threads when there are enough items; same order either way. A panic in
+/// threads when there are enough items; same order either way. A chunk
+/// whose thread cannot be started runs on the calling thread; a panic in
 /// `f` is resumed on the calling thread, as if it had run there.
 pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
@@ -24,15 +25,21 @@ pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     let chunk = items.len().div_ceil(threads);
     let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items
+        let jobs: Vec<_> = items
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .map(|part| {
+                let spawned = std::thread::Builder::new()
+                    .name("skupperd-read".to_string())
+                    .spawn_scoped(scope, move || part.iter().map(f).collect::<Vec<R>>());
+                (part, spawned.ok())
+            })
             .collect();
         let mut out = Vec::with_capacity(items.len());
-        for handle in handles {
-            match handle.join() {
-                Ok(part) => out.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
+        for (part, handle) in jobs {
+            match handle.map(|h| h.join()) {
+                Some(Ok(done)) => out.extend(done),
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                None => out.extend(part.iter().map(f)),
             }
         }
         out
