@@ -44,10 +44,6 @@ pub fn cert_path(platform: Platform, namespace_path: &str, profile: &str, file: 
 /// An entity as rendered: attributes in file order, keys not allocated.
 type Light = (&'static str, Vec<(&'static str, Value)>);
 
-fn attrs(pairs: Vec<(&'static str, Value)>) -> Vec<(&'static str, Value)> {
-    pairs
-}
-
 /// router, sslProfiles, the management listener and the address.
 fn head_entities(c: &Config) -> Vec<Light> {
     let mut out: Vec<Light> = Vec::new();
@@ -63,7 +59,7 @@ fn head_entities(c: &Config) -> Vec<Light> {
     if let Some(n) = c.site.data_connections {
         router.push(("dataConnectionCount", json!(n.to_string())));
     }
-    out.push(("router", attrs(router)));
+    out.push(("router", router));
 
     for (name, p) in c.profiles {
         let path = |f: &str| json!(cert_path(c.platform, c.namespace_path, name, f));
@@ -75,12 +71,12 @@ fn head_entities(c: &Config) -> Vec<Light> {
             a.push(("certFile", path("tls.crt")));
             a.push(("privateKeyFile", path("tls.key")));
         }
-        out.push(("sslProfile", attrs(a)));
+        out.push(("sslProfile", a));
     }
 
     out.push((
         "listener",
-        attrs(vec![
+        vec![
             ("name", json!("skupper-local-normal")),
             ("role", json!("normal")),
             ("host", json!("127.0.0.1")),
@@ -88,14 +84,14 @@ fn head_entities(c: &Config) -> Vec<Light> {
             ("sslProfile", json!(LOCAL_SERVER)),
             ("saslMechanisms", json!("EXTERNAL")),
             ("authenticatePeer", json!(true)),
-        ]),
+        ],
     ));
     out.push((
         "address",
-        attrs(vec![
+        vec![
             ("prefix", json!("mc")),
             ("distribution", json!("multicast")),
-        ]),
+        ],
     ));
 
     out
@@ -148,26 +144,26 @@ fn tail_entities(c: &Config) -> Vec<Light> {
     let mut out: Vec<Light> = Vec::new();
     out.push((
         "log",
-        attrs(vec![
+        vec![
             ("module", json!("ROUTER_CORE")),
             ("enable", json!("error+")),
-        ]),
+        ],
     ));
     out.push((
         "log",
-        attrs(vec![
+        vec![
             ("module", json!("DEFAULT")),
             ("enable", json!(format!("{}+", c.site.router_logging))),
-        ]),
+        ],
     ));
     out.push((
         "site",
-        attrs(vec![
+        vec![
             ("name", json!(router_id)),
             ("namespace", json!(c.namespace)),
             ("platform", json!(c.platform.as_str())),
             ("version", json!(c.version)),
-        ]),
+        ],
     ));
     out
 }
