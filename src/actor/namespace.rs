@@ -537,8 +537,7 @@ impl State {
         } else if trigger == Trigger::Resync {
             // The safety net also covers runtime files someone else
             // removed or changed: they are compared against the disk again.
-            self.runtime = fsio::read_runtime(&self.ns_dir)?;
-            plan::hollow_records(&mut self.runtime);
+            self.runtime = fsio::read_runtime_hollow(&self.ns_dir)?;
         }
         if matches!(
             trigger,

@@ -287,20 +287,34 @@ pub fn read_platform(ns_dir: &Path, default: Platform) -> Result<Platform, Strin
 /// An owned file or a directory of `runtime/` that cannot be read is a
 /// [`ScanError`]: taking it for absent would make a new identity.
 pub fn read_runtime(ns_dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, ScanError> {
-    read_runtime_with(&Disk, ns_dir)
+    read_runtime_with(&Disk, ns_dir, true)
+}
+
+/// [`read_runtime`] with the resource records listed but not read: their
+/// bytes are empty, as `plan::hollow_records` leaves them. What the
+/// periodic resync needs, without reading a file per resource.
+pub fn read_runtime_hollow(ns_dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, ScanError> {
+    read_runtime_with(&Disk, ns_dir, false)
 }
 
 fn read_runtime_with(
     reader: &dyn DirReader,
     ns_dir: &Path,
+    records: bool,
 ) -> Result<BTreeMap<String, Vec<u8>>, ScanError> {
     let mut owned = Vec::new();
+    let mut listed_records = Vec::new();
     walk(reader, &ns_dir.join("runtime"), &mut |path| {
         let Ok(rel) = path.strip_prefix(ns_dir) else {
             return Ok(());
         };
         let rel = rel.to_string_lossy().into_owned();
-        if is_owned(&rel) {
+        if !is_owned(&rel) {
+            return Ok(());
+        }
+        if !records && rel.starts_with(crate::plan::prior::RESOURCES_DIR) {
+            listed_records.push(rel);
+        } else {
             owned.push((rel, path.to_path_buf()));
         }
         Ok(())
@@ -311,7 +325,10 @@ fn read_runtime_with(
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(scan_at(path)(e)),
     });
-    let mut out = BTreeMap::new();
+    let mut out: BTreeMap<String, Vec<u8>> = listed_records
+        .into_iter()
+        .map(|rel| (rel, Vec::new()))
+        .collect();
     for ((rel, _), bytes) in owned.into_iter().zip(read) {
         if let Some(bytes) = bytes? {
             out.insert(rel, bytes);
@@ -866,7 +883,7 @@ mod tests {
         let reader = FailingDir {
             fail: ns.join("runtime/resources"),
         };
-        let err = read_runtime_with(&reader, ns).unwrap_err();
+        let err = read_runtime_with(&reader, ns, true).unwrap_err();
         assert_eq!(err.path, ns.join("runtime/resources"));
     }
 
@@ -893,6 +910,27 @@ mod tests {
             .map(|(r, t)| (r.clone(), t.as_bytes().to_vec()))
             .collect();
         assert_eq!(runtime, expected);
+    }
+
+    #[test]
+    fn a_hollow_read_lists_records_and_reads_everything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path();
+        apply(
+            ns,
+            &outcome(&[
+                ("runtime/resources/Listener-a.yaml", "name: a\n", 0o644),
+                ("runtime/status.yaml", "status: x\n", 0o644),
+            ]),
+        )
+        .unwrap();
+        let full = read_runtime(ns).unwrap();
+        let mut hollowed = full.clone();
+        crate::plan::hollow_records(&mut hollowed);
+        let hollow = read_runtime_hollow(ns).unwrap();
+        assert_eq!(hollow, hollowed);
+        assert_eq!(hollow["runtime/status.yaml"], b"status: x\n");
+        assert!(hollow["runtime/resources/Listener-a.yaml"].is_empty());
     }
 
     #[test]
