@@ -32,6 +32,15 @@
 //!   `elapsed_ms`; the burst runs add `skupperd::watch=debug` for the
 //!   `watch event` lines).
 //!
+//! - No mass delete before a measurement: every data home is kept until
+//!   the bench ends. This VM's ext4 has no journal, and without one the
+//!   kernel's inode allocator steps over every inode deleted in the last
+//!   60-360 s (`recently_deleted()` in `find_inode_bit`, one inode-table
+//!   lookup each), so creating 10,000 files right after deleting 20,000
+//!   took 3-6 s instead of 0.25 s (perf: 60% of the time in
+//!   `recently_deleted`). Deleting the previous cold start's home made the
+//!   next cold start measure that instead of skupperd.
+//!
 //! Every wait has a patience bound; a section that runs out of patience
 //! is reported as FAILED and the others still run. Data homes live under
 //! `CARGO_TARGET_TMPDIR` (the real disk: fsync costs what it costs).
@@ -113,15 +122,18 @@ fn burst_listeners(cfg: &str) -> usize {
 /// listeners `l0..` on ports 10000.., the config file (runner none) and a
 /// staging directory beside `namespaces/` (same file system, not watched).
 struct Home {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
 }
 
 impl Home {
     fn new(root: &Path, n: usize) -> Res<Home> {
+        // Kept until the bench's root goes at the very end (see "No mass
+        // delete" in the header).
         let dir = tempfile::Builder::new()
             .prefix("home-")
             .tempdir_in(root)
-            .map_err(ctx("data home"))?;
+            .map_err(ctx("data home"))?
+            .keep();
         let home = Home { dir };
         let res = home.resources();
         fs::create_dir_all(&res).map_err(ctx("input/resources"))?;
@@ -143,7 +155,7 @@ impl Home {
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     fn ns(&self) -> PathBuf {
