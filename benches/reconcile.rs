@@ -80,7 +80,7 @@ fn main() {
         let mut runtime: BTreeMap<String, Vec<u8>> = cold
             .writes
             .iter()
-            .map(|(p, f)| (p.clone(), f.bytes.clone()))
+            .map(|(p, f)| (p.clone(), f.content().into_owned()))
             .collect();
         // What a restart pays: the runtime records read back.
         let t = Instant::now();
@@ -120,7 +120,7 @@ fn main() {
                 runtime.remove(d);
             }
             for (path, f) in outcome.writes {
-                runtime.insert(path, f.bytes);
+                runtime.insert(path, f.into_content());
             }
             outcome.prior.apply(&mut prior);
         }

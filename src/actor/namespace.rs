@@ -452,6 +452,7 @@ impl State {
         if self.scan_failure.take().is_some() {
             info!("the namespace can be read again");
         }
+        let read_ms = started.elapsed().as_millis();
         let platform = fsio::read_platform(&self.ns_dir, self.ctx.default_platform);
         self.platform = platform.clone().ok();
         let inputs = Inputs {
@@ -478,6 +479,7 @@ impl State {
         let outcome = plan::reconcile_with(&inputs, &mut self.memo, &mut RcgenMint, &mut ports);
 
         let t = Instant::now();
+        let plan_ms = (t - started).as_millis() - read_ms;
         if self.site_active && !outcome.site_active {
             let since = *self.site_missing_since.get_or_insert_with(|| {
                 info!(
@@ -506,6 +508,7 @@ impl State {
             }
             return Err(e.into());
         }
+        let apply_ms = t.elapsed().as_millis();
         let (written, removed) = (outcome.writes.len(), outcome.deletes.len());
         self.absorb(outcome);
         self.passes += 1;
@@ -515,9 +518,9 @@ impl State {
             self.passes, stats.parsed, stats.files
         );
         if written + removed > 0 {
-            info!(elapsed_ms, "{message}");
+            info!(elapsed_ms, read_ms, plan_ms, apply_ms, "{message}");
         } else {
-            debug!(elapsed_ms, "{message}");
+            debug!(elapsed_ms, read_ms, plan_ms, apply_ms, "{message}");
         }
         Ok(PassResult::Applied)
     }
@@ -587,7 +590,7 @@ impl State {
             let bytes = if rel.starts_with(plan::prior::RESOURCES_DIR) {
                 Vec::new()
             } else {
-                file.bytes
+                file.into_content()
             };
             self.runtime.insert(rel, bytes);
         }

@@ -29,7 +29,7 @@ pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
             .chunks(chunk)
             .map(|part| {
                 let spawned = std::thread::Builder::new()
-                    .name("skupperd-read".to_string())
+                    .name("skupperd-par".to_string())
                     .spawn_scoped(scope, move || part.iter().map(f).collect::<Vec<R>>());
                 (part, spawned.ok())
             })

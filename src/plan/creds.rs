@@ -50,10 +50,7 @@ impl Builder<'_, '_> {
     fn put(&mut self, dir: &str, file: &str, bytes: Vec<u8>) {
         self.files.insert(
             format!("{dir}/{file}"),
-            OutFile {
-                bytes,
-                mode: mode_of(file),
-            },
+            OutFile::bytes(bytes, mode_of(file)),
         );
     }
 

@@ -76,10 +76,62 @@ pub trait PortPicker {
 }
 
 /// A file the core wants to exist, with its mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutFile {
-    pub bytes: Vec<u8>,
+    pub body: Body,
     pub mode: u32,
+}
+
+/// What a file holds: its bytes, or a resource record rendered only when
+/// it is written. A cold start at 10,000 resources would otherwise hold
+/// every record twice (about 10 MB of YAML beside the records themselves)
+/// until the last one is on disk; rendered at write time, each exists only
+/// while its own file is written, and on the writer threads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Bytes(Vec<u8>),
+    Record(Kind, String, std::sync::Arc<PriorRecord>),
+}
+
+impl OutFile {
+    pub fn bytes(bytes: Vec<u8>, mode: u32) -> OutFile {
+        OutFile {
+            body: Body::Bytes(bytes),
+            mode,
+        }
+    }
+
+    /// The file's content (a record is rendered now).
+    pub fn content(&self) -> std::borrow::Cow<'_, [u8]> {
+        match &self.body {
+            Body::Bytes(b) => std::borrow::Cow::Borrowed(b),
+            Body::Record(kind, name, r) => {
+                std::borrow::Cow::Owned(crate::render::records::record(*kind, name, r).into_bytes())
+            }
+        }
+    }
+
+    /// The content, owned.
+    pub fn into_content(self) -> Vec<u8> {
+        match self.body {
+            Body::Bytes(b) => b,
+            Body::Record(..) => self.content().into_owned(),
+        }
+    }
+
+    /// Whether writing this file over `old` (the runtime bytes, `None` when
+    /// absent) changes it. A record is rendered for the comparison only when
+    /// its old bytes are known: the actor keeps records hollow (empty, see
+    /// [`hollow_records`]), and a record the pass rebuilt differs from the
+    /// prior one it was read back as.
+    pub fn differs_from(&self, old: Option<&Vec<u8>>) -> bool {
+        match (&self.body, old) {
+            (_, None) => true,
+            (Body::Bytes(b), Some(old)) => b != old,
+            (Body::Record(..), Some(old)) if old.is_empty() => true,
+            (Body::Record(..), Some(old)) => self.content().as_ref() != old.as_slice(),
+        }
+    }
 }
 
 /// What the router side looks like, as far as the status needs to know.

@@ -10,7 +10,7 @@ use super::memo::{Fragment, Memo, StatusSlot};
 use super::prior::{Identity, Prior, PriorRecord};
 use super::record::{record_of, record_unchanged};
 use super::resolve::{place_listeners, resolve, sorted, Resolution, MANAGEMENT_PORT_BASE};
-use super::{is_owned, Inputs, OutFile, Outcome, Platform, PortPicker};
+use super::{is_owned, Body, Inputs, OutFile, Outcome, Platform, PortPicker};
 use super::{PriorChanges, RecordChange};
 use crate::certs::Mint;
 use crate::problem::Problem;
@@ -109,10 +109,7 @@ pub fn run(
                 let text = render_config(&config, &res, memo);
                 files.insert(
                     super::prior::CONFIG_FILE.to_string(),
-                    OutFile {
-                        bytes: text.into_bytes(),
-                        mode: 0o644,
-                    },
+                    OutFile::bytes(text.into_bytes(), 0o644),
                 );
             }
             Err(e) => {
@@ -128,10 +125,7 @@ pub fn run(
     if let Some(id) = &identity {
         files.insert(
             super::prior::IDENTITY_FILE.to_string(),
-            OutFile {
-                bytes: render::records::identity(id).into_bytes(),
-                mode: 0o644,
-            },
+            OutFile::bytes(render::records::identity(id).into_bytes(), 0o644),
         );
     }
     // Generated CAs are identity too: kept while the namespace exists.
@@ -141,13 +135,7 @@ pub fn run(
     )) {
         if !files.contains_key(path) {
             let mode = if path.ends_with(".key") { 0o600 } else { 0o644 };
-            files.insert(
-                path.clone(),
-                OutFile {
-                    bytes: bytes.clone(),
-                    mode,
-                },
-            );
+            files.insert(path.clone(), OutFile::bytes(bytes.clone(), mode));
         }
     }
 
@@ -181,7 +169,7 @@ pub fn run(
     let changed_other = !deletes.is_empty()
         || files
             .iter()
-            .any(|(p, f)| inputs.runtime.get(p) != Some(&f.bytes));
+            .any(|(p, f)| f.differs_from(inputs.runtime.get(p)));
     let summary = render::summary::Summary {
         namespace: inputs.namespace,
         site: active.as_ref().map(|(n, _, _)| n.as_str()),
@@ -223,16 +211,13 @@ pub fn run(
     next.last_trigger = Some(last_trigger);
     files.insert(
         super::prior::STATUS_FILE.to_string(),
-        OutFile {
-            bytes: status_bytes,
-            mode: 0o644,
-        },
+        OutFile::bytes(status_bytes, 0o644),
     );
 
     outcome.deletes = deletes;
     outcome.writes = files
         .into_iter()
-        .filter(|(p, f)| inputs.runtime.get(p) != Some(&f.bytes))
+        .filter(|(p, f)| f.differs_from(inputs.runtime.get(p)))
         .collect();
     outcome.problems = problems;
     outcome.resources.sort();
@@ -485,10 +470,11 @@ fn statuses(
             Some(p) => p,
             None => {
                 let record = record_of(e, conditions, inputs.namespace, identity, sites);
-                let bytes = render::records::record(&record).into_bytes();
+                let prior = Arc::new(record.prior);
                 let path = record_path(e.kind, &e.name);
-                files.insert(path, OutFile { bytes, mode: 0o644 });
-                Arc::new(record.prior)
+                let body = Body::Record(record.kind, record.name, Arc::clone(&prior));
+                files.insert(path, OutFile { body, mode: 0o644 });
+                prior
             }
         };
         slot.status = Some(StatusSlot {

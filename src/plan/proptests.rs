@@ -173,7 +173,7 @@ impl Shell {
             self.full_runtime.remove(p);
         }
         for (p, f) in memoised.writes {
-            self.full_runtime.insert(p, f.bytes);
+            self.full_runtime.insert(p, f.into_content());
         }
         // As the namespace actor keeps it: record bytes are read back once
         // (`Reread`) and not kept.

@@ -80,7 +80,8 @@ impl Scenario {
             self.runtime.remove(path);
         }
         for (path, file) in &outcome.writes {
-            self.runtime.insert(path.clone(), file.bytes.clone());
+            self.runtime
+                .insert(path.clone(), file.content().into_owned());
         }
         outcome
     }

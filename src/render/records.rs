@@ -3,13 +3,12 @@
 
 use super::yaml::to_yaml;
 use crate::plan::prior::{ANN_ACCEPTED, ANN_SHA, ANN_SOURCE};
-use crate::plan::record::Record;
-use crate::plan::Identity;
+use crate::plan::{Identity, PriorRecord};
 use crate::resources::{Kind, API_VERSION};
 use serde_json::{json, Map, Value};
 
-pub fn record(r: &Record) -> String {
-    let p = &r.prior;
+/// The record of resource `kind`/`name` whose content is `p`.
+pub fn record(kind: Kind, name: &str, p: &PriorRecord) -> String {
     let mut annotations: Map<String, Value> = p
         .annotations
         .iter()
@@ -23,7 +22,7 @@ pub fn record(r: &Record) -> String {
         annotations.insert(ANN_SOURCE.to_string(), json!(source));
     }
     let mut metadata = Map::new();
-    metadata.insert("name".into(), json!(r.name));
+    metadata.insert("name".into(), json!(name));
     metadata.insert("namespace".into(), json!(p.namespace));
     metadata.insert("generation".into(), json!(p.generation));
     if let Some(uid) = &p.uid {
@@ -48,7 +47,7 @@ pub fn record(r: &Record) -> String {
         "message".into(),
         json!(ready.map(|c| c.message.as_str()).unwrap_or("")),
     );
-    match r.kind {
+    match kind {
         Kind::Listener => {
             status.insert("hasMatchingConnector".into(), json!(matched));
         }
@@ -80,7 +79,7 @@ pub fn record(r: &Record) -> String {
     let spec = p.spec.clone();
     let doc = json!({
         "apiVersion": API_VERSION,
-        "kind": r.kind.as_str(),
+        "kind": kind.as_str(),
         "metadata": metadata,
         "spec": spec,
         "status": status,
