@@ -398,7 +398,7 @@ mod tests {
         assert_eq!((stats.parsed, stats.dropped, stats.files), (1, 1, 1));
         let a = &cache.files()["input/resources/a.yaml"];
         assert_eq!(a.resources.len(), 1);
-        assert!(a.resources[0].raw_spec.to_string().contains("9090"));
+        assert!(a.resources[0].raw_spec().to_string().contains("9090"));
     }
 
     #[test]
@@ -468,7 +468,7 @@ mod tests {
     }
 
     fn port_of(cache: &FileCache, rel: &str) -> String {
-        let spec = cache.files()[rel].resources[0].raw_spec.to_string();
+        let spec = cache.files()[rel].resources[0].raw_spec().to_string();
         spec.split("port")
             .nth(1)
             .unwrap()

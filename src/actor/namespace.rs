@@ -45,7 +45,7 @@ use super::{ActorMsg, Intervals, NsSummary, Report};
 use crate::certs::RcgenMint;
 use crate::daemon::sdnotify::{Health, Latch};
 use crate::plan::{
-    self, read_prior, Inputs, Outcome, Platform, PortPicker, Prior, ResourceSummary, RouterState,
+    self, Inputs, Outcome, Platform, PortPicker, Prior, ResourceSummary, RouterState,
 };
 use crate::problem::Problem;
 use crate::status::Phase;
@@ -532,9 +532,12 @@ impl State {
         trigger: Trigger,
     ) -> Result<(ScanStats, BTreeMap<String, InputBundle>), ScanError> {
         if !self.loaded {
-            self.runtime = fsio::read_runtime(&self.ns_dir)?;
-            self.prior = read_prior(&self.runtime);
-            plan::hollow_records(&mut self.runtime);
+            // Records are listed, then read, parsed and dropped one by one.
+            self.runtime = fsio::read_runtime_hollow(&self.ns_dir)?;
+            let ns_dir = &self.ns_dir;
+            self.prior = plan::prior::read_prior_with(&self.runtime, |rel| {
+                fsio::read_runtime_file(ns_dir, rel)
+            })?;
             self.site_active = self.runtime.contains_key(plan::prior::CONFIG_FILE);
             self.loaded = true;
         } else if trigger == Trigger::Resync {

@@ -31,8 +31,7 @@ fn listener_ports(res: &Resolution) -> BTreeSet<u16> {
             _ => e
                 .input
                 .as_ref()
-                .and_then(|i| i.raw_spec.get("port"))
-                .and_then(|p| p.as_u64())
+                .and_then(|i| i.raw_spec().get("port").and_then(|p| p.as_u64()))
                 .and_then(|p| u16::try_from(p).ok()),
         })
         .collect()

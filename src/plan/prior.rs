@@ -40,9 +40,23 @@ pub struct PriorRecord {
     /// render to the same bytes, which lets a pass reuse them.
     pub namespace: String,
     pub uid: Option<String>,
-    pub spec: serde_json::Value,
+    /// The spec the record shows, when that is not just the JSON of
+    /// `accepted` (see [`PriorRecord::spec`]).
+    pub written_spec: Option<serde_json::Value>,
     /// Site only: `status.sitesInNetwork` from the network view.
     pub sites_in_network: Option<u64>,
+}
+
+impl PriorRecord {
+    /// The spec the record shows: the accepted spec, or the input's as
+    /// written when none was accepted.
+    pub fn spec(&self) -> std::borrow::Cow<'_, serde_json::Value> {
+        match (&self.written_spec, &self.accepted) {
+            (Some(v), _) => std::borrow::Cow::Borrowed(v),
+            (None, Some(a)) => std::borrow::Cow::Owned(a.to_json()),
+            (None, None) => std::borrow::Cow::Owned(serde_json::Value::Object(Default::default())),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -60,15 +74,43 @@ pub struct Prior {
 /// namespace directory). Anything unreadable is treated as absent: the
 /// worst case is a new generation number, never a failed reconcile.
 pub fn read_prior(files: &BTreeMap<String, Vec<u8>>) -> Prior {
+    let no_loader = |_: &str| Ok::<_, std::convert::Infallible>(None);
+    match read_prior_with(files, no_loader) {
+        Ok(prior) => prior,
+        Err(never) => match never {},
+    }
+}
+
+/// [`read_prior`] for runtime files whose resource records are hollow (an
+/// empty value, see [`super::hollow_records`]): the bytes of such a record
+/// come from `load` (its path; `None`: it is gone), called on several
+/// threads, parsed and dropped one by one. A restart with ten thousand
+/// resources thus never holds every record's bytes at once. The first
+/// error of `load` is returned.
+pub fn read_prior_with<E: Send>(
+    files: &BTreeMap<String, Vec<u8>>,
+    load: impl Fn(&str) -> Result<Option<Vec<u8>>, E> + Sync,
+) -> Result<Prior, E> {
     let mut prior = Prior::default();
     let records: Vec<(&str, &[u8])> = files
         .range(RESOURCES_DIR.to_string()..)
-        .map_while(|(path, bytes)| Some((path.strip_prefix(RESOURCES_DIR)?, bytes.as_slice())))
+        .map_while(|(path, bytes)| {
+            path.strip_prefix(RESOURCES_DIR)?;
+            Some((path.as_str(), bytes.as_slice()))
+        })
         .collect();
     // A restart reads one record per resource: thousands, independent.
-    let read = crate::input::par::map(&records, |(file_name, bytes)| read_record(file_name, bytes));
-    for (key, record) in read.into_iter().flatten() {
-        prior.records.insert(key, std::sync::Arc::new(record));
+    let read = crate::input::par::map(&records, |(path, bytes)| {
+        let file_name = path.strip_prefix(RESOURCES_DIR).unwrap_or(path);
+        if !bytes.is_empty() {
+            return Ok(read_record(file_name, bytes));
+        }
+        Ok(load(path)?.and_then(|b| read_record(file_name, &b)))
+    });
+    for found in read {
+        if let Some((key, record)) = found? {
+            prior.records.insert(key, std::sync::Arc::new(record));
+        }
     }
     let identity_doc = files.get(IDENTITY_FILE).and_then(|b| parse(b));
     prior.identity = identity_doc
@@ -95,7 +137,7 @@ pub fn read_prior(files: &BTreeMap<String, Vec<u8>>) -> Prior {
     };
     prior.last_run = reconcile("lastRun");
     prior.last_trigger = reconcile("trigger");
-    prior
+    Ok(prior)
 }
 
 fn parse(bytes: &[u8]) -> Option<Node> {
@@ -184,6 +226,12 @@ fn read_record(file_name: &str, bytes: &[u8]) -> Option<((Kind, String), PriorRe
         .and_then(|s| s.get("conditions"))
         .map(read_conditions)
         .unwrap_or_default();
+    let written_spec = crate::resources::written_spec(
+        accepted.as_ref(),
+        spec_node
+            .map(Node::to_json)
+            .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+    );
     let record = PriorRecord {
         generation: meta.get("generation").and_then(int).unwrap_or(0).max(0) as u64,
         input_sha256,
@@ -204,9 +252,7 @@ fn read_record(file_name: &str, bytes: &[u8]) -> Option<((Kind, String), PriorRe
             .and_then(|s| s.get("sitesInNetwork"))
             .and_then(int)
             .and_then(|n| u64::try_from(n).ok()),
-        spec: spec_node
-            .map(Node::to_json)
-            .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+        written_spec,
     };
     Some(((kind, name.to_string()), record))
 }
@@ -321,6 +367,63 @@ mod tests {
             assert_eq!(record.input_sha256, format!("{i:064x}"));
         }
         assert_eq!(prior.last_run.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn hollow_records_are_loaded_one_by_one_and_read_as_if_they_were_there() {
+        let full: BTreeMap<String, Vec<u8>> = (0..600)
+            .map(|i| {
+                (
+                    format!("{RESOURCES_DIR}Listener-l{i}.yaml"),
+                    record_text(i).into_bytes(),
+                )
+            })
+            .collect();
+        let mut hollow = full.clone();
+        super::super::hollow_records(&mut hollow);
+        let loaded = std::sync::atomic::AtomicUsize::new(0);
+        let prior = read_prior_with(&hollow, |path| {
+            loaded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok::<_, String>(full.get(path).cloned())
+        })
+        .unwrap();
+        assert_eq!(prior, read_prior(&full));
+        assert_eq!(prior.records.len(), 600);
+        assert_eq!(loaded.into_inner(), 600);
+
+        // A record that cannot be loaded fails the read (it is not taken
+        // for absent).
+        let failed = read_prior_with(&hollow, |path| {
+            if path.ends_with("l321.yaml") {
+                Err(format!("{path}: permission denied"))
+            } else {
+                Ok(full.get(path).cloned())
+            }
+        });
+        assert_eq!(
+            failed,
+            Err("runtime/resources/Listener-l321.yaml: permission denied".to_string())
+        );
+    }
+
+    #[test]
+    fn the_accepted_spec_is_kept_once_when_the_record_shows_just_that() {
+        let (_, record) = read_record("Listener-l7.yaml", record_text(7).as_bytes()).unwrap();
+        assert_eq!(record.written_spec, None);
+        assert_eq!(
+            *record.spec(),
+            serde_json::json!({"host": "0.0.0.0", "port": 10_007, "settings": {"observer": "auto"}})
+        );
+        // An empty `settings` is not in the typed form: the file's spec is
+        // kept as written.
+        let text = record_text(7)
+            .replace("    observer: auto\n", "")
+            .replace("settings:\n", "settings: {}\n");
+        let (_, record) = read_record("Listener-l7.yaml", text.as_bytes()).unwrap();
+        assert!(record.accepted.is_some());
+        let written = serde_json::json!({"host": "0.0.0.0", "port": 10_007, "settings": {}});
+        assert_eq!(record.written_spec.as_ref(), Some(&written));
+        assert_eq!(*record.spec(), written);
     }
 
     #[test]

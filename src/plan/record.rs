@@ -23,37 +23,18 @@ pub fn record_of(
     identity: Option<&Identity>,
     sites_in_network: Option<u64>,
 ) -> Record {
-    let (spec_value, accepted, accepted_generation) = match &e.serving {
+    // The record shows the accepted spec when there is one, else the input's
+    // as written; only the latter is kept as JSON (see `PriorRecord::spec`).
+    let (written_spec, accepted, accepted_generation) = match &e.serving {
         Some((config, g)) => {
-            let (value, spec) = match config {
-                Config::Site(c) => (serde_json::to_value(&c.spec), Spec::Site(c.spec.clone())),
-                Config::Listener(c) => (
-                    serde_json::to_value(&c.spec),
-                    Spec::Listener(c.spec.clone()),
-                ),
-                Config::Connector(c) => (
-                    serde_json::to_value(&c.spec),
-                    Spec::Connector(c.spec.clone()),
-                ),
+            let spec = match config {
+                Config::Site(c) => Spec::Site(c.spec.clone()),
+                Config::Listener(c) => Spec::Listener(c.spec.clone()),
+                Config::Connector(c) => Spec::Connector(c.spec.clone()),
             };
-            (
-                value.unwrap_or(serde_json::Value::Null),
-                Some(spec),
-                Some(*g),
-            )
+            (None, Some(spec), Some(*g))
         }
-        None => (
-            e.input
-                .as_ref()
-                .map(|i| i.raw_spec.clone())
-                .unwrap_or(serde_json::Value::Null),
-            None,
-            None,
-        ),
-    };
-    let spec_value = match spec_value {
-        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
-        other => other,
+        None => (Some(shown_input_spec(e.input.as_deref())), None, None),
     };
     let (labels, annotations) = match (e.input.as_deref(), e.prior.as_deref()) {
         (Some(i), _) => (i.labels.clone(), user_annotations(&i.annotations)),
@@ -77,7 +58,7 @@ pub fn record_of(
                 .filter(|_| e.kind == Kind::Site)
                 .map(|i| i.site_id.clone()),
             sites_in_network: sites_in_network.filter(|_| e.kind == Kind::Site),
-            spec: spec_value,
+            written_spec,
         },
     }
 }
@@ -108,7 +89,7 @@ pub fn record_unchanged(
             p.accepted_generation.is_none()
                 && e.input
                     .as_ref()
-                    .map(|i| i.raw_spec == p.spec)
+                    .map(|i| shown_input_spec(Some(i)) == *p.spec())
                     .unwrap_or(false)
         }
         _ => false,
@@ -132,6 +113,15 @@ pub fn record_unchanged(
         && p.uid.as_deref() == uid.filter(|_| e.kind == Kind::Site)
         && p.conditions == conditions
         && p.sites_in_network == sites_in_network.filter(|_| e.kind == Kind::Site)
+}
+
+/// The input's spec as a record shows it: as written, or an empty map when
+/// there is none.
+fn shown_input_spec(input: Option<&crate::resources::InputResource>) -> serde_json::Value {
+    match input.map(|i| i.raw_spec()) {
+        Some(v) if !v.is_null() => v.into_owned(),
+        _ => serde_json::Value::Object(Default::default()),
+    }
 }
 
 fn user_annotations(a: &BTreeMap<String, String>) -> BTreeMap<String, String> {

@@ -76,7 +76,7 @@ pub fn record(kind: Kind, name: &str, p: &PriorRecord) -> String {
         .collect();
     status.insert("conditions".into(), Value::Array(conditions));
 
-    let spec = p.spec.clone();
+    let spec = p.spec().into_owned();
     let doc = json!({
         "apiVersion": API_VERSION,
         "kind": kind.as_str(),

@@ -71,6 +71,33 @@ pub enum Spec {
     Connector(ConnectorSpec),
 }
 
+impl Spec {
+    /// The spec as JSON, the way a runtime record shows it (an empty map
+    /// when it serializes to nothing).
+    pub fn to_json(&self) -> serde_json::Value {
+        let value = match self {
+            Spec::Site(s) => serde_json::to_value(s),
+            Spec::Listener(s) => serde_json::to_value(s),
+            Spec::Connector(s) => serde_json::to_value(s),
+        };
+        match value {
+            Ok(serde_json::Value::Null) | Err(_) => serde_json::Value::Object(Default::default()),
+            Ok(v) => v,
+        }
+    }
+}
+
+/// `written` unless it is exactly the JSON of `typed`: most specs are
+/// written just as their typed form serializes, and ten thousand resources
+/// would otherwise keep a second, JSON, copy of each (with one allocation
+/// per key and string).
+pub fn written_spec(typed: Option<&Spec>, written: serde_json::Value) -> Option<serde_json::Value> {
+    match typed {
+        Some(t) if t.to_json() == written => None,
+        _ => Some(written),
+    }
+}
+
 /// One resource document from the input, decoded or not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputResource {
@@ -88,13 +115,23 @@ pub struct InputResource {
     /// The typed spec; `None` when strict decoding failed (the problem is
     /// already reported).
     pub spec: Option<Spec>,
-    /// The spec exactly as written.
-    pub raw_spec: serde_json::Value,
+    /// The spec exactly as written, when that is not just the JSON of
+    /// `spec` (see [`InputResource::raw_spec`]).
+    pub written_spec: Option<serde_json::Value>,
     /// SHA-256 of the canonical input spec: a change of it is a new generation.
     pub input_sha256: String,
 }
 
 impl InputResource {
+    /// The spec exactly as written.
+    pub fn raw_spec(&self) -> std::borrow::Cow<'_, serde_json::Value> {
+        match (&self.written_spec, &self.spec) {
+            (Some(v), _) => std::borrow::Cow::Borrowed(v),
+            (None, Some(s)) => std::borrow::Cow::Owned(s.to_json()),
+            (None, None) => std::borrow::Cow::Owned(serde_json::Value::Null),
+        }
+    }
+
     /// Where a field was written (`spec.port`), or the nearest parent.
     pub fn mark_of(&self, field: &str) -> Mark {
         self.marks.mark_of(field)
@@ -273,7 +310,7 @@ pub fn decode(doc: &Document, problems: &mut Vec<Problem>) -> Option<InputResour
         labels: BTreeMap::new(),
         annotations: BTreeMap::new(),
         spec: None,
-        raw_spec,
+        written_spec: Some(raw_spec),
         input_sha256,
     };
 
@@ -287,6 +324,9 @@ pub fn decode(doc: &Document, problems: &mut Vec<Problem>) -> Option<InputResour
             resource.namespace = meta.namespace;
             resource.labels = meta.labels;
             resource.annotations = meta.annotations;
+            if let Some(raw) = resource.written_spec.take() {
+                resource.written_spec = written_spec(Some(&spec), raw);
+            }
             resource.spec = Some(spec);
             if root.get("status").is_some() {
                 problems.push(resource.problem(

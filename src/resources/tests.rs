@@ -27,7 +27,7 @@ fn wrong_type_keeps_the_resource_with_its_raw_spec() {
     let (rs, ps) = decode_text(LISTENER);
     assert_eq!(rs.len(), 1);
     assert!(rs[0].spec.is_none());
-    assert_eq!(rs[0].raw_spec["port"], "eighty");
+    assert_eq!(rs[0].raw_spec()["port"], "eighty");
     assert_eq!(ps.len(), 1);
     assert_eq!(
         ps[0].message,
@@ -169,4 +169,26 @@ mod no_panic {
             }
         }
     }
+}
+
+#[test]
+fn a_spec_written_as_it_serializes_is_kept_once_and_given_back_as_written() {
+    let plain = LISTENER.replace("eighty", "8080");
+    let (rs, _) = decode_text(&plain);
+    assert!(rs[0].spec.is_some());
+    assert_eq!(rs[0].written_spec, None);
+    assert_eq!(
+        *rs[0].raw_spec(),
+        serde_json::json!({"routingKey": "backend", "host": "0.0.0.0", "port": 8080})
+    );
+
+    // A spec that says more than its typed form (an empty map the typed
+    // form leaves out) keeps what was written.
+    let (rs, _) = decode_text(&format!("{plain}  settings: {{}}\n"));
+    assert!(rs[0].spec.is_some());
+    let written = serde_json::json!(
+        {"routingKey": "backend", "host": "0.0.0.0", "port": 8080, "settings": {}}
+    );
+    assert_eq!(rs[0].written_spec.as_ref(), Some(&written));
+    assert_eq!(*rs[0].raw_spec(), written);
 }

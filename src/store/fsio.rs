@@ -337,6 +337,17 @@ fn read_runtime_with(
     Ok(out)
 }
 
+/// One runtime file by its path relative to the namespace, `None` when it
+/// is gone: what `plan::prior::read_prior_with` loads hollow records with.
+pub fn read_runtime_file(ns_dir: &Path, rel: &str) -> Result<Option<Vec<u8>>, ScanError> {
+    let path = ns_dir.join(rel);
+    match fs::read(&path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(scan_at(&path)(e)),
+    }
+}
+
 /// Directory mode for a runtime path: key material is private.
 fn dir_mode(rel_dir: &str) -> u32 {
     if rel_dir.starts_with("runtime/certs")
