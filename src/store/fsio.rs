@@ -360,27 +360,6 @@ fn dir_mode(rel_dir: &str) -> u32 {
     }
 }
 
-/// Creates what is missing of `rel_dir` below `ns_dir`; whether it
-/// created anything.
-fn ensure_dir(ns_dir: &Path, rel_dir: &Path) -> Result<bool, StoreError> {
-    let mut created = false;
-    let mut current = ns_dir.to_path_buf();
-    for part in rel_dir.components() {
-        current.push(part);
-        if !current.is_dir() {
-            fs::create_dir(&current).map_err(io_at(&current))?;
-            created = true;
-            let rel = current
-                .strip_prefix(ns_dir)
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            fs::set_permissions(&current, fs::Permissions::from_mode(dir_mode(&rel)))
-                .map_err(io_at(&current))?;
-        }
-    }
-    Ok(created)
-}
-
 /// Up to this many changed files are made durable with an fsync each;
 /// more share one `syncfs`.
 ///
@@ -403,39 +382,135 @@ enum Durability {
     SyncFs,
 }
 
-/// Temporary files of one apply not yet renamed into place, named by
-/// their targets' paths relative to `base`, in the order they are to be
-/// published. Paths are derived when used instead of kept: a cold start
-/// stages ten thousand files. Dropping it removes the temporary file of
-/// every target not yet published (those never written included: removing
-/// what is not there is harmless), so an error at any step leaves no
-/// temporary file behind.
+/// What one apply stages before anything is published, and undoes if it
+/// fails. Targets are paths relative to `base`, in the order they are to
+/// be published. A target in an existing directory is written under its
+/// own temporary name beside it; every target below a directory that does
+/// not exist yet (a `root`: all of `runtime/` on a cold start) is written
+/// into a temporary copy of that directory's tree, which is renamed into
+/// place whole: one rename instead of one per file (10,000 renames took
+/// 120-170 ms on this VM), and readers see the new tree complete or not at
+/// all. Paths are derived when used instead of kept. Dropping it removes
+/// whatever was staged and not published (never-written temporaries
+/// included: removing what is not there is harmless), so an error at any
+/// step leaves no temporary file behind.
 struct Staged<'a> {
     base: &'a Path,
     targets: Vec<&'a Path>,
+    /// Top-most missing directories, with whether they are published.
+    roots: Vec<(&'a Path, bool)>,
     published: usize,
 }
 
 impl<'a> Staged<'a> {
-    /// Claims `targets`, before any of their temporary files exists.
-    fn new(base: &'a Path, targets: Vec<&'a Path>) -> Staged<'a> {
+    /// Claims `targets` and `roots`, before anything of theirs exists.
+    fn new(base: &'a Path, targets: Vec<&'a Path>, roots: Vec<&'a Path>) -> Staged<'a> {
         Staged {
             base,
             targets,
+            roots: roots.into_iter().map(|r| (r, false)).collect(),
             published: 0,
         }
     }
 
-    /// Renames every temporary file into place (the only step a reader can
-    /// see), then makes the renames durable with one fsync per directory.
+    /// The root `target` is staged under, if any.
+    fn root_of(&self, target: &Path) -> Option<usize> {
+        self.roots.iter().position(|(r, _)| target.starts_with(r))
+    }
+
+    /// Where `target` is written before it is published.
+    fn staging_path(&self, target: &Path) -> PathBuf {
+        match self.root_of(target) {
+            Some(i) => {
+                let root = self.roots[i].0;
+                let rest = target.strip_prefix(root).unwrap_or(target);
+                temp_path(&self.base.join(root)).join(rest)
+            }
+            None => temp_path(&self.base.join(target)),
+        }
+    }
+
+    /// Removes the staged trees a crash may have left behind.
+    fn clear_leftovers(&self) -> Result<(), StoreError> {
+        for (root, _) in &self.roots {
+            let staged_root = temp_path(&self.base.join(root));
+            match fs::remove_dir_all(&staged_root) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_at(&staged_root)(e))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Where directory `rel_dir` is while staging: its staged copy below a
+    /// root, else itself.
+    fn dir_now(&self, rel_dir: &Path) -> PathBuf {
+        match self.root_of(rel_dir) {
+            Some(i) => {
+                let root = self.roots[i].0;
+                let rest = rel_dir.strip_prefix(root).unwrap_or(Path::new(""));
+                temp_path(&self.base.join(root)).join(rest)
+            }
+            None => self.base.join(rel_dir),
+        }
+    }
+
+    /// Creates the staged copy of `rel_dir` (below a root) with the modes
+    /// the real one gets.
+    fn make_dir(&self, rel_dir: &Path) -> Result<(), StoreError> {
+        let Some(i) = self.root_of(rel_dir) else {
+            return Ok(());
+        };
+        let root = self.roots[i].0;
+        let mut rel = root.to_path_buf();
+        let mut current = temp_path(&self.base.join(root));
+        let rest = rel_dir.strip_prefix(root).unwrap_or(Path::new(""));
+        let mut parts = vec![None];
+        parts.extend(rest.components().map(Some));
+        for part in parts {
+            if let Some(part) = part {
+                current.push(part);
+                rel.push(part);
+            }
+            if !current.is_dir() {
+                fs::create_dir(&current).map_err(io_at(&current))?;
+                let mode = dir_mode(&rel.to_string_lossy());
+                fs::set_permissions(&current, fs::Permissions::from_mode(mode))
+                    .map_err(io_at(&current))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes in target order (the first target below a root publishes
+    /// its whole tree), then makes the renames durable with one fsync per
+    /// directory that received one.
     fn publish(&mut self) -> Result<(), StoreError> {
         let mut dirs: Vec<&Path> = Vec::new();
-        while let Some(rel) = self.targets.get(self.published) {
-            let target = self.base.join(rel);
-            fs::rename(temp_path(&target), &target).map_err(io_at(&target))?;
+        while let Some(&rel) = self.targets.get(self.published) {
+            let (from, to, renamed) = match self.root_of(rel) {
+                Some(i) if self.roots[i].1 => {
+                    self.published += 1;
+                    continue;
+                }
+                Some(i) => {
+                    let root = self.base.join(self.roots[i].0);
+                    (temp_path(&root), root, self.roots[i].0)
+                }
+                None => {
+                    let target = self.base.join(rel);
+                    (temp_path(&target), target, rel)
+                }
+            };
+            fs::rename(&from, &to).map_err(io_at(&to))?;
+            if let Some(i) = self.root_of(rel) {
+                self.roots[i].1 = true;
+            }
             self.published += 1;
-            let dir = rel.parent().unwrap_or(Path::new(""));
-            if dirs.last() != Some(&dir) && !dirs.contains(&dir) {
+            let dir = renamed.parent().unwrap_or(Path::new(""));
+            if !dirs.contains(&dir) {
                 dirs.push(dir);
             }
         }
@@ -451,49 +526,66 @@ impl<'a> Staged<'a> {
 
 impl Drop for Staged<'_> {
     fn drop(&mut self) {
+        // Best effort: the error that got us here is the one to report.
         for rel in self.targets.iter().skip(self.published) {
-            // Best effort: the error that got us here is the one to report.
-            let _ = fs::remove_file(temp_path(&self.base.join(rel)));
+            if self.root_of(rel).is_none() {
+                let _ = fs::remove_file(temp_path(&self.base.join(rel)));
+            }
+        }
+        for (root, published) in &self.roots {
+            if !published {
+                let _ = fs::remove_dir_all(temp_path(&self.base.join(root)));
+            }
         }
     }
 }
 
-/// Writes `bytes` to the temporary name of `target`, mode first so the
-/// content is never readable with a wider mode than asked for.
-fn write_temp(
-    target: &Path,
+/// The top-most directory of `rel_dir` (relative to `base`) that does not
+/// exist, if any.
+fn first_missing<'d>(base: &Path, rel_dir: &'d Path) -> Option<&'d Path> {
+    let mut above: Vec<&Path> = rel_dir
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .collect();
+    above.reverse();
+    above.into_iter().find(|a| !base.join(a).is_dir())
+}
+
+/// Writes `bytes` to the new file `path`, mode first so the content is
+/// never readable with a wider mode than asked for.
+fn write_new(
+    path: &Path,
     bytes: &[u8],
     mode: u32,
     durability: Durability,
 ) -> Result<(), StoreError> {
-    let tmp = temp_path(target);
     let open = || {
         fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
-            .open(&tmp)
+            .open(path)
     };
     // Always a new file, so `mode` applies: a temporary left by a crash
     // is removed first (it may have another mode).
     let mut f = match open() {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            fs::remove_file(&tmp).map_err(io_at(&tmp))?;
+            fs::remove_file(path).map_err(io_at(path))?;
             open()
         }
         other => other,
     }
-    .map_err(io_at(&tmp))?;
+    .map_err(io_at(path))?;
     // The mode given at creation is narrowed by the umask; only when
     // that took a bit away does the file need a chmod (a cold start
     // creates thousands of files).
     if umask().is_none_or(|mask| mode & mask != 0) {
         f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io_at(&tmp))?;
+            .map_err(io_at(path))?;
     }
-    f.write_all(bytes).map_err(io_at(&tmp))?;
+    f.write_all(bytes).map_err(io_at(path))?;
     if durability == Durability::EachFile {
-        f.sync_all().map_err(io_at(&tmp))?;
+        f.sync_all().map_err(io_at(path))?;
     }
     Ok(())
 }
@@ -538,8 +630,8 @@ fn sync_file_systems<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<(),
 /// Writes `bytes` to `path` atomically with `mode`: a temporary file in
 /// the same directory, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
-    let mut staged = Staged::new(Path::new(""), vec![path]);
-    write_temp(path, bytes, mode, Durability::EachFile)?;
+    let mut staged = Staged::new(Path::new(""), vec![path], Vec::new());
+    write_new(&temp_path(path), bytes, mode, Durability::EachFile)?;
     staged.publish()
 }
 
@@ -570,13 +662,13 @@ fn apply_with(
             .keys()
             .filter_map(|rel| Path::new(rel).parent())
             .collect();
-        let mut created = false;
-        for dir in &dirs {
-            created |= ensure_dir(ns_dir, dir)?;
-        }
+        let roots: BTreeSet<&Path> = dirs
+            .iter()
+            .filter_map(|d| first_missing(ns_dir, d))
+            .collect();
         // A new directory is durable only once its parent is; the syncfs
         // covers that, an fsync of the file would not.
-        if created {
+        if !roots.is_empty() {
             durability = Durability::SyncFs;
         }
         let writes: Vec<(&str, &OutFile)> = outcome
@@ -587,18 +679,24 @@ fn apply_with(
         let mut staged = Staged::new(
             ns_dir,
             writes.iter().map(|(rel, _)| Path::new(*rel)).collect(),
+            roots.into_iter().collect(),
         );
+        staged.clear_leftovers()?;
+        for dir in &dirs {
+            staged.make_dir(dir)?;
+        }
         // Files in one directory are created one at a time (the kernel
         // locks the directory), but two writers still overlap rendering,
         // writing and closing with each other's creates: 10,000 records
         // took 230 ms on one thread and 125-145 ms on two on this VM.
         let written = crate::input::par::map(&writes, |(rel, file)| {
-            write_temp(&ns_dir.join(rel), &file.content(), file.mode, durability)
+            let path = staged.staging_path(Path::new(rel));
+            write_new(&path, &file.content(), file.mode, durability)
         });
         written.into_iter().collect::<Result<(), StoreError>>()?;
         if durability == Durability::SyncFs {
-            let abs: Vec<PathBuf> = dirs.iter().map(|d| ns_dir.join(d)).collect();
-            sync_file_systems(abs.iter().map(PathBuf::as_path))?;
+            let now: Vec<PathBuf> = dirs.iter().map(|d| staged.dir_now(d)).collect();
+            sync_file_systems(now.iter().map(PathBuf::as_path))?;
         }
         staged.publish()?;
     }
@@ -724,6 +822,69 @@ mod tests {
             .collect();
         assert_eq!(published, Vec::<OsString>::new());
         assert_eq!(temporaries(ns), vec![blocked]);
+    }
+
+    #[test]
+    fn a_missing_tree_is_staged_whole_and_a_failure_in_it_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path();
+        // A name too long for the file system fails its write, after
+        // others were written into the staged tree.
+        let long = format!("runtime/resources/Listener-{}.yaml", "x".repeat(300));
+        let o = outcome(&[
+            ("runtime/resources/Listener-a.yaml", "a\n", 0o644),
+            (long.as_str(), "long\n", 0o644),
+            ("runtime/status.yaml", "s\n", 0o644),
+        ]);
+        let err = apply(ns, &o).unwrap_err().to_string();
+        assert!(err.contains("xxxx"), "{err}");
+        let left: Vec<_> = fs::read_dir(ns)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(left, Vec::<PathBuf>::new());
+
+        // The same without the bad name lands whole, in one rename.
+        let o = outcome(&[
+            ("runtime/resources/Listener-a.yaml", "a\n", 0o644),
+            ("runtime/status.yaml", "s\n", 0o644),
+        ]);
+        apply(ns, &o).unwrap();
+        assert_eq!(
+            fs::read_to_string(ns.join("runtime/status.yaml")).unwrap(),
+            "s\n"
+        );
+        assert_eq!(
+            fs::read_to_string(ns.join("runtime/resources/Listener-a.yaml")).unwrap(),
+            "a\n"
+        );
+        assert_eq!(temporaries(ns), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn a_tree_left_staged_by_a_crash_is_not_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path();
+        fs::create_dir(ns.join("runtime")).unwrap();
+        fs::write(ns.join("runtime/status.yaml"), "old\n").unwrap();
+        let leftover = ns.join("runtime/.resources.skupperd-tmp");
+        fs::create_dir(&leftover).unwrap();
+        fs::write(leftover.join("Listener-stale.yaml"), "stale\n").unwrap();
+        let o = outcome(&[
+            ("runtime/resources/Listener-a.yaml", "a\n", 0o644),
+            ("runtime/status.yaml", "new\n", 0o644),
+        ]);
+        apply(ns, &o).unwrap();
+        let names: Vec<_> = fs::read_dir(ns.join("runtime/resources"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![OsString::from("Listener-a.yaml")]);
+        assert_eq!(
+            fs::read_to_string(ns.join("runtime/status.yaml")).unwrap(),
+            "new\n"
+        );
+        assert_eq!(temporaries(ns), Vec::<PathBuf>::new());
     }
 
     #[test]
