@@ -32,6 +32,9 @@
 //!   `elapsed_ms`; the burst runs add `skupperd::watch=debug` for the
 //!   `watch event` lines).
 //!
+//! - Each data home is synced to disk once written: skupperd's own
+//!   `syncfs` flushes the whole file system, and a cold start measured
+//!   right after writing 10,000 input files would flush those too.
 //! - No mass delete before a measurement: every data home is kept until
 //!   the bench ends. This VM's ext4 has no journal, and without one the
 //!   kernel's inode allocator steps over every inode deleted in the last
@@ -151,6 +154,11 @@ impl Home {
             )?;
         }
         fs::write(home.config(), "runner = \"none\"\n").map_err(ctx("config.toml"))?;
+        // The input is on disk before the daemon starts, as it is when a
+        // machine boots: skupperd's one syncfs would otherwise also flush
+        // the 10,000 input files this bench has just written.
+        let dir = File::open(home.path()).map_err(ctx("data home"))?;
+        rustix::fs::syncfs(&dir).map_err(ctx("syncfs"))?;
         Ok(home)
     }
 
@@ -417,6 +425,19 @@ fn log_time(line: &str) -> Option<i128> {
     Some(t.unix_timestamp_nanos())
 }
 
+/// `read_ms`, `plan_ms` and `apply_ms` of the first pass logged in `log`.
+fn first_pass_phases(log: &Path) -> Option<[Duration; 3]> {
+    let text = fs::read_to_string(log).ok()?;
+    let line = text.lines().find(|l| l.contains("reconcile pass 1:"))?;
+    let field = |name: &str| -> Option<Duration> {
+        let key = format!("{name}=");
+        let at = line.find(&key)? + key.len();
+        let digits: String = line[at..].chars().take_while(char::is_ascii_digit).collect();
+        Some(Duration::from_millis(digits.parse().ok()?))
+    };
+    Some([field("read_ms")?, field("plan_ms")?, field("apply_ms")?])
+}
+
 fn elapsed_ms(line: &str) -> Option<i128> {
     let at = line.find("elapsed_ms=")? + "elapsed_ms=".len();
     line.get(at..)?.split_whitespace().next()?.parse().ok()
@@ -648,6 +669,49 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Waits until creating files costs what it normally does (see "No mass
+/// delete" in the header): after a big delete (a previous run's data
+/// homes, a cargo build) this VM's journal-less ext4 makes every create
+/// step over the inodes deleted in the last 60-360 s. Probes with 1,000
+/// new files (kept until the end, so the probe deletes nothing) every
+/// 15 s for up to 6 minutes; says what it found.
+fn settle_inode_allocator(root: &Path) -> String {
+    const PROBE: usize = 1_000;
+    // 10,000 creates take 0.25 s on a settled file system, 3-6 s after a
+    // mass delete.
+    const NORMAL: Duration = Duration::from_millis(60);
+    let waited = Instant::now();
+    for round in 0..25 {
+        let dir = root.join(format!("probe-{round}"));
+        if fs::create_dir(&dir).is_err() {
+            return "file system probe: could not create a directory".into();
+        }
+        let t = Instant::now();
+        for i in 0..PROBE {
+            if File::create(dir.join(format!("f{i}"))).is_err() {
+                return "file system probe: could not create a file".into();
+            }
+        }
+        let took = t.elapsed();
+        if took <= NORMAL {
+            return format!(
+                "file system probe: {PROBE} creates took {}; waited {:.0} s for it to settle",
+                ms(took),
+                waited.elapsed().as_secs_f64()
+            );
+        }
+        eprintln!(
+            "daemon bench: {PROBE} file creates took {} (recently deleted inodes are being skipped); waiting 15 s",
+            ms(took)
+        );
+        std::thread::sleep(Duration::from_secs(15));
+    }
+    format!(
+        "file system probe: still slow after {:.0} s; figures below include it",
+        waited.elapsed().as_secs_f64()
+    )
 }
 
 fn load_average() -> String {
@@ -1107,16 +1171,23 @@ fn big(bench: &Bench, n: usize, starts: usize, idle: Duration, rows: &mut Vec<Ro
     let mut cold = Vec::new();
     // VmHWM of the cold-started daemons, then of the restarted ones.
     let mut cold_kib: Vec<u64> = Vec::new();
+    // The first pass's read, plan and apply phases, as skupperd logs them.
+    let mut phases: [Vec<Duration>; 3] = Default::default();
     let mut warm_kib: Vec<u64> = Vec::new();
     let mut home: Option<Home> = None;
     let mut errors = Vec::new();
     for s in 0..starts.max(1) {
-        let attempt = || -> Res<(Home, Duration, Option<u64>)> {
+        let mut attempt = || -> Res<(Home, Duration, Option<u64>)> {
             let h = Home::new(&bench.root, n)?;
             let mut d = bench.spawn(&h, &format!("cold-{n}-{s}"), LOG_BASE)?;
             let t = d.wait_ready()?;
             let kib = peak_rss_kib(d.pid());
             d.stop()?;
+            if let Some(p) = first_pass_phases(&d.log) {
+                for (all, one) in phases.iter_mut().zip(p) {
+                    all.push(one);
+                }
+            }
             Ok((h, t, kib))
         };
         match attempt() {
@@ -1144,6 +1215,15 @@ fn big(bench: &Bench, n: usize, starts: usize, idle: Duration, rows: &mut Vec<Ro
             target: "p50 <= 500 ms".into(),
             result,
         });
+        for (name, mut v) in ["read", "plan", "apply"].into_iter().zip(phases) {
+            rows.push(Row {
+                what: format!("  first pass {name} (logged: {name}_ms)"),
+                n: v.len().to_string(),
+                cols: dur_cols(&mut v),
+                target: "(info)".into(),
+                result: String::new(),
+            });
+        }
     }
     let Some(home) = home else {
         return;
@@ -1321,6 +1401,7 @@ fn main() {
         clk_tck: clock_ticks(),
         samples,
     };
+    let settled = settle_inode_allocator(dir.path());
     let load_before = load_average();
     let started = Instant::now();
 
@@ -1354,6 +1435,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         started.elapsed().as_secs_f64()
     );
+    println!("{settled}");
     println!();
     print_table(&rows);
     println!();
