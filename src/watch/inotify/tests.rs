@@ -689,3 +689,57 @@ fn other_input_names_no_resource_file_and_a_pathless_event_means_everything() {
     let sent: Vec<WatchEvent> = std::iter::from_fn(|| m.rx.try_recv().ok()).collect();
     assert_eq!(sent, [named(Trigger::Input, Changed::Everything)]);
 }
+
+/// Reads of the input reach the watcher as nothing at all, not as events
+/// it must drop: a full read of a big namespace would otherwise queue one
+/// event per file (and overflow the kernel's queue past 16,384 files).
+/// A write still arrives, ending in its close.
+#[test]
+fn reading_input_files_queues_no_events() {
+    let mut m = Manual::start();
+    let res = m.nsd.join("west/input/resources");
+    for i in 0..50 {
+        fs::write(res.join(format!("l{i}.yaml")), "kind: Listener\n").unwrap();
+    }
+    m.handle_pending();
+
+    for i in 0..50 {
+        let _ = fs::read(res.join(format!("l{i}.yaml"))).unwrap();
+    }
+    let marker = m.nsd.join("west/input/marker-read");
+    fs::write(&marker, "").unwrap();
+    let mut before_marker = Vec::new();
+    loop {
+        match m.inbox.recv_timeout(PATIENCE).expect("the marker's event") {
+            Msg::Fs(Ok(e)) if e.paths.contains(&marker) => break,
+            // The close of an earlier marker.
+            Msg::Fs(Ok(e))
+                if e.paths.iter().all(|p| {
+                    p.parent() == Some(&m.nsd.join("west/input"))
+                        && p.to_string_lossy().contains("/marker")
+                }) => {}
+            other => before_marker.push(other),
+        }
+    }
+    assert!(
+        before_marker.is_empty(),
+        "{} events for 50 reads, the first: {:?}",
+        before_marker.len(),
+        before_marker.first().map(|m| match m {
+            Msg::Fs(Ok(e)) => format!("{:?}", e.kind),
+            _ => "other".to_string(),
+        })
+    );
+
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(res.join("l7.yaml"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"# edited\n").unwrap();
+    drop(f);
+    let got = m.handle_pending();
+    assert!(
+        got.iter().any(|e| matches!(e, WatchEvent::Dirty { .. })),
+        "{got:?}"
+    );
+}
