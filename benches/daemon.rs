@@ -432,7 +432,10 @@ fn first_pass_phases(log: &Path) -> Option<[Duration; 3]> {
     let field = |name: &str| -> Option<Duration> {
         let key = format!("{name}=");
         let at = line.find(&key)? + key.len();
-        let digits: String = line[at..].chars().take_while(char::is_ascii_digit).collect();
+        let digits: String = line[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         Some(Duration::from_millis(digits.parse().ok()?))
     };
     Some([field("read_ms")?, field("plan_ms")?, field("apply_ms")?])

@@ -23,7 +23,7 @@ pub fn to_yaml(value: &Value) -> String {
     out
 }
 
-fn pad(out: &mut String, n: usize) {
+pub(crate) fn pad(out: &mut String, n: usize) {
     out.extend(std::iter::repeat_n(' ', n));
 }
 
@@ -45,7 +45,7 @@ fn write_seq(out: &mut String, items: &[Value], indent: usize) {
 }
 
 /// Writes what follows `key:` or `-`.
-fn write_value(out: &mut String, value: &Value, indent: usize, in_seq: bool) {
+pub(crate) fn write_value(out: &mut String, value: &Value, indent: usize, in_seq: bool) {
     match value {
         Value::Object(map) if !map.is_empty() => {
             if in_seq {
