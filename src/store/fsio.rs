@@ -3,10 +3,11 @@
 //!
 //! Only the namespace's single writer (the `render` command, or the
 //! namespace actor of the daemon) calls `apply`. Every changed file is
-//! written under a hidden temporary name in its own directory and made
-//! durable before a rename publishes it, so no reader sees a torn file;
-//! many files share one `syncfs` instead of an fsync each (a cold start
-//! writes thousands). Unchanged files are never rewritten.
+//! written under a hidden temporary name in its own directory (or, when
+//! that directory does not exist yet, into a hidden copy of the missing
+//! tree) and made durable before a rename publishes it, so no reader sees
+//! a torn file; many files share one `syncfs` instead of an fsync each (a
+//! cold start writes thousands). Unchanged files are never rewritten.
 //!
 //! Reading distinguishes "not there" from "cannot be read": a directory
 //! that does not exist holds nothing, but one that fails to list is a
