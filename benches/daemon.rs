@@ -751,6 +751,17 @@ fn dur_cols(v: &mut [Duration]) -> [String; 4] {
     [0.5, 0.9, 0.99, 1.0].map(|p| pct(v, p).map_or("-".into(), ms))
 }
 
+/// A row of durations that has no target.
+fn info_row(what: String, v: &mut [Duration]) -> Row {
+    Row {
+        what,
+        n: v.len().to_string(),
+        cols: dur_cols(v),
+        target: "(info)".into(),
+        result: String::new(),
+    }
+}
+
 fn verdict(ok: bool) -> String {
     if ok { "PASS" } else { "MISS" }.to_string()
 }
@@ -1221,13 +1232,10 @@ fn big(bench: &Bench, n: usize, starts: usize, idle: Duration, rows: &mut Vec<Ro
             result,
         });
         for (name, mut v) in ["read", "plan", "apply"].into_iter().zip(phases) {
-            rows.push(Row {
-                what: format!("  first pass {name} (logged: {name}_ms)"),
-                n: v.len().to_string(),
-                cols: dur_cols(&mut v),
-                target: "(info)".into(),
-                result: String::new(),
-            });
+            rows.push(info_row(
+                format!("  first pass {name} (logged: {name}_ms)"),
+                &mut v,
+            ));
         }
     }
     let Some(home) = home else {
@@ -1260,13 +1268,10 @@ fn big(bench: &Bench, n: usize, starts: usize, idle: Duration, rows: &mut Vec<Ro
             daemon = Some(d);
         }
     }
-    rows.push(Row {
-        what: format!("restart (runtime present) -> READY=1, {n}"),
-        n: restart.len().to_string(),
-        cols: dur_cols(&mut restart),
-        target: "(info)".into(),
-        result: String::new(),
-    });
+    rows.push(info_row(
+        format!("restart (runtime present) -> READY=1, {n}"),
+        &mut restart,
+    ));
     let Some(mut d) = daemon else {
         rows.push(failed(
             &format!("change -> output, {n} listeners"),

@@ -346,15 +346,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn thousands_of_records_are_all_read_under_their_names() {
-        let files: BTreeMap<String, Vec<u8>> = (0..1_500)
+    /// The runtime files of `n` listener records.
+    fn records(n: usize) -> BTreeMap<String, Vec<u8>> {
+        (0..n)
             .map(|i| {
                 (
                     format!("{RESOURCES_DIR}Listener-l{i}.yaml"),
                     record_text(i).into_bytes(),
                 )
             })
+            .collect()
+    }
+
+    #[test]
+    fn thousands_of_records_are_all_read_under_their_names() {
+        let files: BTreeMap<String, Vec<u8>> = records(1_500)
+            .into_iter()
             .chain([(
                 STATUS_FILE.to_string(),
                 b"reconcile:\n  lastRun: \"x\"\n".to_vec(),
@@ -371,14 +378,7 @@ mod tests {
 
     #[test]
     fn hollow_records_are_loaded_one_by_one_and_read_as_if_they_were_there() {
-        let full: BTreeMap<String, Vec<u8>> = (0..600)
-            .map(|i| {
-                (
-                    format!("{RESOURCES_DIR}Listener-l{i}.yaml"),
-                    record_text(i).into_bytes(),
-                )
-            })
-            .collect();
+        let full = records(600);
         let mut hollow = full.clone();
         super::super::hollow_records(&mut hollow);
         let loaded = std::sync::atomic::AtomicUsize::new(0);
