@@ -192,3 +192,15 @@ fn a_spec_written_as_it_serializes_is_kept_once_and_given_back_as_written() {
     assert_eq!(rs[0].written_spec.as_ref(), Some(&written));
     assert_eq!(*rs[0].raw_spec(), written);
 }
+
+#[test]
+fn sha256_hex_is_the_lower_case_digest() {
+    assert_eq!(
+        sha256_hex(b""),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_eq!(
+        sha256_hex(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+}
