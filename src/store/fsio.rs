@@ -419,16 +419,25 @@ impl<'a> Staged<'a> {
         self.roots.iter().position(|(r, _)| target.starts_with(r))
     }
 
+    /// Where `rel` (a file or directory) is while it is staged below a
+    /// root; `None` when it is not below one.
+    fn in_staged_tree(&self, rel: &Path) -> Option<PathBuf> {
+        let root = self.roots[self.root_of(rel)?].0;
+        let rest = rel.strip_prefix(root).unwrap_or(Path::new(""));
+        Some(temp_path(&self.base.join(root)).join(rest))
+    }
+
     /// Where `target` is written before it is published.
     fn staging_path(&self, target: &Path) -> PathBuf {
-        match self.root_of(target) {
-            Some(i) => {
-                let root = self.roots[i].0;
-                let rest = target.strip_prefix(root).unwrap_or(target);
-                temp_path(&self.base.join(root)).join(rest)
-            }
-            None => temp_path(&self.base.join(target)),
-        }
+        self.in_staged_tree(target)
+            .unwrap_or_else(|| temp_path(&self.base.join(target)))
+    }
+
+    /// Where directory `rel_dir` is while staging: its staged copy below a
+    /// root, else itself.
+    fn dir_now(&self, rel_dir: &Path) -> PathBuf {
+        self.in_staged_tree(rel_dir)
+            .unwrap_or_else(|| self.base.join(rel_dir))
     }
 
     /// Removes the staged trees a crash may have left behind.
@@ -445,41 +454,24 @@ impl<'a> Staged<'a> {
         Ok(())
     }
 
-    /// Where directory `rel_dir` is while staging: its staged copy below a
-    /// root, else itself.
-    fn dir_now(&self, rel_dir: &Path) -> PathBuf {
-        match self.root_of(rel_dir) {
-            Some(i) => {
-                let root = self.roots[i].0;
-                let rest = rel_dir.strip_prefix(root).unwrap_or(Path::new(""));
-                temp_path(&self.base.join(root)).join(rest)
-            }
-            None => self.base.join(rel_dir),
-        }
-    }
-
-    /// Creates the staged copy of `rel_dir` (below a root) with the modes
-    /// the real one gets.
+    /// Creates the staged copy of `rel_dir` (below a root), and of each
+    /// directory between it and its root, with the modes the real ones get.
     fn make_dir(&self, rel_dir: &Path) -> Result<(), StoreError> {
         let Some(i) = self.root_of(rel_dir) else {
             return Ok(());
         };
         let root = self.roots[i].0;
-        let mut rel = root.to_path_buf();
-        let mut current = temp_path(&self.base.join(root));
-        let rest = rel_dir.strip_prefix(root).unwrap_or(Path::new(""));
-        let mut parts = vec![None];
-        parts.extend(rest.components().map(Some));
-        for part in parts {
-            if let Some(part) = part {
-                current.push(part);
-                rel.push(part);
-            }
-            if !current.is_dir() {
-                fs::create_dir(&current).map_err(io_at(&current))?;
-                let mode = dir_mode(&rel.to_string_lossy());
-                fs::set_permissions(&current, fs::Permissions::from_mode(mode))
-                    .map_err(io_at(&current))?;
+        let mut chain: Vec<&Path> = rel_dir
+            .ancestors()
+            .take_while(|d| d.starts_with(root))
+            .collect();
+        chain.reverse();
+        for dir in chain {
+            let at = self.dir_now(dir);
+            if !at.is_dir() {
+                fs::create_dir(&at).map_err(io_at(&at))?;
+                let mode = dir_mode(&dir.to_string_lossy());
+                fs::set_permissions(&at, fs::Permissions::from_mode(mode)).map_err(io_at(&at))?;
             }
         }
         Ok(())
@@ -491,22 +483,18 @@ impl<'a> Staged<'a> {
     fn publish(&mut self) -> Result<(), StoreError> {
         let mut dirs: Vec<&Path> = Vec::new();
         while let Some(&rel) = self.targets.get(self.published) {
-            let (from, to, renamed) = match self.root_of(rel) {
+            let root = self.root_of(rel);
+            let renamed = match root {
                 Some(i) if self.roots[i].1 => {
                     self.published += 1;
                     continue;
                 }
-                Some(i) => {
-                    let root = self.base.join(self.roots[i].0);
-                    (temp_path(&root), root, self.roots[i].0)
-                }
-                None => {
-                    let target = self.base.join(rel);
-                    (temp_path(&target), target, rel)
-                }
+                Some(i) => self.roots[i].0,
+                None => rel,
             };
-            fs::rename(&from, &to).map_err(io_at(&to))?;
-            if let Some(i) = self.root_of(rel) {
+            let to = self.base.join(renamed);
+            fs::rename(temp_path(&to), &to).map_err(io_at(&to))?;
+            if let Some(i) = root {
                 self.roots[i].1 = true;
             }
             self.published += 1;
@@ -728,12 +716,16 @@ fn apply_with(
         for dir in &dirs {
             staged.make_dir(dir)?;
         }
+        // Where the directories are until published: what the syncs flush.
+        let now: Vec<PathBuf> = match durability {
+            Durability::SyncFs => dirs.iter().map(|d| staged.dir_now(d)).collect(),
+            Durability::EachFile => Vec::new(),
+        };
+        let early = durability == Durability::SyncFs && writes.len() >= EARLY_SYNC_FROM;
         // Files in one directory are created one at a time (the kernel
         // locks the directory), but two writers still overlap rendering,
         // writing and closing with each other's creates: 10,000 records
         // took 230 ms on one thread and 125-145 ms on two on this VM.
-        let now: Vec<PathBuf> = dirs.iter().map(|d| staged.dir_now(d)).collect();
-        let early = durability == Durability::SyncFs && writes.len() >= EARLY_SYNC_FROM;
         let written = with_early_sync(early, &now, writes.len() / 2, |half_done| {
             crate::input::par::map(&writes, |(rel, file)| {
                 let path = staged.staging_path(Path::new(rel));
