@@ -200,20 +200,12 @@ impl FileCache {
         let first = self.files.is_empty() && self.stamps.is_empty() && self.recheck.is_empty();
         let mut seen = (!first).then(|| HashSet::with_capacity(listed.len()));
         for ((rel, _), read) in listed.into_iter().zip(reads) {
-            match &mut seen {
-                Some(seen) => {
-                    if let Some(read) = read {
-                        self.store(rel.clone(), read);
-                        stats.parsed += 1;
-                    }
-                    seen.insert(rel);
-                }
-                None => {
-                    if let Some(read) = read {
-                        self.store(rel, read);
-                        stats.parsed += 1;
-                    }
-                }
+            if let Some(seen) = &mut seen {
+                seen.insert(rel.clone());
+            }
+            if let Some(read) = read {
+                self.store(rel, read);
+                stats.parsed += 1;
             }
         }
         if let Some(seen) = seen {

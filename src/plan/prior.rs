@@ -92,16 +92,16 @@ pub fn read_prior_with<E: Send>(
     load: impl Fn(&str) -> Result<Option<Vec<u8>>, E> + Sync,
 ) -> Result<Prior, E> {
     let mut prior = Prior::default();
-    let records: Vec<(&str, &[u8])> = files
+    // (path, file name, bytes) of every record.
+    let records: Vec<(&str, &str, &[u8])> = files
         .range(RESOURCES_DIR.to_string()..)
         .map_while(|(path, bytes)| {
-            path.strip_prefix(RESOURCES_DIR)?;
-            Some((path.as_str(), bytes.as_slice()))
+            let file_name = path.strip_prefix(RESOURCES_DIR)?;
+            Some((path.as_str(), file_name, bytes.as_slice()))
         })
         .collect();
     // A restart reads one record per resource: thousands, independent.
-    let read = crate::input::par::map(&records, |(path, bytes)| {
-        let file_name = path.strip_prefix(RESOURCES_DIR).unwrap_or(path);
+    let read = crate::input::par::map(&records, |&(path, file_name, bytes)| {
         if !bytes.is_empty() {
             return Ok(read_record(file_name, bytes));
         }
