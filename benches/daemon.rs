@@ -431,21 +431,19 @@ fn log_time(line: &str) -> Option<i128> {
 fn first_pass_phases(log: &Path) -> Option<[Duration; 3]> {
     let text = fs::read_to_string(log).ok()?;
     let line = text.lines().find(|l| l.contains("reconcile pass 1:"))?;
-    let field = |name: &str| -> Option<Duration> {
-        let key = format!("{name}=");
-        let at = line.find(&key)? + key.len();
-        let digits: String = line[at..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        Some(Duration::from_millis(digits.parse().ok()?))
-    };
+    let field = |name| Some(Duration::from_millis(logged_ms(line, name)?));
     Some([field("read_ms")?, field("plan_ms")?, field("apply_ms")?])
 }
 
-fn elapsed_ms(line: &str) -> Option<i128> {
-    let at = line.find("elapsed_ms=")? + "elapsed_ms=".len();
+/// The value of the field `name=` (milliseconds) of a pass log line.
+fn logged_ms(line: &str, name: &str) -> Option<u64> {
+    let key = format!("{name}=");
+    let at = line.find(&key)? + key.len();
     line.get(at..)?.split_whitespace().next()?.parse().ok()
+}
+
+fn elapsed_ms(line: &str) -> Option<i128> {
+    logged_ms(line, "elapsed_ms").map(i128::from)
 }
 
 /// (start, end) in unix ns of a pass from its log line (the line is
