@@ -2,26 +2,26 @@
 //!
 //! One connection, one session, a receiver with a dynamic source whose
 //! address is every request's `reply-to`, and a sender to `$management`.
-//! Requests go one at a time (the router's agent is serial anyway), carry an
-//! increasing ulong `correlation-id`, and wait at most [`REQUEST_TIMEOUT`]
-//! for the answer; a request that times out, or any link or connection
-//! error, makes the client `Lost` for good, so the caller reconnects and
+//! Requests go one at a time (the router's agent is serial anyway) and
+//! wait at most [`REQUEST_TIMEOUT`] for the answer; a request that times
+//! out, an answer that cannot be read, or any link or connection error
+//! makes the client `Lost` for good, so the caller reconnects and
 //! re-observes instead of guessing what the router did.
+//!
+//! The correlation-id is a string: the router's Python agent decodes a
+//! request's id and encodes it again as the smallest signed integer that
+//! holds it (a ulong 1 comes back as smallint 1, a uuid as null), while
+//! its C agent copies the bytes. Strings are the one id type both echo
+//! byte for byte (transcripts 01-11).
 
 use std::time::Duration;
 
-use fe2o3_amqp::connection::ConnectionHandle;
-use fe2o3_amqp::link::{Receiver, Sender};
-use fe2o3_amqp::session::SessionHandle;
-use fe2o3_amqp::types::messaging::{
-    ApplicationProperties, Body, Message, MessageId, Outcome, Properties, Source,
-};
-use fe2o3_amqp::types::primitives::{OrderedMap, SimpleValue, Value};
-use fe2o3_amqp::{Connection, Session};
+use skupperd_amqp::message::{CORRELATION_ID, REPLY_TO};
+use skupperd_amqp::{Connection, Message, Options, Receiver, Sender, Terminus, Value};
 use tokio::net::TcpStream;
 
 use super::value::{map_from_json, map_to_json, to_json};
-use super::{full_type, sasl, tls, Credentials, Entity, Key, Management, MgmtError, MgmtFuture};
+use super::{full_type, tls, Credentials, Entity, Key, Management, MgmtError, MgmtFuture};
 
 /// How long one request may wait for its answer before the connection
 /// counts as lost.
@@ -35,8 +35,7 @@ pub const DEFAULT_PAGE_SIZE: usize = 500;
 
 /// A connected management client. Not `Clone`: one request at a time.
 pub struct AmqpManagement {
-    connection: ConnectionHandle<()>,
-    session: SessionHandle<()>,
+    connection: Connection,
     sender: Sender,
     receiver: Receiver,
     reply_to: String,
@@ -46,6 +45,14 @@ pub struct AmqpManagement {
     /// Set once the connection is known to be unusable; every later request
     /// fails with this reason without touching the network.
     lost: Option<String>,
+}
+
+fn lost(what: &str) -> impl Fn(skupperd_amqp::Error) -> MgmtError + '_ {
+    move |e| match e {
+        skupperd_amqp::Error::Protocol(p) => MgmtError::Protocol(format!("{what}: {p}")),
+        skupperd_amqp::Error::Refused(r) => MgmtError::Protocol(format!("{what}: {r}")),
+        other => MgmtError::Lost(format!("{what}: {other}")),
+    }
 }
 
 /// Connects to the router's management listener on `127.0.0.1:<port>`
@@ -59,44 +66,38 @@ pub async fn connect(port: u16, creds: &Credentials) -> Result<AmqpManagement, M
 }
 
 async fn open(port: u16, config: rustls::ClientConfig) -> Result<AmqpManagement, MgmtError> {
-    let lost = |what: &str, e: &dyn std::fmt::Display| MgmtError::Lost(format!("{what}: {e}"));
     let tcp = TcpStream::connect(("127.0.0.1", port))
         .await
-        .map_err(|e| lost(&format!("connecting to 127.0.0.1:{port}"), &e))?;
+        .map_err(|e| MgmtError::Lost(format!("connecting to 127.0.0.1:{port}: {e}")))?;
     // Requests are tiny; do not wait for Nagle.
     tcp.set_nodelay(true).ok();
     let mut stream = tls::connect(config, tcp).await?;
-    sasl::external(&mut stream).await?;
-    let mut connection = Connection::builder()
-        .container_id(format!(
-            "skupperd-{}-{}",
-            std::process::id(),
-            CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ))
-        .open_with_stream(stream)
+    skupperd_amqp::sasl::client(&mut stream, "EXTERNAL", b"")
         .await
-        .map_err(|e| lost("opening the AMQP connection", &e))?;
-    let mut session = Session::begin(&mut connection)
+        .map_err(lost("SASL EXTERNAL"))?;
+    let container_id = format!(
+        "skupperd-{}-{}",
+        std::process::id(),
+        CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let connection = skupperd_amqp::client(stream, Options::new(&container_id))
         .await
-        .map_err(|e| lost("beginning the AMQP session", &e))?;
-    let receiver = Receiver::builder()
-        .name("skupperd-management-replies")
-        .source(Source::builder().dynamic(true).build())
-        .attach(&mut session)
+        .map_err(lost("opening the AMQP connection"))?;
+    let receiver = connection
+        .receiver("skupperd-management-replies", Terminus::dynamic())
         .await
-        .map_err(|e| lost("attaching the reply receiver", &e))?;
+        .map_err(lost("attaching the reply receiver"))?;
     let reply_to = receiver
-        .source()
-        .as_ref()
-        .and_then(|s| s.address.clone())
+        .address
+        .clone()
         .ok_or_else(|| MgmtError::Protocol("the router assigned no reply address".into()))?;
-    let sender = Sender::attach(&mut session, "skupperd-management", "$management")
+    let sender = connection
+        .sender("skupperd-management", "$management")
         .await
-        .map_err(|e| lost("attaching the $management sender", &e))?;
+        .map_err(lost("attaching the $management sender"))?;
     tracing::debug!(port, %reply_to, "management connection open");
     Ok(AmqpManagement {
         connection,
-        session,
         sender,
         receiver,
         reply_to,
@@ -108,10 +109,29 @@ async fn open(port: u16, config: rustls::ClientConfig) -> Result<AmqpManagement,
 }
 
 /// An answer: status code, description, body.
-struct Reply {
-    code: u16,
-    description: String,
-    body: Value,
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub code: u16,
+    pub description: String,
+    pub body: Value,
+}
+
+/// Reads a management answer from a delivery's payload exactly as the
+/// client does, with its correlation-id (tests decode the real router's
+/// recorded answers with this).
+pub fn read_answer(payload: &[u8]) -> Result<(Option<Value>, Reply), MgmtError> {
+    let message = Message::decode(payload)
+        .map_err(|e| MgmtError::Protocol(format!("an answer could not be read: {e}")))?;
+    let correlation = message.correlation_id().cloned();
+    Ok((correlation, parse_reply(message)?))
+}
+
+/// The rows of a QUERY answer's body as entities.
+pub fn read_table(body: Value) -> Result<Vec<Entity>, MgmtError> {
+    let (names, rows) = parse_table(body)?;
+    rows.into_iter()
+        .map(|row| row_entity(&names, row))
+        .collect()
 }
 
 impl AmqpManagement {
@@ -132,59 +152,40 @@ impl AmqpManagement {
 
     /// Whether the connection has been found lost.
     pub fn is_lost(&self) -> bool {
-        self.lost.is_some()
+        self.lost.is_some() || self.connection.close_reason().is_some()
     }
 
-    /// Starts the vanflow network view (router.md 7) on a second session
-    /// of this connection.
+    /// Starts the vanflow network view (router.md 7) on this connection.
     pub async fn watch_network(&mut self) -> Result<super::vanflow::NetworkWatch, MgmtError> {
-        super::vanflow::watch_network(&mut self.connection).await
+        super::vanflow::watch_network(&self.connection).await
     }
 
-    /// Closes links, session and connection politely. Errors are ignored:
-    /// the peer may already be gone.
-    pub async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            let _ = self.sender.close().await;
-            let _ = self.receiver.close().await;
-            let _ = self.session.end().await;
-            let _ = self.connection.close().await;
-        })
-        .await;
+    /// Closes the connection politely. Errors are ignored: the peer may
+    /// already be gone.
+    pub async fn close(self) {
+        self.connection.close().await;
     }
 
     /// Sends one request and waits for its answer.
-    async fn request(
-        &mut self,
-        props: &[(&str, SimpleValue)],
-        body: Value,
-    ) -> Result<Reply, MgmtError> {
+    async fn request(&mut self, props: &[(&str, Value)], body: Value) -> Result<Reply, MgmtError> {
         if let Some(reason) = &self.lost {
             return Err(MgmtError::Lost(reason.clone()));
         }
-        let id = self.next_correlation_id;
+        let id = Value::String(self.next_correlation_id.to_string());
         self.next_correlation_id += 1;
-        let mut app = ApplicationProperties::default();
-        for (k, v) in props {
-            app.0.insert((*k).to_string(), v.clone());
-        }
-        let message = Message::builder()
-            .properties(Properties {
-                reply_to: Some(self.reply_to.clone()),
-                correlation_id: Some(MessageId::Ulong(id)),
-                ..Default::default()
-            })
-            .application_properties(app)
-            .value(body)
-            .build();
-        // The library does not fail a pending delivery when the peer closes
-        // the connection, so watch the connection itself as well.
-        let exchange = exchange(&mut self.sender, &mut self.receiver, id, message);
+        let mut message = Message::with_value(body);
+        message.set_property(REPLY_TO, Value::str(&self.reply_to));
+        message.set_property(CORRELATION_ID, id.clone());
+        message.application_properties = Some(
+            props
+                .iter()
+                .map(|(k, v)| (Value::str(k), v.clone()))
+                .collect(),
+        );
+        let exchange = exchange(&self.sender, &mut self.receiver, &id, message.encode());
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(self.timeout, exchange) => outcome,
-            _ = self.connection.on_close() => Ok(Err(MgmtError::Lost(
-                "the router closed the connection".into(),
-            ))),
+            reason = self.connection.closed() => Ok(Err(MgmtError::Lost(reason))),
         };
         match outcome {
             Ok(Ok(reply)) => Ok(reply),
@@ -204,7 +205,7 @@ impl AmqpManagement {
     async fn checked(
         &mut self,
         success: u16,
-        props: &[(&str, SimpleValue)],
+        props: &[(&str, Value)],
         body: Value,
     ) -> Result<Value, MgmtError> {
         let reply = self.request(props, body).await?;
@@ -226,21 +227,15 @@ impl AmqpManagement {
         offset: usize,
         count: usize,
     ) -> Result<(Vec<String>, Vec<Vec<Value>>), MgmtError> {
-        let names = Value::List(
-            attrs
-                .iter()
-                .map(|a| Value::String((*a).to_string()))
-                .collect(),
-        );
-        let mut body = OrderedMap::new();
-        body.insert(Value::String("attributeNames".into()), names);
+        let names = Value::List(attrs.iter().map(|a| Value::str(a)).collect());
+        let body = Value::Map(vec![(Value::str("attributeNames"), names)]);
         let props = [
-            ("operation", text("QUERY")),
-            ("entityType", text(&full_type(entity_type))),
-            ("offset", SimpleValue::Int(clamp_int(offset))),
-            ("count", SimpleValue::Int(clamp_int(count))),
+            ("operation", Value::str("QUERY")),
+            ("entityType", Value::String(full_type(entity_type))),
+            ("offset", Value::Int(clamp_int(offset))),
+            ("count", Value::Int(clamp_int(count))),
         ];
-        let body = self.checked(200, &props, Value::Map(body)).await?;
+        let body = self.checked(200, &props, body).await?;
         parse_table(body)
     }
 
@@ -258,8 +253,9 @@ impl AmqpManagement {
                 .query_page(entity_type, attrs, rows.len(), page_size)
                 .await?;
             names = page_names;
-            // A router that ignores offset/count answers every row every
-            // time: a longer page, or the same page again, ends the read.
+            // The Python agent ignores offset/count and answers every row
+            // every time (transcript 28): a longer page, or the same page
+            // again, ends the read.
             if page.len() > page_size || previous.as_ref() == Some(&page) {
                 if page.len() > page_size {
                     rows = page;
@@ -280,39 +276,46 @@ impl AmqpManagement {
 }
 
 /// Sends one request and reads answers until the one for `id` arrives.
+/// The request goes unsettled; the router's disposition may come before
+/// or after its answer (transcripts), so it is only watched for a refusal.
 async fn exchange(
-    sender: &mut Sender,
+    sender: &Sender,
     receiver: &mut Receiver,
-    id: u64,
-    message: Message<fe2o3_amqp::types::messaging::AmqpValue<Value>>,
+    id: &Value,
+    payload: Vec<u8>,
 ) -> Result<Reply, MgmtError> {
     let outcome = sender
-        .send(message)
-        .await
+        .send(payload, false)
         .map_err(|e| MgmtError::Lost(format!("sending the request: {e}")))?;
-    if !matches!(outcome, Outcome::Accepted(_)) {
-        return Err(MgmtError::Protocol(format!(
-            "$management did not accept the request: {outcome:?}"
-        )));
-    }
+    let refused = async {
+        match outcome.state().await {
+            Some(state) => match state.descriptor() {
+                Some((code, _)) if code == skupperd_amqp::frame::ACCEPTED => {
+                    std::future::pending().await
+                }
+                _ => state,
+            },
+            // The connection ended: the receive side says so.
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(refused);
     loop {
-        let delivery = receiver
-            .recv::<Body<Value>>()
-            .await
-            .map_err(|e| MgmtError::Lost(format!("receiving the answer: {e}")))?;
-        // Answers arrive pre-settled; accepting is a no-op then, and
-        // keeps an unsettled answer from blocking the link otherwise.
-        let _ = receiver.accept(&delivery).await;
-        let message = delivery.into_message();
-        let correlation = message
-            .properties
-            .as_ref()
-            .and_then(|p| p.correlation_id.clone());
-        if correlation != Some(MessageId::Ulong(id)) {
+        let delivery = tokio::select! {
+            delivery = receiver.recv() => delivery.ok_or_else(|| {
+                MgmtError::Lost("the reply link ended".into())
+            })?,
+            state = &mut refused => {
+                return Err(MgmtError::Protocol(format!("$management did not accept the request: {state}")));
+            }
+        };
+        let message = Message::decode(&delivery.payload)
+            .map_err(|e| MgmtError::Lost(format!("an answer could not be read: {e}")))?;
+        if message.correlation_id() != Some(id) {
             // A late answer to a request that timed out: not ours.
             tracing::debug!(
-                ?correlation,
-                expected = id,
+                correlation = ?message.correlation_id(),
+                expected = %id,
                 "ignoring unmatched management answer"
             );
             continue;
@@ -321,37 +324,32 @@ async fn exchange(
     }
 }
 
-fn text(s: &str) -> SimpleValue {
-    SimpleValue::String(s.to_string())
-}
-
 fn clamp_int(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-fn key_prop(key: Key<'_>) -> (&'static str, SimpleValue) {
+fn key_prop(key: Key<'_>) -> (&'static str, Value) {
     match key {
-        Key::Name(name) => ("name", text(name)),
-        Key::Identity(identity) => ("identity", text(identity)),
+        Key::Name(name) => ("name", Value::str(name)),
+        Key::Identity(identity) => ("identity", Value::str(identity)),
     }
 }
 
-fn parse_reply(message: Message<Body<Value>>) -> Result<Reply, MgmtError> {
-    let props = message.application_properties.as_ref();
-    let code = props
-        .and_then(|p| p.0.get("statusCode"))
-        .and_then(simple_int)
+fn parse_reply(message: Message) -> Result<Reply, MgmtError> {
+    let code = message
+        .application_property("statusCode")
+        .and_then(Value::as_int)
         .and_then(|c| u16::try_from(c).ok())
         .ok_or_else(|| MgmtError::Protocol("answer without a valid statusCode".into()))?;
-    let description = match props.and_then(|p| p.0.get("statusDescription")) {
-        Some(SimpleValue::String(s)) => s.clone(),
-        Some(SimpleValue::Symbol(s)) => s.0.clone(),
-        _ => String::new(),
-    };
+    let description = message
+        .application_property("statusDescription")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let body = match message.body {
-        Body::Value(v) => v.0,
-        Body::Empty => Value::Null,
-        Body::Data(_) | Body::Sequence(_) => {
+        skupperd_amqp::Body::Value(v) => v,
+        skupperd_amqp::Body::None => Value::Null,
+        skupperd_amqp::Body::Data(_) | skupperd_amqp::Body::Sequence(_) => {
             return Err(MgmtError::Protocol(
                 "answer body is not an AMQP value".into(),
             ))
@@ -364,27 +362,13 @@ fn parse_reply(message: Message<Body<Value>>) -> Result<Reply, MgmtError> {
     })
 }
 
-fn simple_int(v: &SimpleValue) -> Option<i64> {
-    match v {
-        SimpleValue::Ubyte(n) => Some(i64::from(*n)),
-        SimpleValue::Ushort(n) => Some(i64::from(*n)),
-        SimpleValue::Uint(n) => Some(i64::from(*n)),
-        SimpleValue::Ulong(n) => i64::try_from(*n).ok(),
-        SimpleValue::Byte(n) => Some(i64::from(*n)),
-        SimpleValue::Short(n) => Some(i64::from(*n)),
-        SimpleValue::Int(n) => Some(i64::from(*n)),
-        SimpleValue::Long(n) => Some(*n),
-        _ => None,
-    }
-}
-
 /// The body of a CREATE/UPDATE/READ answer as an entity.
-fn entity_body(body: Value) -> Result<Entity, MgmtError> {
+pub fn entity_body(body: Value) -> Result<Entity, MgmtError> {
     match body {
-        Value::Map(map) => Ok(map_to_json(&map)),
+        Value::Map(pairs) => Ok(map_to_json(&pairs)),
         Value::Null => Ok(Entity::new()),
         other => Err(MgmtError::Protocol(format!(
-            "answer body is not a map: {other:?}"
+            "answer body is not a map: {other}"
         ))),
     }
 }
@@ -392,32 +376,33 @@ fn entity_body(body: Value) -> Result<Entity, MgmtError> {
 /// `{attributeNames: [..], results: [[..], ..]}` from a QUERY answer.
 fn parse_table(body: Value) -> Result<(Vec<String>, Vec<Vec<Value>>), MgmtError> {
     let bad = |what: &str| MgmtError::Protocol(format!("QUERY answer: {what}"));
-    let Value::Map(mut map) = body else {
+    let Value::Map(pairs) = body else {
         return Err(bad("body is not a map"));
     };
-    let names = match map.swap_remove(&Value::String("attributeNames".into())) {
-        Some(Value::List(names)) => names,
-        Some(Value::Array(names)) => names.0,
-        _ => return Err(bad("no attributeNames list")),
-    };
+    let mut names = None;
+    let mut rows = Vec::new();
+    for (k, v) in pairs {
+        match (k.as_str(), v) {
+            (Some("attributeNames"), Value::List(n) | Value::Array(n)) => names = Some(n),
+            (Some("results"), Value::List(r) | Value::Array(r)) => rows = r,
+            (Some("results"), Value::Null) => {}
+            (Some("results"), _) => return Err(bad("results is not a list")),
+            _ => {}
+        }
+    }
     let names = names
+        .ok_or_else(|| bad("no attributeNames list"))?
         .iter()
-        .map(|n| match to_json(n) {
-            serde_json::Value::String(s) => Ok(s),
-            _ => Err(bad("an attribute name is not a string")),
+        .map(|n| {
+            n.as_str()
+                .map(String::from)
+                .ok_or_else(|| bad("an attribute name is not a string"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let rows = match map.swap_remove(&Value::String("results".into())) {
-        Some(Value::List(rows)) => rows,
-        Some(Value::Array(rows)) => rows.0,
-        None | Some(Value::Null) => Vec::new(),
-        Some(_) => return Err(bad("results is not a list")),
-    };
     let rows = rows
         .into_iter()
         .map(|row| match row {
-            Value::List(values) => Ok(values),
-            Value::Array(values) => Ok(values.0),
+            Value::List(values) | Value::Array(values) => Ok(values),
             _ => Err(bad("a row is not a list")),
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -459,9 +444,9 @@ impl Management for AmqpManagement {
     ) -> MgmtFuture<'a, Entity> {
         Box::pin(async move {
             let props = [
-                ("operation", text("CREATE")),
-                ("type", text(&full_type(entity_type))),
-                ("name", text(name)),
+                ("operation", Value::str("CREATE")),
+                ("type", Value::String(full_type(entity_type))),
+                ("name", Value::str(name)),
             ];
             let body = self
                 .checked(201, &props, Value::Map(map_from_json(attrs)))
@@ -478,8 +463,8 @@ impl Management for AmqpManagement {
     ) -> MgmtFuture<'a, Entity> {
         Box::pin(async move {
             let props = [
-                ("operation", text("UPDATE")),
-                ("type", text(&full_type(entity_type))),
+                ("operation", Value::str("UPDATE")),
+                ("type", Value::String(full_type(entity_type))),
                 key_prop(key),
             ];
             let body = self
@@ -492,12 +477,11 @@ impl Management for AmqpManagement {
     fn delete<'a>(&'a mut self, entity_type: &'a str, key: Key<'a>) -> MgmtFuture<'a, ()> {
         Box::pin(async move {
             let props = [
-                ("operation", text("DELETE")),
-                ("type", text(&full_type(entity_type))),
+                ("operation", Value::str("DELETE")),
+                ("type", Value::String(full_type(entity_type))),
                 key_prop(key),
             ];
-            self.checked(204, &props, Value::Map(OrderedMap::new()))
-                .await?;
+            self.checked(204, &props, Value::Map(Vec::new())).await?;
             Ok(())
         })
     }
@@ -505,13 +489,11 @@ impl Management for AmqpManagement {
     fn read<'a>(&'a mut self, entity_type: &'a str, key: Key<'a>) -> MgmtFuture<'a, Entity> {
         Box::pin(async move {
             let props = [
-                ("operation", text("READ")),
-                ("type", text(&full_type(entity_type))),
+                ("operation", Value::str("READ")),
+                ("type", Value::String(full_type(entity_type))),
                 key_prop(key),
             ];
-            let body = self
-                .checked(200, &props, Value::Map(OrderedMap::new()))
-                .await?;
+            let body = self.checked(200, &props, Value::Map(Vec::new())).await?;
             entity_body(body)
         })
     }
@@ -522,24 +504,25 @@ mod tests {
     use super::*;
 
     fn s(v: &str) -> Value {
-        Value::String(v.to_string())
+        Value::str(v)
     }
 
     #[test]
     fn query_rows_pair_values_with_attribute_names() {
-        let mut map = OrderedMap::new();
-        map.insert(
-            s("attributeNames"),
-            Value::List(vec![s("name"), s("port"), s("operStatus")]),
-        );
-        map.insert(
-            s("results"),
-            Value::List(vec![
-                Value::List(vec![s("listener/a"), s("8080"), s("up")]),
-                Value::List(vec![s("listener/b"), s("9090"), Value::Null]),
-            ]),
-        );
-        let (names, rows) = parse_table(Value::Map(map)).unwrap();
+        let body = Value::Map(vec![
+            (
+                s("attributeNames"),
+                Value::List(vec![s("name"), s("port"), s("operStatus")]),
+            ),
+            (
+                s("results"),
+                Value::List(vec![
+                    Value::List(vec![s("listener/a"), s("8080"), s("up")]),
+                    Value::List(vec![s("listener/b"), s("9090"), Value::Null]),
+                ]),
+            ),
+        ]);
+        let (names, rows) = parse_table(body).unwrap();
         let entities: Vec<Entity> = rows
             .into_iter()
             .map(|r| row_entity(&names, r).unwrap())
@@ -558,22 +541,21 @@ mod tests {
 
     #[test]
     fn an_answer_without_status_code_is_a_protocol_error() {
-        let message = Message::builder().body(Body::<Value>::Empty).build();
-        assert!(matches!(parse_reply(message), Err(MgmtError::Protocol(_))));
+        assert!(matches!(
+            parse_reply(Message::default()),
+            Err(MgmtError::Protocol(_))
+        ));
     }
 
     #[test]
     fn status_codes_of_any_integer_width_are_read() {
-        let mut app = ApplicationProperties::default();
-        app.0.insert("statusCode".into(), SimpleValue::Uint(404));
-        app.0.insert(
-            "statusDescription".into(),
-            text("No entity with name=listener/rt"),
-        );
-        let message = Message::builder()
-            .application_properties(app)
-            .body(Body::<Value>::Empty)
-            .build();
+        let message = Message {
+            application_properties: Some(vec![
+                (s("statusCode"), Value::Uint(404)),
+                (s("statusDescription"), s("No entity with name=listener/rt")),
+            ]),
+            ..Message::default()
+        };
         let reply = parse_reply(message).unwrap();
         assert_eq!(reply.code, 404);
         assert_eq!(reply.description, "No entity with name=listener/rt");

@@ -7,9 +7,10 @@
 //! status) already speaks JSON; [`value`] converts at the AMQP edge.
 //!
 //! - [`mgmt`]: the AMQP 1.0 management client (one connection, one session,
-//!   a dynamic reply receiver and a `$management` sender).
-//! - `tls` and `sasl`: mutual TLS from PEM bytes and SASL EXTERNAL, done
-//!   before the stream is handed to the AMQP library.
+//!   a dynamic reply receiver and a `$management` sender) over the
+//!   `skupperd-amqp` crate, which reads replies as the real router sends
+//!   them.
+//! - `tls`: mutual TLS from PEM bytes, before SASL EXTERNAL and AMQP.
 //! - [`value`]: AMQP value <-> JSON conversion.
 //! - [`vanflow`]: the network view built from the router's event stream.
 
@@ -17,7 +18,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub mod mgmt;
-mod sasl;
 pub mod session;
 mod tls;
 pub mod value;

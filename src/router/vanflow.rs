@@ -11,13 +11,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use fe2o3_amqp::connection::ConnectionHandle;
-use fe2o3_amqp::link::{Receiver, Sender};
-use fe2o3_amqp::session::SessionHandle;
-use fe2o3_amqp::types::messaging::{Body, Message, Properties};
-use fe2o3_amqp::types::primitives::{SimpleValue, Value};
-use fe2o3_amqp::Session;
 use serde_json::Value as Json;
+use skupperd_amqp::message::{SUBJECT, TO};
+use skupperd_amqp::{Connection, Message, Receiver, Terminus, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -116,6 +112,20 @@ impl NetworkView {
         }
     }
 
+    /// A HEARTBEAT keeps a known source alive between beacons.
+    pub fn on_heartbeat(&mut self, source: &str, now: Instant) {
+        if let Some(state) = self.sources.get_mut(source) {
+            state.last_beacon = now;
+        }
+    }
+
+    /// Forgets a source (its subscription failed), so its next beacon is
+    /// answered as new and subscribed again.
+    pub fn forget(&mut self, source: &str) {
+        self.sources.remove(source);
+        self.records.retain(|_, r| r.source != source);
+    }
+
     /// Takes the records of one RECORD message from `source`. Later
     /// records for an identity update only the attributes they carry.
     pub fn on_records(&mut self, source: &str, records: Vec<RecordAttrs>) {
@@ -202,20 +212,21 @@ pub fn parse_beacon(props: &BTreeMap<String, String>) -> Option<Beacon> {
 /// The records of a RECORD body: a list of maps with uint keys. Entries
 /// that are not maps, and keys that are not unsigned integers, are skipped.
 pub fn parse_records(body: &Value) -> Vec<RecordAttrs> {
-    let Value::List(items) = body else {
+    let (Value::List(items) | Value::Array(items)) = body else {
         return Vec::new();
     };
     items
         .iter()
         .filter_map(|item| match item {
-            Value::Map(map) => Some(
-                map.iter()
+            Value::Map(pairs) => Some(
+                pairs
+                    .iter()
                     .filter_map(|(k, v)| {
                         let code = match k {
-                            Value::Uint(n) => Some(*n),
-                            Value::Ulong(n) => u32::try_from(*n).ok(),
-                            Value::Ushort(n) => Some(u32::from(*n)),
-                            Value::Ubyte(n) => Some(u32::from(*n)),
+                            Value::Ubyte(_)
+                            | Value::Ushort(_)
+                            | Value::Uint(_)
+                            | Value::Ulong(_) => k.as_u32(),
                             _ => None,
                         }?;
                         Some((code, to_json(v)))
@@ -227,12 +238,53 @@ pub fn parse_records(body: &Value) -> Vec<RecordAttrs> {
         .collect()
 }
 
+/// A vanflow message, as the network view reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VanflowMessage {
+    Beacon(Beacon),
+    Heartbeat,
+    Records(Vec<RecordAttrs>),
+    /// Any other subject (FLUSH, LOG, ...), or a BEACON without its
+    /// addresses.
+    Other,
+}
+
+/// Reads one vanflow message from a delivery's payload.
+pub fn read_message(payload: &[u8]) -> Result<VanflowMessage, MgmtError> {
+    let message = Message::decode(payload)
+        .map_err(|e| MgmtError::Protocol(format!("a vanflow message could not be read: {e}")))?;
+    Ok(match message.subject() {
+        Some("BEACON") => {
+            let props: BTreeMap<String, String> = message
+                .application_properties
+                .iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
+                .collect();
+            parse_beacon(&props).map_or(VanflowMessage::Other, VanflowMessage::Beacon)
+        }
+        Some("HEARTBEAT") => VanflowMessage::Heartbeat,
+        Some("RECORD") => {
+            VanflowMessage::Records(message.value().map(parse_records).unwrap_or_default())
+        }
+        _ => VanflowMessage::Other,
+    })
+}
+
 /// A running network view. Dropping it stops the task (its links end with
-/// the session when the connection closes).
+/// the connection).
 pub struct NetworkWatch {
     /// The latest view; changes whenever a beacon or record changes it.
     pub view: watch::Receiver<NetworkView>,
     task: JoinHandle<()>,
+}
+
+impl NetworkWatch {
+    /// True once the view has stopped following the network (its beacon
+    /// link ended); the caller starts a new one.
+    pub fn ended(&self) -> bool {
+        self.task.is_finished()
+    }
 }
 
 impl Drop for NetworkWatch {
@@ -244,30 +296,29 @@ impl Drop for NetworkWatch {
 /// Messages from the per-link forwarders to the view task.
 enum Event {
     Beacon(Beacon),
+    Heartbeat(String),
     Records(String, Vec<RecordAttrs>),
-    Closed,
+    Closed(String),
 }
 
-/// Starts the vanflow view on a new session of `connection`.
-pub async fn watch_network(
-    connection: &mut ConnectionHandle<()>,
-) -> Result<NetworkWatch, MgmtError> {
-    let lost = |what: &str, e: &dyn std::fmt::Display| MgmtError::Lost(format!("{what}: {e}"));
-    let mut session = Session::begin(connection)
+/// Starts the vanflow view on `connection`.
+pub async fn watch_network(connection: &Connection) -> Result<NetworkWatch, MgmtError> {
+    let beacons = connection
+        .receiver("skupperd-vanflow-beacons", Terminus::address(BEACONS))
         .await
-        .map_err(|e| lost("beginning the vanflow session", &e))?;
-    let beacons = Receiver::attach(&mut session, "skupperd-vanflow-beacons", "mc/sfe.all")
-        .await
-        .map_err(|e| lost("attaching to mc/sfe.all", &e))?;
+        .map_err(|e| MgmtError::Lost(format!("attaching to {BEACONS}: {e}")))?;
     let (events, rx) = mpsc::channel(256);
     let beacon_task = tokio::spawn(forward(beacons, None, events.clone()));
     let (tx, view) = watch::channel(NetworkView::default());
-    let task = tokio::spawn(run(session, events, rx, tx, beacon_task));
+    let task = tokio::spawn(run(connection.clone(), events, rx, tx, beacon_task));
     Ok(NetworkWatch { view, task })
 }
 
+/// Where every event source sends its BEACON.
+pub const BEACONS: &str = "mc/sfe.all";
+
 async fn run(
-    mut session: SessionHandle<()>,
+    connection: Connection,
     events: mpsc::Sender<Event>,
     mut rx: mpsc::Receiver<Event>,
     tx: watch::Sender<NetworkView>,
@@ -281,17 +332,27 @@ async fn run(
             event = rx.recv() => match event {
                 Some(Event::Beacon(beacon)) => {
                     if let Some(new) = view.on_beacon(beacon, Instant::now()) {
-                        match subscribe(&mut session, &new, events.clone()).await {
-                            Ok(task) => { forwarders.insert(new.id.clone(), task); }
+                        match subscribe(&connection, &new, events.clone()).await {
+                            Ok(task) => {
+                                if let Some(old) = forwarders.insert(new.id.clone(), task) {
+                                    old.abort();
+                                }
+                            }
                             Err(e) => {
-                                tracing::info!(source = %new.id, "vanflow subscribe failed: {e}");
-                                break;
+                                // Answered again at its next beacon.
+                                tracing::warn!(source = %new.id, "vanflow: {e}");
+                                view.forget(&new.id);
                             }
                         }
                     }
                 }
+                Some(Event::Heartbeat(source)) => view.on_heartbeat(&source, Instant::now()),
                 Some(Event::Records(source, records)) => view.on_records(&source, records),
-                Some(Event::Closed) | None => break,
+                Some(Event::Closed(why)) => {
+                    tracing::debug!("vanflow beacon link ended: {why}");
+                    break;
+                }
+                None => break,
             },
             _ = tick.tick() => {
                 for id in view.expire(Instant::now()) {
@@ -315,73 +376,70 @@ async fn run(
     }
 }
 
+/// How long a FLUSH may wait for the source to take it.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Attaches to a new source's address and asks it to FLUSH.
 async fn subscribe(
-    session: &mut SessionHandle<()>,
+    connection: &Connection,
     source: &Beacon,
     events: mpsc::Sender<Event>,
 ) -> Result<JoinHandle<()>, String> {
-    let receiver = Receiver::attach(
-        session,
-        format!("skupperd-vanflow-{}", source.id),
-        source.address.as_str(),
-    )
-    .await
-    .map_err(|e| format!("attaching to {}: {e}", source.address))?;
+    let receiver = connection
+        .receiver(
+            &format!("skupperd-vanflow-{}", source.id),
+            Terminus::address(&source.address),
+        )
+        .await
+        .map_err(|e| format!("attaching to {}: {e}", source.address))?;
     let task = tokio::spawn(forward(receiver, Some(source.id.clone()), events));
-    let mut sender = Sender::attach(
-        session,
-        format!("skupperd-flush-{}", source.id),
-        source.direct.as_str(),
-    )
-    .await
-    .map_err(|e| format!("attaching to {}: {e}", source.direct))?;
-    let flush = Message::builder()
-        .properties(Properties {
-            subject: Some("FLUSH".into()),
-            ..Default::default()
-        })
-        .value(Value::Null)
-        .build();
-    let sent = sender.send(flush).await;
-    let _ = sender.close().await;
-    sent.map_err(|e| format!("sending FLUSH to {}: {e}", source.direct))?;
-    Ok(task)
+    let sender = connection
+        .sender(&format!("skupperd-flush-{}", source.id), &source.direct)
+        .await
+        .map_err(|e| format!("attaching to {}: {e}", source.direct))?;
+    let mut flush = Message::with_value(Value::Null);
+    flush.set_property(TO, Value::str(&source.direct));
+    flush.set_property(SUBJECT, Value::str("FLUSH"));
+    let sent = sender
+        .send(flush.encode(), false)
+        .map_err(|e| format!("sending FLUSH to {}: {e}", source.direct))?;
+    // Detaching before the router has taken the FLUSH would drop it.
+    let taken = tokio::time::timeout(FLUSH_TIMEOUT, sent.state()).await;
+    sender.close();
+    match taken {
+        Ok(Some(_)) => Ok(task),
+        Ok(None) => Err(format!("FLUSH to {}: the connection ended", source.direct)),
+        Err(_) => Err(format!(
+            "FLUSH to {}: not taken within {} s",
+            source.direct,
+            FLUSH_TIMEOUT.as_secs()
+        )),
+    }
 }
 
-/// Reads one link, settling every message (an unsettled multicast blocks
-/// its senders, Skupper issue #2331), and turns BEACON/RECORD messages into
-/// events. `source` is the id whose records this link carries.
+/// Reads one link (the connection accepts and settles every message: an
+/// unsettled multicast blocks its senders, Skupper issue #2331) and turns
+/// BEACON, HEARTBEAT and RECORD messages into events. `source` is the id
+/// whose records this link carries.
 async fn forward(mut receiver: Receiver, source: Option<String>, events: mpsc::Sender<Event>) {
     loop {
-        let delivery = match receiver.recv::<Body<Value>>().await {
-            Ok(d) => d,
-            Err(_) => {
-                let _ = events.send(Event::Closed).await;
-                return;
+        let Some(delivery) = receiver.recv().await else {
+            let _ = events.send(Event::Closed("the link ended".into())).await;
+            return;
+        };
+        let message = match read_message(&delivery.payload) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!("vanflow: skipping a message: {e}");
+                continue;
             }
         };
-        let _ = receiver.accept(&delivery).await;
-        let message = delivery.into_message();
-        let subject = message.properties.as_ref().and_then(|p| p.subject.clone());
-        let event = match (subject.as_deref(), &source) {
-            (Some("BEACON"), _) => {
-                let props: BTreeMap<String, String> = message
-                    .application_properties
-                    .iter()
-                    .flat_map(|p| p.0.iter())
-                    .filter_map(|(k, v)| match v {
-                        SimpleValue::String(s) => Some((k.clone(), s.clone())),
-                        SimpleValue::Symbol(s) => Some((k.clone(), s.0.clone())),
-                        _ => None,
-                    })
-                    .collect();
-                parse_beacon(&props).map(Event::Beacon)
+        let event = match (message, &source) {
+            (VanflowMessage::Beacon(beacon), _) => Some(Event::Beacon(beacon)),
+            (VanflowMessage::Heartbeat, Some(source)) => Some(Event::Heartbeat(source.clone())),
+            (VanflowMessage::Records(records), Some(source)) => {
+                Some(Event::Records(source.clone(), records))
             }
-            (Some("RECORD"), Some(source)) => match &message.body {
-                Body::Value(v) => Some(Event::Records(source.clone(), parse_records(&v.0))),
-                _ => None,
-            },
             _ => None,
         };
         if let Some(event) = event {
@@ -395,7 +453,6 @@ async fn forward(mut receiver: Receiver, source: Option<String>, events: mpsc::S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fe2o3_amqp::types::primitives::OrderedMap;
     use serde_json::json;
 
     fn beacon(id: &str) -> Beacon {
@@ -490,12 +547,13 @@ mod tests {
 
     #[test]
     fn record_bodies_are_lists_of_uint_keyed_maps() {
-        let mut map = OrderedMap::new();
-        map.insert(Value::Uint(0), Value::Uint(4));
-        map.insert(Value::Uint(1), Value::String("l1".into()));
-        map.insert(Value::Uint(19), Value::String("db".into()));
-        map.insert(Value::String("junk".into()), Value::Bool(true));
-        let body = Value::List(vec![Value::Map(map), Value::Null]);
+        let map = Value::Map(vec![
+            (Value::Uint(0), Value::Uint(4)),
+            (Value::Uint(1), Value::str("l1")),
+            (Value::Uint(19), Value::str("db")),
+            (Value::str("junk"), Value::Bool(true)),
+        ]);
+        let body = Value::List(vec![map, Value::Null]);
         let records = parse_records(&body);
         assert_eq!(
             records,

@@ -1,40 +1,38 @@
 //! The double's AMQP side: mutual TLS, SASL EXTERNAL, dynamic reply
-//! addresses and the `$management` node.
+//! addresses and the `$management` node, answering with the sections,
+//! types and values the real router sends (the transcripts in
+//! `shared/reference/router-transcripts`).
 //!
 //! The router's management listener (`skupper-local-normal`) requires a
 //! client certificate and offers only EXTERNAL, so the double does the
 //! same: a client without a certificate fails the TLS handshake. Replies
 //! are routed by `reply-to` to the sender link whose dynamic source got
 //! that address, and go out pre-settled, as the router's do.
+//!
+//! Two agents answer in the real router, and they encode differently: the
+//! C agent (QUERY of `router.address`, `router.link`, `connection`,
+//! `router.config.address`) copies the correlation-id and writes
+//! `statusDescription` first; the Python agent (everything else) decodes
+//! the correlation-id and encodes it again as the smallest signed integer
+//! (a uuid becomes null) and writes `statusCode` first.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fe2o3_amqp::acceptor::sasl_acceptor::SaslServerFrame;
-use fe2o3_amqp::acceptor::{
-    ConnectionAcceptor, LinkAcceptor, LinkEndpoint, ListenerSessionHandle, SaslAcceptor,
-    SessionAcceptor,
-};
-use fe2o3_amqp::link::delivery::Sendable;
-use fe2o3_amqp::link::{Receiver, Sender};
-use fe2o3_amqp::types::definitions::Role;
-use fe2o3_amqp::types::messaging::{
-    AmqpValue, ApplicationProperties, Body, Message, MessageId, Properties, Source, TargetArchetype,
-};
-use fe2o3_amqp::types::primitives::{Array, OrderedMap, SimpleValue, Symbol, Value};
-use fe2o3_amqp::types::sasl::{SaslCode, SaslInit, SaslOutcome, SaslResponse};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use serde_json::Value as Json;
+use skupperd_amqp::message::{CORRELATION_ID, TO};
+use skupperd_amqp::{Connection, IncomingLink, Message, Options, Role, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::table::{Answer, Reply, Request};
+use crate::table::{short_type, Answer, Reply, Request};
 use crate::{apply, lock, vanflow, DoubleError, Shared};
 
 /// A TLS acceptor that presents the server certificate and requires a
@@ -68,38 +66,8 @@ pub(crate) fn tls_acceptor(
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// SASL EXTERNAL only: the identity is the TLS client certificate, which
-/// the TLS layer has already required and verified.
-#[derive(Debug, Clone)]
-struct External;
-
-impl SaslAcceptor for External {
-    fn mechanisms(&self) -> Array<Symbol> {
-        Array::from(vec![Symbol::from("EXTERNAL")])
-    }
-
-    fn on_init(&mut self, init: SaslInit) -> SaslServerFrame {
-        let code = if init.mechanism.0 == "EXTERNAL" {
-            SaslCode::Ok
-        } else {
-            SaslCode::Auth
-        };
-        SaslServerFrame::Outcome(SaslOutcome {
-            code,
-            additional_data: None,
-        })
-    }
-
-    fn on_response(&mut self, _response: SaslResponse) -> SaslServerFrame {
-        SaslServerFrame::Outcome(SaslOutcome {
-            code: SaslCode::Auth,
-            additional_data: None,
-        })
-    }
-}
-
 /// Accepts management connections until `shutdown` turns true; then every
-/// connection is dropped (which sends AMQP close).
+/// connection is dropped.
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: TlsAcceptor,
@@ -107,6 +75,7 @@ pub(crate) async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let temp = Arc::new(AtomicU64::new(0));
+    let connections_opened = Arc::new(AtomicU64::new(0));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -115,9 +84,10 @@ pub(crate) async fn serve(
                 // Replies are small: without this, Nagle and delayed ACKs
                 // add ~40 ms to every request.
                 tcp.set_nodelay(true).ok();
+                let conn_id = connections_opened.fetch_add(1, Ordering::Relaxed) + 1;
                 let (tls, shared, temp) = (tls.clone(), shared.clone(), temp.clone());
                 connections.spawn(async move {
-                    if let Err(e) = connection(tcp, tls, shared, temp).await {
+                    if let Err(e) = connection(tcp, tls, shared, temp, conn_id).await {
                         tracing::info!("management connection ended: {e}");
                     }
                 });
@@ -129,104 +99,116 @@ pub(crate) async fn serve(
     connections.shutdown().await;
 }
 
+/// The router's `open`: container-id is the router id; frame size, channel
+/// limit, idle time-out, capabilities and properties as the real one sends
+/// them (transcript 00).
+fn router_options(router_id: &str, conn_id: u64) -> Options {
+    let capabilities = Value::Array(vec![
+        Value::sym("ANONYMOUS-RELAY"),
+        Value::sym("qd.streaming-links"),
+        Value::sym("qd.connection_trunking"),
+    ]);
+    let mut options = Options::new(router_id);
+    options.max_frame_size = 16384;
+    // Advertised as half: the router says 8000 ms.
+    options.idle_time_out = Some(Duration::from_millis(16000));
+    options.offered_capabilities = capabilities;
+    options.properties = Value::Map(vec![
+        (Value::sym("product"), Value::str("skupper-router")),
+        (Value::sym("version"), Value::str("0.0.0")),
+        (
+            Value::sym("qd.conn-id"),
+            Value::Int(i32::try_from(conn_id).unwrap_or(i32::MAX)),
+        ),
+    ]);
+    options
+}
+
 async fn connection(
     tcp: TcpStream,
     tls: TlsAcceptor,
     shared: Shared,
     temp: Arc<AtomicU64>,
+    conn_id: u64,
 ) -> Result<(), String> {
-    let stream = tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp))
+    let mut stream = tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp))
         .await
         .map_err(|_| "TLS handshake timed out".to_string())?
         .map_err(|e| format!("TLS handshake failed: {e}"))?;
-    let acceptor = ConnectionAcceptor::builder()
-        .container_id("router-double")
-        .sasl_acceptor(External)
-        .build();
-    let mut connection = acceptor
-        .accept(stream)
+    skupperd_amqp::sasl::server(&mut stream, &["EXTERNAL"], |m| m == "EXTERNAL")
         .await
-        .map_err(|e| format!("AMQP open failed: {e}"))?;
-    let mut sessions = JoinSet::new();
-    while let Some(incoming) = connection.next_incoming_session().await {
-        let session = SessionAcceptor::new()
-            .accept_incoming_session(incoming, &mut connection)
+        .map_err(|e| format!("SASL failed: {e}"))?;
+    let router_id = lock(&shared).table.router_id();
+    let (connection, mut incoming) =
+        skupperd_amqp::server(stream, router_options(&router_id, conn_id))
             .await
-            .map_err(|e| format!("session begin failed: {e}"))?;
-        sessions.spawn(links(session, shared.clone(), temp.clone()));
+            .map_err(|e| format!("AMQP open failed: {e}"))?;
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            link = incoming.recv() => {
+                let Some(link) = link else { break };
+                if let Err(e) = accept(&connection, link, &shared, &temp, &router_id, &mut tasks).await {
+                    tracing::info!("link attach failed: {e}");
+                }
+            }
+            _ = connection.closed() => break,
+        }
     }
     Ok(())
 }
 
-/// Accepts the links of one session and starts a task per useful link.
-async fn links(mut session: ListenerSessionHandle, shared: Shared, temp: Arc<AtomicU64>) {
-    let mut tasks = JoinSet::new();
-    while let Some(attach) = session.next_incoming_attach().await {
-        let dynamic = attach.source.as_ref().is_some_and(|s| s.dynamic);
-        let source = attach.source.as_ref().and_then(|s| s.address.clone());
-        let target = match attach.target.as_deref() {
-            Some(TargetArchetype::Target(t)) => t.address.clone(),
-            _ => None,
-        };
-        let endpoint = if attach.role == Role::Receiver && dynamic {
-            let address = format!(
-                "amqp:/_topo/0/router-double/temp.{}",
-                temp.fetch_add(1, Ordering::Relaxed)
-            );
-            let assigned = address.clone();
-            let acceptor = LinkAcceptor::builder()
-                .on_dynamic_source(move |mut s: Source| {
-                    s.address = Some(assigned.clone());
-                    Some(s)
-                })
-                .build();
-            acceptor
-                .accept_incoming_attach(attach, &mut session)
-                .await
-                .map(|e| (e, Some(address)))
-        } else {
-            LinkAcceptor::new()
-                .accept_incoming_attach(attach, &mut session)
-                .await
-                .map(|e| (e, None))
-        };
-        match endpoint {
-            Ok((LinkEndpoint::Sender(sender), dynamic)) => {
-                let address = dynamic.or(source).unwrap_or_default();
-                let (tx, rx) = mpsc::channel(64);
-                if address == vanflow::BEACONS_ADDRESS {
-                    let _ = tx.try_send(vanflow::beacon());
+async fn accept(
+    connection: &Connection,
+    link: IncomingLink,
+    shared: &Shared,
+    temp: &AtomicU64,
+    router_id: &str,
+    tasks: &mut JoinSet<()>,
+) -> Result<(), skupperd_amqp::Error> {
+    match link.peer_role() {
+        // The peer receives: we send on this link.
+        Role::Receiver => {
+            let dynamic = link.source().is_some_and(|s| s.is_dynamic());
+            let assigned = dynamic.then(|| {
+                format!(
+                    "amqp:/_topo/0/{router_id}/temp.{}",
+                    temp.fetch_add(1, Ordering::Relaxed)
+                )
+            });
+            let sender = connection.accept_sender(link, assigned).await?;
+            let address = sender.address().unwrap_or_default().to_string();
+            let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
+            let id = lock(shared).add_route(&address, tx);
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                while let Some(payload) = rx.recv().await {
+                    if sender.send(payload, true).is_err() {
+                        break;
+                    }
                 }
-                let id = lock(&shared).add_route(&address, tx);
-                tasks.spawn(pump(sender, rx, id, shared.clone()));
-            }
-            Ok((LinkEndpoint::Receiver(receiver), _)) => {
-                let node = match target.as_deref() {
-                    Some("$management") => Node::Management,
-                    Some(vanflow::DIRECT_ADDRESS) => Node::Flush,
-                    _ => Node::Sink,
-                };
-                tasks.spawn(incoming(receiver, node, shared.clone()));
-            }
-            Err(e) => tracing::info!("link attach refused: {e}"),
+                lock(&shared).routes.retain(|r| r.id != id);
+            });
+        }
+        // The peer sends: we take messages on this link.
+        Role::Sender => {
+            let target = link
+                .target()
+                .and_then(|t| t.get_address())
+                .unwrap_or_default()
+                .to_string();
+            let node = if target == "$management" {
+                Node::Management
+            } else if target == lock(shared).vanflow.direct() {
+                Node::Flush
+            } else {
+                Node::Sink
+            };
+            let receiver = connection.accept_receiver(link).await?;
+            tasks.spawn(incoming(receiver, node, shared.clone()));
         }
     }
-}
-
-/// Sends the messages routed to one sender link, pre-settled.
-async fn pump(
-    mut sender: Sender,
-    mut replies: mpsc::Receiver<Message<AmqpValue<Value>>>,
-    id: u64,
-    shared: Shared,
-) {
-    while let Some(message) = replies.recv().await {
-        let sendable = Sendable::builder().message(message).settled(true).build();
-        if sender.send(sendable).await.is_err() {
-            break;
-        }
-    }
-    lock(&shared).routes.retain(|r| r.id != id);
+    Ok(())
 }
 
 /// What a link the client sends on is attached to.
@@ -239,70 +221,55 @@ enum Node {
     Sink,
 }
 
-/// Takes messages from a link the client sends on.
-async fn incoming(mut receiver: Receiver, node: Node, shared: Shared) {
-    while let Ok(delivery) = receiver.recv::<Body<Value>>().await {
-        let _ = receiver.accept(&delivery).await;
-        let message = delivery.into_message();
+/// Takes messages from a link the client sends on (the connection has
+/// already accepted and settled each).
+async fn incoming(mut receiver: skupperd_amqp::Receiver, node: Node, shared: Shared) {
+    while let Some(delivery) = receiver.recv().await {
+        let Ok(message) = Message::decode(&delivery.payload) else {
+            continue;
+        };
         match node {
             Node::Sink => continue,
             Node::Flush => {
-                let (records, routes) = {
-                    let state = lock(&shared);
-                    (
-                        vanflow::records(&state.table, &state.remote_listeners),
-                        state.routes_to(vanflow::RECORDS_ADDRESS),
-                    )
-                };
-                for route in routes {
-                    let _ = route.send(records.clone()).await;
+                if message.subject() == Some("FLUSH") {
+                    vanflow::flush(&shared);
                 }
                 continue;
             }
             Node::Management if lock(&shared).unresponsive => continue,
             Node::Management => {}
         }
-        let properties = message.properties.clone().unwrap_or_default();
-        let reply = match decode(message) {
-            Ok(request) => apply(&shared, &request),
-            Err(description) => Reply {
-                code: 400,
-                description,
-                answer: Answer::Empty,
-            },
-        };
-        let Some(reply_to) = properties.reply_to else {
+        let Some(reply_to) = message.reply_to().map(String::from) else {
             continue;
         };
-        let message = encode(reply, properties.correlation_id, &reply_to);
+        let request = decode(&message);
+        let agent = Agent::of(&request);
+        let reply = apply(&shared, &request);
+        let payload = encode(&reply, agent, message.correlation_id(), &reply_to);
         let route = lock(&shared).routes_to(&reply_to).into_iter().next();
         if let Some(route) = route {
-            let _ = route.send(message).await;
+            let _ = route.send(payload).await;
         }
     }
 }
 
-fn decode(message: Message<Body<Value>>) -> Result<Request, String> {
-    let props = message.application_properties.unwrap_or_default();
-    let text = |k: &str| match props.0.get(k) {
-        Some(SimpleValue::String(s)) => Some(s.clone()),
-        Some(SimpleValue::Symbol(s)) => Some(s.0.clone()),
-        _ => None,
+/// A request from its message. A request the router cannot make sense of
+/// is answered by the table (no operation: 400).
+pub(crate) fn decode(message: &Message) -> Request {
+    let text = |k: &str| {
+        message
+            .application_property(k)
+            .and_then(Value::as_str)
+            .map(String::from)
     };
-    let number = |k: &str| match props.0.get(k) {
-        Some(SimpleValue::Int(n)) => usize::try_from(*n).ok(),
-        Some(SimpleValue::Long(n)) => usize::try_from(*n).ok(),
-        Some(SimpleValue::Uint(n)) => usize::try_from(*n).ok(),
-        Some(SimpleValue::Ulong(n)) => usize::try_from(*n).ok(),
-        Some(SimpleValue::String(s)) => s.parse().ok(),
-        _ => None,
+    let number = |k: &str| {
+        message.application_property(k).and_then(|v| match v {
+            Value::String(s) => s.parse().ok(),
+            other => other.as_int().and_then(|n| usize::try_from(n).ok()),
+        })
     };
-    let operation = text("operation").ok_or("No operation specified")?;
-    let body = match message.body {
-        Body::Value(v) => match to_json(&v.0) {
-            Json::Object(map) => map,
-            _ => Default::default(),
-        },
+    let body = match message.value().map(to_json) {
+        Some(Json::Object(map)) => map,
         _ => Default::default(),
     };
     let attribute_names = body
@@ -316,8 +283,8 @@ fn decode(message: Message<Body<Value>>) -> Result<Request, String> {
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Request {
-        operation,
+    Request {
+        operation: text("operation").unwrap_or_default(),
         entity_type: text("type").or_else(|| text("entityType")),
         name: text("name"),
         identity: text("identity"),
@@ -325,125 +292,194 @@ fn decode(message: Message<Body<Value>>) -> Result<Request, String> {
         attribute_names,
         offset: number("offset").unwrap_or(0),
         count: number("count"),
-    })
+    }
 }
 
-fn encode(
-    reply: Reply,
-    correlation: Option<MessageId>,
+/// Which of the router's two management agents answers a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Agent {
+    Python,
+    C,
+}
+
+impl Agent {
+    pub(crate) fn of(request: &Request) -> Agent {
+        let c_types = [
+            "router.address",
+            "router.link",
+            "connection",
+            "router.config.address",
+        ];
+        let c = request.operation == "QUERY"
+            && request
+                .entity_type
+                .as_deref()
+                .map(short_type)
+                .is_some_and(|t| c_types.contains(&t.as_str()));
+        if c {
+            Agent::C
+        } else {
+            Agent::Python
+        }
+    }
+}
+
+/// The reply message's bytes.
+pub(crate) fn encode(
+    reply: &Reply,
+    agent: Agent,
+    correlation: Option<&Value>,
     reply_to: &str,
-) -> Message<AmqpValue<Value>> {
-    let mut app = ApplicationProperties::default();
-    app.0
-        .insert("statusCode".into(), SimpleValue::Int(i32::from(reply.code)));
-    app.0.insert(
-        "statusDescription".into(),
-        SimpleValue::String(reply.description),
+) -> Vec<u8> {
+    let mut message = Message::with_value(body(reply, agent));
+    message.header = Some(vec![Value::Bool(false)]);
+    message.set_property(TO, Value::str(reply_to));
+    let correlation = match (agent, correlation) {
+        (_, None) => Value::Null,
+        (Agent::C, Some(id)) => id.clone(),
+        (Agent::Python, Some(id)) => python_id(id),
+    };
+    // Six fields, the last one even when null (a uuid id).
+    message.set_property(CORRELATION_ID, correlation);
+    let code = (Value::str("statusCode"), Value::Int(i32::from(reply.code)));
+    let description = (
+        Value::str("statusDescription"),
+        Value::str(&reply.description),
     );
-    let body = match reply.answer {
-        Answer::Entity(entity) => map_value(entity.iter().map(|(k, v)| (k.as_str(), v))),
-        Answer::Empty => Value::Map(OrderedMap::new()),
+    message.application_properties = Some(match agent {
+        Agent::Python => vec![code, description],
+        Agent::C => vec![description, code],
+    });
+    message.encode()
+}
+
+/// The Python agent's echo of a correlation-id: integers come back as the
+/// smallest signed type that holds them (a ulong above i64::MAX wraps, as
+/// the agent's encoding of it does), uuids as null, the rest unchanged.
+pub(crate) fn python_id(id: &Value) -> Value {
+    match id {
+        Value::Uuid(_) => Value::Null,
+        Value::Ulong(n) => python_int(i64::from_ne_bytes(n.to_ne_bytes())),
+        other => match other.as_int().and_then(|n| i64::try_from(n).ok()) {
+            Some(n) => python_int(n),
+            None => other.clone(),
+        },
+    }
+}
+
+fn python_int(n: i64) -> Value {
+    i32::try_from(n).map(Value::Int).unwrap_or(Value::Long(n))
+}
+
+/// The C agent's empty list: a `list32` with no elements, where proton
+/// (and so the Python agent) writes `list0`.
+fn c_empty_list() -> Value {
+    Value::Raw(vec![0xd0, 0, 0, 0, 4, 0, 0, 0, 0])
+}
+
+fn body(reply: &Reply, agent: Agent) -> Value {
+    match &reply.answer {
+        Answer::Entity(entity) => Value::Map(
+            entity
+                .iter()
+                .map(|(k, v)| (Value::str(k), value(agent, k, v)))
+                .collect(),
+        ),
+        Answer::Empty => Value::Map(Vec::new()),
         Answer::Table { names, rows } => {
-            let rows = rows
+            let rows: Vec<Value> = rows
                 .iter()
                 .map(|row| {
                     Value::List(
                         names
                             .iter()
                             .zip(row)
-                            .map(|(n, v)| attr_value(n, v))
+                            .map(|(n, v)| value(agent, n, v))
                             .collect(),
                     )
                 })
                 .collect();
-            let mut map = OrderedMap::new();
-            map.insert(
-                Value::String("attributeNames".into()),
-                Value::List(names.iter().map(|n| Value::String(n.clone())).collect()),
-            );
-            map.insert(Value::String("results".into()), Value::List(rows));
-            Value::Map(map)
+            let results = match agent {
+                Agent::C if rows.is_empty() => c_empty_list(),
+                _ => Value::List(rows),
+            };
+            Value::Map(vec![
+                (
+                    Value::str("attributeNames"),
+                    Value::List(names.iter().map(|n| Value::str(n)).collect()),
+                ),
+                (Value::str("results"), results),
+            ])
         }
-    };
-    Message::builder()
-        .properties(Properties {
-            to: Some(reply_to.to_string()),
-            correlation_id: correlation,
-            ..Default::default()
-        })
-        .application_properties(app)
-        .value(body)
-        .build()
-}
-
-fn map_value<'a>(entries: impl Iterator<Item = (&'a str, &'a Json)>) -> Value {
-    let mut map = OrderedMap::new();
-    for (k, v) in entries {
-        map.insert(Value::String(k.to_string()), attr_value(k, v));
-    }
-    Value::Map(map)
-}
-
-/// The AMQP value of an attribute. Counters go out as uint32 and other
-/// integers as int32 where they fit, because the real router mixes widths
-/// and clients must cope.
-fn attr_value(name: &str, v: &Json) -> Value {
-    let counter = matches!(
-        name,
-        "subscriberCount" | "remoteCount" | "inProcess" | "containerCount"
-    );
-    match v {
-        Json::Number(n) if counter => n
-            .as_u64()
-            .and_then(|u| u32::try_from(u).ok())
-            .map(Value::Uint)
-            .unwrap_or_else(|| from_json(v)),
-        _ => from_json(v),
     }
 }
 
-fn from_json(v: &Json) -> Value {
-    match v {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => i32::try_from(i).map(Value::Int).unwrap_or(Value::Long(i)),
-            (None, Some(u)) => Value::Ulong(u),
-            _ => Value::Double(n.as_f64().unwrap_or(0.0).into()),
+/// An attribute's AMQP value as the answering agent types it: the Python
+/// agent writes every integer as a signed int or long; the C agent keeps
+/// the declared widths (counters ulong, `inProcess` uint, `priority` int).
+fn value(agent: Agent, name: &str, v: &Json) -> Value {
+    match (agent, v) {
+        (Agent::C, Json::Number(n)) => match name {
+            "inProcess" => n
+                .as_u64()
+                .and_then(|u| u32::try_from(u).ok())
+                .map(Value::Uint)
+                .unwrap_or(Value::Null),
+            "priority" => n
+                .as_i64()
+                .and_then(|i| i32::try_from(i).ok())
+                .map(Value::Int)
+                .unwrap_or(Value::Null),
+            _ => match n.as_u64() {
+                Some(u) => Value::Ulong(u),
+                None => Value::Long(n.as_i64().unwrap_or(0)),
+            },
         },
-        Json::String(s) => Value::String(s.clone()),
-        Json::Array(items) => Value::List(items.iter().map(from_json).collect()),
-        Json::Object(map) => map_value(map.iter().map(|(k, v)| (k.as_str(), v))),
-    }
-}
-
-fn to_json(v: &Value) -> Json {
-    match v {
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Ubyte(n) => Json::from(*n),
-        Value::Ushort(n) => Json::from(*n),
-        Value::Uint(n) => Json::from(*n),
-        Value::Ulong(n) => Json::from(*n),
-        Value::Byte(n) => Json::from(*n),
-        Value::Short(n) => Json::from(*n),
-        Value::Int(n) => Json::from(*n),
-        Value::Long(n) => Json::from(*n),
-        Value::Double(f) => serde_json::Number::from_f64(f.into_inner())
-            .map(Json::Number)
-            .unwrap_or(Json::Null),
-        Value::String(s) => Json::String(s.clone()),
-        Value::Symbol(s) => Json::String(s.0.clone()),
-        Value::List(items) => Json::Array(items.iter().map(to_json).collect()),
-        Value::Array(items) => Json::Array(items.0.iter().map(to_json).collect()),
-        Value::Map(map) => Json::Object(
+        (Agent::C, Json::Array(items)) if items.is_empty() => c_empty_list(),
+        (_, Json::Null) => Value::Null,
+        (_, Json::Bool(b)) => Value::Bool(*b),
+        (_, Json::Number(n)) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => python_int(i),
+            (None, Some(u)) => Value::Ulong(u),
+            _ => Value::Double(n.as_f64().unwrap_or(0.0)),
+        },
+        (_, Json::String(s)) => Value::str(s),
+        (_, Json::Array(items)) => {
+            Value::List(items.iter().map(|i| value(agent, name, i)).collect())
+        }
+        (_, Json::Object(map)) => Value::Map(
             map.iter()
-                .filter_map(|(k, v)| match k {
-                    Value::String(k) => Some((k.clone(), to_json(v))),
-                    Value::Symbol(k) => Some((k.0.clone(), to_json(v))),
-                    _ => None,
-                })
+                .map(|(k, v)| (Value::str(k), value(agent, k, v)))
                 .collect(),
         ),
-        _ => Json::Null,
+    }
+}
+
+/// JSON for a request body value.
+fn to_json(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Double(f) => serde_json::Number::from_f64(*f)
+            .map(Json::Number)
+            .unwrap_or(Json::Null),
+        Value::String(s) | Value::Symbol(s) => Json::String(s.clone()),
+        Value::List(items) | Value::Array(items) => {
+            Json::Array(items.iter().map(to_json).collect())
+        }
+        Value::Map(pairs) => Json::Object(
+            pairs
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), to_json(v))))
+                .collect(),
+        ),
+        Value::Described(_, v) => to_json(v),
+        other => match other.as_int() {
+            Some(n) => i64::try_from(n)
+                .map(Json::from)
+                .or_else(|_| u64::try_from(n).map(Json::from))
+                .unwrap_or(Json::Null),
+            None => Json::Null,
+        },
     }
 }

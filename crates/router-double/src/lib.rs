@@ -16,8 +16,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use fe2o3_amqp::types::messaging::{AmqpValue, Message};
-use fe2o3_amqp::types::primitives::Value;
+use std::time::Duration;
+
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -56,6 +56,11 @@ pub struct DoubleConfig {
     pub rules: Arc<dyn EntityRules>,
     /// Refuse listeners whose sslProfile files are unreadable.
     pub check_ssl_files: bool,
+    /// How often the vanflow BEACON goes out (the real router: 10 s).
+    pub beacon_interval: Duration,
+    /// The SITE record's identity (the real router takes it from
+    /// `SKUPPER_SITE_ID`).
+    pub site_id: String,
 }
 
 impl DoubleConfig {
@@ -78,6 +83,8 @@ impl DoubleConfig {
             entities: vec![("router".into(), router)],
             rules,
             check_ssl_files: true,
+            beacon_interval: Duration::from_secs(10),
+            site_id: "site-router-double".into(),
         })
     }
 }
@@ -95,6 +102,7 @@ pub(crate) struct State {
     pub(crate) remote_listeners: Vec<(String, String)>,
     /// When set, `$management` requests are swallowed (timeout tests).
     pub(crate) unresponsive: bool,
+    pub(crate) vanflow: vanflow::Vanflow,
     runtime: tokio::runtime::Handle,
 }
 
@@ -102,16 +110,13 @@ pub(crate) struct State {
 pub(crate) struct Route {
     pub(crate) id: u64,
     pub(crate) address: String,
-    pub(crate) tx: mpsc::Sender<Message<AmqpValue<Value>>>,
+    /// Encoded messages for the link.
+    pub(crate) tx: mpsc::Sender<Vec<u8>>,
 }
 
 impl State {
     /// Registers a sender link's channel; answers its id.
-    pub(crate) fn add_route(
-        &mut self,
-        address: &str,
-        tx: mpsc::Sender<Message<AmqpValue<Value>>>,
-    ) -> u64 {
+    pub(crate) fn add_route(&mut self, address: &str, tx: mpsc::Sender<Vec<u8>>) -> u64 {
         self.next_route += 1;
         self.routes.push(Route {
             id: self.next_route,
@@ -122,7 +127,7 @@ impl State {
     }
 
     /// The channels of every link subscribed to `address`.
-    pub(crate) fn routes_to(&self, address: &str) -> Vec<mpsc::Sender<Message<AmqpValue<Value>>>> {
+    pub(crate) fn routes_to(&self, address: &str) -> Vec<mpsc::Sender<Vec<u8>>> {
         self.routes
             .iter()
             .filter(|r| r.address == address)
@@ -156,6 +161,7 @@ pub(crate) fn apply(shared: &Shared, request: &table::Request) -> table::Reply {
         });
     if sockets_change && !matches!(request.operation.as_str(), "QUERY" | "READ") {
         sync_sockets(&mut state, shared);
+        vanflow::announce_changes(&mut state);
     }
     reply
 }
@@ -187,6 +193,7 @@ pub struct RouterDouble {
     port: u16,
     shutdown: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
+    timers: JoinHandle<()>,
 }
 
 impl RouterDouble {
@@ -216,6 +223,10 @@ impl RouterDouble {
             next_route: 0,
             remote_listeners: Vec::new(),
             unresponsive: false,
+            vanflow: vanflow::Vanflow::new(
+                u64::from(port) ^ u64::from(std::process::id()) << 16,
+                &config.site_id,
+            ),
             runtime: tokio::runtime::Handle::current(),
         }));
         {
@@ -224,11 +235,13 @@ impl RouterDouble {
         }
         let (shutdown, stop) = watch::channel(false);
         let server = tokio::spawn(amqp::serve(listener, tls, shared.clone(), stop));
+        let timers = tokio::spawn(vanflow::timers(shared.clone(), config.beacon_interval));
         Ok(RouterDouble {
             shared,
             port,
             shutdown,
             server: Some(server),
+            timers,
         })
     }
 
@@ -278,9 +291,11 @@ impl RouterDouble {
     /// Pretends a tcpListener `name` for `address` exists on another
     /// router: it shows in the vanflow records sent on FLUSH.
     pub fn inject_remote_listener(&self, name: &str, address: &str) {
-        lock(&self.shared)
+        let mut state = lock(&self.shared);
+        state
             .remote_listeners
             .push((name.to_string(), address.to_string()));
+        vanflow::announce_changes(&mut state);
     }
 
     /// Makes `$management` swallow requests without answering (or answer
@@ -300,6 +315,7 @@ impl RouterDouble {
     }
 
     fn close_sockets(&self) {
+        self.timers.abort();
         let mut state = lock(&self.shared);
         state.sockets = tcp::Sockets::default();
         state.routes.clear();

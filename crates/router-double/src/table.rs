@@ -155,6 +155,29 @@ impl Table {
         &self.entities
     }
 
+    fn router_attr(&self, attr: &str, default: &str) -> String {
+        self.of_type("router")
+            .next()
+            .and_then(|e| e.str_attr(attr))
+            .unwrap_or(default)
+            .to_string()
+    }
+
+    /// The `router` entity's id.
+    pub fn router_id(&self) -> String {
+        self.router_attr("id", "router-double")
+    }
+
+    /// The `router` entity's mode.
+    pub fn router_mode(&self) -> String {
+        self.router_attr("mode", "interior")
+    }
+
+    /// The `site` entity's attributes, if the config has one.
+    pub fn site(&self) -> Option<Entity> {
+        self.of_type("site").next().map(|e| e.attrs.clone())
+    }
+
     pub fn operations(&self) -> &[Operation] {
         &self.ops
     }

@@ -90,6 +90,15 @@ async fn run(path: &str) -> ExitCode {
         entities,
         rules,
         check_ssl_files: true,
+        // The real router's 10 s, unless a test asks for faster beacons.
+        beacon_interval: std::env::var("SKROUTERD_DOUBLE_BEACON_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(
+                std::time::Duration::from_secs(10),
+                std::time::Duration::from_millis,
+            ),
+        site_id: std::env::var("SKUPPER_SITE_ID").unwrap_or_else(|_| "site-router-double".into()),
     })
     .await;
     let double = match double {

@@ -72,12 +72,16 @@ impl Pki {
     }
 
     pub fn double_config(&self) -> DoubleConfig {
-        DoubleConfig::new(
+        let mut config = DoubleConfig::new(
             self.server.cert.clone(),
             self.server.key.clone(),
             self.ca.clone(),
         )
-        .expect("the reference schema must be readable (set SKUPPERD_REFERENCE_DIR)")
+        .expect("the reference schema must be readable (set SKUPPERD_REFERENCE_DIR)");
+        // Beacons as the real router sends them, only faster, so a test
+        // does not wait the real 10 s.
+        config.beacon_interval = std::time::Duration::from_millis(200);
+        config
     }
 
     /// Writes `tls.crt`, `tls.key`, `ca.crt` (the server's) into `dir`.
