@@ -621,6 +621,19 @@ impl Session {
             .collect();
         self.retry_bind_failures(&listeners).await?;
         self.view.listeners = listeners;
+        // The view ends when its links do; follow the network again
+        // rather than leave Connectors on a stale or missing view.
+        if self.network.as_ref().is_none_or(NetworkWatch::ended) {
+            if let Some(client) = self.client.as_mut() {
+                self.network = match client.watch_network().await {
+                    Ok(watch) => Some(watch),
+                    Err(e) => {
+                        tracing::debug!("vanflow view not started: {e}");
+                        None
+                    }
+                };
+            }
+        }
         if let Some(watch) = &self.network {
             let view = watch.view.borrow();
             if view.available() {

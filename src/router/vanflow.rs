@@ -56,7 +56,11 @@ struct SourceState {
     address: String,
     direct: String,
     last_beacon: Instant,
-    /// Set by the first RECORD message after the FLUSH.
+    /// Set when a FLUSH has been sent to the source.
+    flush_sent: bool,
+    /// Set by the first RECORD message after the FLUSH. Records that come
+    /// before it are changes only (a busy router sends them every second),
+    /// so they do not make the source's state complete.
     flushed: bool,
 }
 
@@ -104,6 +108,7 @@ impl NetworkView {
                         address: beacon.address.clone(),
                         direct: beacon.direct.clone(),
                         last_beacon: now,
+                        flush_sent: false,
                         flushed: false,
                     },
                 );
@@ -132,7 +137,7 @@ impl NetworkView {
         let Some(state) = self.sources.get_mut(source) else {
             return;
         };
-        state.flushed = true;
+        state.flushed |= state.flush_sent;
         for attrs in records {
             let Some(identity) = attrs
                 .get(&IDENTITY)
@@ -163,6 +168,22 @@ impl NetworkView {
         }
         self.records.retain(|_, r| !gone.contains(&r.source));
         gone
+    }
+
+    /// The direct address of a known source that has sent no records yet
+    /// (it still owes the answer to a FLUSH).
+    pub fn awaiting_flush(&self, source: &str) -> Option<&str> {
+        self.sources
+            .get(source)
+            .filter(|s| !s.flushed)
+            .map(|s| s.direct.as_str())
+    }
+
+    /// Notes that a FLUSH went to `source`: its next records complete it.
+    pub fn flush_sent(&mut self, source: &str) {
+        if let Some(state) = self.sources.get_mut(source) {
+            state.flush_sent = true;
+        }
     }
 
     /// True once some source has answered its FLUSH.
@@ -298,8 +319,16 @@ enum Event {
     Beacon(Beacon),
     Heartbeat(String),
     Records(String, Vec<RecordAttrs>),
+    /// A FLUSH went out (or failed) for a source.
+    Flushed(String, Result<(), String>),
+    /// A source's record link ended.
+    SourceGone(String),
+    /// The beacon link ended: the view is over.
     Closed(String),
 }
+
+/// How long after a FLUSH the records may take before it is sent again.
+const FLUSH_RETRY: Duration = Duration::from_secs(5);
 
 /// Starts the vanflow view on `connection`.
 pub async fn watch_network(connection: &Connection) -> Result<NetworkWatch, MgmtError> {
@@ -326,12 +355,15 @@ async fn run(
 ) {
     let mut view = NetworkView::default();
     let mut forwarders: HashMap<String, JoinHandle<()>> = HashMap::new();
+    // FLUSHes sent and when, per source, until its records arrive.
+    let mut flushes: HashMap<String, Instant> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             event = rx.recv() => match event {
                 Some(Event::Beacon(beacon)) => {
                     if let Some(new) = view.on_beacon(beacon, Instant::now()) {
+                        tracing::debug!(source = %new.id, address = %new.address, "vanflow: new event source");
                         match subscribe(&connection, &new, events.clone()).await {
                             Ok(task) => {
                                 if let Some(old) = forwarders.insert(new.id.clone(), task) {
@@ -346,8 +378,36 @@ async fn run(
                         }
                     }
                 }
-                Some(Event::Heartbeat(source)) => view.on_heartbeat(&source, Instant::now()),
-                Some(Event::Records(source, records)) => view.on_records(&source, records),
+                Some(Event::Heartbeat(source)) => {
+                    view.on_heartbeat(&source, Instant::now());
+                    // A heartbeat on the source's address proves the
+                    // subscription reaches the source, so the records a
+                    // FLUSH makes it send will reach us (as Skupper's
+                    // collector does it); one sent earlier can be lost on a
+                    // remote router.
+                    let due = flushes.get(&source).is_none_or(|t| t.elapsed() >= FLUSH_RETRY);
+                    if let (Some(direct), true) = (view.awaiting_flush(&source).map(String::from), due) {
+                        tracing::debug!(%source, %direct, "vanflow: FLUSH");
+                        view.flush_sent(&source);
+                        flushes.insert(source.clone(), Instant::now());
+                        tokio::spawn(flush(connection.clone(), source, direct, events.clone()));
+                    }
+                }
+                Some(Event::Records(source, records)) => {
+                    tracing::debug!(%source, records = records.len(), "vanflow: records");
+                    flushes.remove(&source);
+                    view.on_records(&source, records);
+                }
+                Some(Event::Flushed(source, Err(e))) => {
+                    tracing::debug!(%source, "vanflow: {e}; sent again at the next heartbeat");
+                    flushes.remove(&source);
+                }
+                Some(Event::Flushed(_, Ok(()))) => {}
+                Some(Event::SourceGone(source)) => {
+                    forwarders.remove(&source);
+                    flushes.remove(&source);
+                    view.forget(&source);
+                }
                 Some(Event::Closed(why)) => {
                     tracing::debug!("vanflow beacon link ended: {why}");
                     break;
@@ -356,6 +416,7 @@ async fn run(
             },
             _ = tick.tick() => {
                 for id in view.expire(Instant::now()) {
+                    flushes.remove(&id);
                     if let Some(task) = forwarders.remove(&id) {
                         task.abort();
                     }
@@ -379,7 +440,8 @@ async fn run(
 /// How long a FLUSH may wait for the source to take it.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Attaches to a new source's address and asks it to FLUSH.
+/// Attaches to a new source's address; its first heartbeat there makes
+/// the view ask for a FLUSH.
 async fn subscribe(
     connection: &Connection,
     source: &Beacon,
@@ -392,29 +454,48 @@ async fn subscribe(
         )
         .await
         .map_err(|e| format!("attaching to {}: {e}", source.address))?;
-    let task = tokio::spawn(forward(receiver, Some(source.id.clone()), events));
-    let sender = connection
-        .sender(&format!("skupperd-flush-{}", source.id), &source.direct)
-        .await
-        .map_err(|e| format!("attaching to {}: {e}", source.direct))?;
-    let mut flush = Message::with_value(Value::Null);
-    flush.set_property(TO, Value::str(&source.direct));
-    flush.set_property(SUBJECT, Value::str("FLUSH"));
-    let sent = sender
-        .send(flush.encode(), false)
-        .map_err(|e| format!("sending FLUSH to {}: {e}", source.direct))?;
-    // Detaching before the router has taken the FLUSH would drop it.
-    let taken = tokio::time::timeout(FLUSH_TIMEOUT, sent.state()).await;
-    sender.close();
-    match taken {
-        Ok(Some(_)) => Ok(task),
-        Ok(None) => Err(format!("FLUSH to {}: the connection ended", source.direct)),
-        Err(_) => Err(format!(
-            "FLUSH to {}: not taken within {} s",
-            source.direct,
-            FLUSH_TIMEOUT.as_secs()
-        )),
+    Ok(tokio::spawn(forward(
+        receiver,
+        Some(source.id.clone()),
+        events,
+    )))
+}
+
+/// Sends one FLUSH to a source's direct address and reports the outcome.
+async fn flush(
+    connection: Connection,
+    source: String,
+    direct: String,
+    events: mpsc::Sender<Event>,
+) {
+    let result = async {
+        let sender = connection
+            .sender(&format!("skupperd-flush-{source}"), &direct)
+            .await
+            .map_err(|e| format!("attaching to {direct}: {e}"))?;
+        let mut message = Message::with_value(Value::Null);
+        message.set_property(TO, Value::str(&direct));
+        message.set_property(SUBJECT, Value::str("FLUSH"));
+        let sent = sender
+            .send(message.encode(), false)
+            .map_err(|e| format!("sending FLUSH to {direct}: {e}"))?;
+        // Detaching before the router has taken the FLUSH would drop it.
+        let taken = tokio::time::timeout(FLUSH_TIMEOUT, sent.state()).await;
+        sender.close();
+        match taken {
+            Ok(Some(state)) => match state.descriptor() {
+                Some((code, _)) if code == skupperd_amqp::frame::ACCEPTED => Ok(()),
+                _ => Err(format!("FLUSH to {direct} not accepted: {state}")),
+            },
+            Ok(None) => Err(format!("FLUSH to {direct}: the connection ended")),
+            Err(_) => Err(format!(
+                "FLUSH to {direct}: not taken within {} s",
+                FLUSH_TIMEOUT.as_secs()
+            )),
+        }
     }
+    .await;
+    let _ = events.send(Event::Flushed(source, result)).await;
 }
 
 /// Reads one link (the connection accepts and settles every message: an
@@ -424,7 +505,11 @@ async fn subscribe(
 async fn forward(mut receiver: Receiver, source: Option<String>, events: mpsc::Sender<Event>) {
     loop {
         let Some(delivery) = receiver.recv().await else {
-            let _ = events.send(Event::Closed("the link ended".into())).await;
+            let event = match source {
+                Some(source) => Event::SourceGone(source),
+                None => Event::Closed("the link ended".into()),
+            };
+            let _ = events.send(event).await;
             return;
         };
         let message = match read_message(&delivery.payload) {
@@ -493,11 +578,17 @@ mod tests {
         let t0 = Instant::now();
         let mut view = NetworkView::default();
         view.on_beacon(beacon("r1"), t0);
+        view.on_records(
+            "r1",
+            vec![record(&[(TYPE, json!(LINK)), (IDENTITY, json!("k0"))])],
+        );
         assert_eq!(
             view.listener_for("db"),
             None,
-            "not available before a flush"
+            "change records before a FLUSH do not make the view available"
         );
+        assert_eq!(view.awaiting_flush("r1"), Some("sfe.r1"));
+        view.flush_sent("r1");
         view.on_records(
             "r1",
             vec![

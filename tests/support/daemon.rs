@@ -61,7 +61,11 @@ impl<'a> Start<'a> {
         Start {
             home,
             // Passes are logged at debug; the watcher's chatter is not needed.
-            args: vec!["--log-level".into(), "info,skupperd::actor=debug".into()],
+            args: vec![
+                "--log-level".into(),
+                std::env::var("SKUPPERD_TEST_LOG")
+                    .unwrap_or_else(|_| "info,skupperd::actor=debug".into()),
+            ],
             env: Vec::new(),
         }
     }

@@ -1,0 +1,733 @@
+//! The real-router suite: `skupperd run` end to end against a real
+//! skupper-router, named by `SKUPPERD_TEST_SKROUTERD` (no registry has the
+//! router, so CI cannot run this; it says so in one line and passes).
+//!
+//! Each scenario asserts what a user sees: the status files skupperd
+//! writes and bytes through the router's sockets. Scenarios run one after
+//! the other (they use real ports) and print one line each, so the output
+//! is the per-scenario report.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use support::daemon::{Daemon, Start};
+use support::DataHome;
+
+type Outcome = Result<(), String>;
+/// A named scenario.
+type Scenario = (&'static str, fn(&Path) -> Outcome);
+
+fn main() {
+    let Some(router) = std::env::var_os("SKUPPERD_TEST_SKROUTERD").map(PathBuf::from) else {
+        println!(
+            "real-router suite did not run: SKUPPERD_TEST_SKROUTERD is not set (point it at a real skrouterd to run it)"
+        );
+        return;
+    };
+    let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    let scenarios: &[Scenario] = &[
+        ("ready_with_bytes_flowing", ready_with_bytes_flowing),
+        (
+            "unmatched_listener_is_configured_not_matched",
+            unmatched_listener,
+        ),
+        ("live_changes_keep_an_open_connection", live_changes),
+        ("connector_removed_unmatches", connector_removed),
+        ("port_in_use_is_an_error_and_recovers", port_in_use),
+        ("router_sigkill_is_restarted_and_resynced", router_sigkill),
+        ("router_logging_applied_live", logging_live),
+        (
+            "management_port_taken_moves_to_a_free_one",
+            management_port_taken,
+        ),
+        ("two_sites_match_through_vanflow", two_sites),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, scenario) in scenarios {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let start = Instant::now();
+        let result = std::panic::catch_unwind(|| scenario(&router))
+            .unwrap_or_else(|p| Err(format!("panicked: {}", panic_text(&p))));
+        let secs = start.elapsed().as_secs_f32();
+        match result {
+            Ok(()) => {
+                passed += 1;
+                println!("PASS {name} ({secs:.1} s)");
+            }
+            Err(why) => {
+                failed += 1;
+                println!("FAIL {name} ({secs:.1} s): {why}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// How long a condition may take against the real router.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T, String> {
+    wait_for(what, PATIENCE, &mut f)
+}
+
+fn wait_for<T>(
+    what: &str,
+    patience: Duration,
+    f: &mut impl FnMut() -> Option<T>,
+) -> Result<T, String> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if start.elapsed() > patience {
+            return Err(format!("timed out after {patience:?} waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// An echo server on a free port, served until the process ends.
+fn echo_server() -> u16 {
+    let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+        return 0;
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Sends `payload` through `port` and reads it back.
+fn echo_through(stream: &mut TcpStream, payload: &[u8]) -> Outcome {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(payload)
+        .map_err(|e| format!("write: {e}"))?;
+    let mut got = vec![0u8; payload.len()];
+    stream
+        .read_exact(&mut got)
+        .map_err(|e| format!("read back: {e}"))?;
+    if got == payload {
+        Ok(())
+    } else {
+        Err(format!("echo mismatch: {got:?}"))
+    }
+}
+
+fn round_trip(port: u16, payload: &[u8]) -> Outcome {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect {port}: {e}"))?;
+    echo_through(&mut stream, payload)
+}
+
+/// Waits until a round trip through `port` works (the router opens the
+/// socket asynchronously).
+fn flows(port: u16) -> Outcome {
+    wait(&format!("bytes echoed through 127.0.0.1:{port}"), || {
+        round_trip(port, b"ping through skupper").ok()
+    })
+}
+
+/// One data home with skupperd running on it against the real router.
+struct Site {
+    home: DataHome,
+    daemon: Option<Daemon>,
+    router: PathBuf,
+}
+
+const SITE: &str = "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: NAME\nspec:\n  linkAccess: none\n";
+
+fn listener_yaml(name: &str, key: &str, port: u16, extra: &str) -> String {
+    format!(
+        "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: {name}\nspec:\n  routingKey: {key}\n  host: 127.0.0.1\n  port: {port}\n{extra}"
+    )
+}
+
+fn connector_yaml(name: &str, key: &str, port: u16) -> String {
+    format!(
+        "apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: {name}\nspec:\n  routingKey: {key}\n  host: 127.0.0.1\n  port: {port}\n"
+    )
+}
+
+impl Site {
+    /// A data home with linux namespaces (each with a Site named like it).
+    fn new(router: &Path, namespaces: &[&str]) -> Site {
+        let home = DataHome::new();
+        for ns in namespaces {
+            home.write(ns, "internal/platform.yaml", "platform: linux\n");
+            home.write(ns, "input/resources/site.yaml", &SITE.replace("NAME", ns));
+        }
+        Site {
+            home,
+            daemon: None,
+            router: router.to_path_buf(),
+        }
+    }
+
+    fn start(&mut self) {
+        let config = self.home.path().join("skupperd.toml");
+        let _ = std::fs::write(
+            &config,
+            format!(
+                "router_binary = \"{}\"\nrouter_poll_interval_ms = 200\nresync_interval_s = 3600\nlinux_runner = \"process\"\n",
+                self.router.display()
+            ),
+        );
+        self.daemon = Some(
+            Start::new(&self.home)
+                .arg("--config")
+                .arg(config.to_string_lossy())
+                .spawn(),
+        );
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut daemon) = self.daemon.take() {
+            daemon.stop();
+        }
+    }
+
+    fn write(&self, ns: &str, file: &str, text: &str) {
+        support::daemon::write_by_rename(
+            &self.home.ns(ns).join("input/resources").join(file),
+            text,
+        );
+    }
+
+    fn remove(&self, ns: &str, file: &str) {
+        let _ = std::fs::remove_file(self.home.ns(ns).join("input/resources").join(file));
+    }
+
+    fn read(&self, ns: &str, rel: &str) -> Option<yaml_serde::Value> {
+        let text = std::fs::read_to_string(self.home.ns(ns).join(rel)).ok()?;
+        yaml_serde::from_str(&text).ok()
+    }
+
+    fn record(&self, ns: &str, kind: &str, name: &str) -> Option<yaml_serde::Value> {
+        self.read(ns, &format!("runtime/resources/{kind}-{name}.yaml"))
+    }
+
+    fn status_of(&self, ns: &str, kind: &str, name: &str) -> Option<(String, String)> {
+        let r = self.record(ns, kind, name)?;
+        let status = r.get("status")?;
+        Some((
+            status.get("status")?.as_str()?.to_string(),
+            status.get("message")?.as_str().unwrap_or("").to_string(),
+        ))
+    }
+
+    fn condition(&self, ns: &str, kind: &str, name: &str, cond: &str) -> Option<(String, String)> {
+        let r = self.record(ns, kind, name)?;
+        let conditions = r.get("status")?.get("conditions")?.as_sequence()?;
+        let c = conditions
+            .iter()
+            .find(|c| c.get("type").and_then(|t| t.as_str()) == Some(cond))?;
+        Some((
+            c.get("status")?.as_str()?.to_string(),
+            c.get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("")
+                .to_string(),
+        ))
+    }
+
+    fn router_field(&self, ns: &str, field: &str) -> Option<yaml_serde::Value> {
+        self.read(ns, "runtime/status.yaml")?
+            .get("router")?
+            .get(field)
+            .cloned()
+    }
+
+    fn wait_status(&self, ns: &str, kind: &str, name: &str, want: &str) -> Result<String, String> {
+        let mut last = None;
+        let got = wait_for(
+            &format!("{kind} {name} in {ns} to be {want}"),
+            PATIENCE,
+            &mut || {
+                let s = self.status_of(ns, kind, name);
+                last = s.clone();
+                s.filter(|(status, _)| status == want).map(|(_, m)| m)
+            },
+        );
+        got.map_err(|e| format!("{e} (last: {last:?})\n{}", self.tail_log()))
+    }
+
+    fn listener_matched(&self, ns: &str, name: &str) -> Option<bool> {
+        self.record(ns, "Listener", name)?
+            .get("status")?
+            .get("hasMatchingConnector")?
+            .as_bool()
+    }
+
+    fn tail_log(&self) -> String {
+        let log = self.daemon.as_ref().map(|d| d.log()).unwrap_or_default();
+        if let Ok(path) = std::env::var("SKUPPERD_TEST_SAVE_LOG") {
+            let _ = std::fs::write(path, &log);
+        }
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// The pid of the namespace's router, from /proc.
+    fn router_pid(&self, ns: &str) -> Option<i32> {
+        let config = self.home.ns(ns).join("runtime/router/skrouterd.json");
+        let needle = config.to_string_lossy().into_owned();
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (text.contains(&needle) && !text.contains("/bin/sh")).then_some(pid)
+        })
+    }
+
+    fn restarts(&self, ns: &str) -> u64 {
+        self.router_field(ns, "restarts")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0)
+    }
+
+    /// A management client to the namespace's router, as skupperd connects.
+    fn management(
+        &self,
+        ns: &str,
+        rt: &tokio::runtime::Runtime,
+    ) -> Result<skupperd::router::AmqpManagement, String> {
+        let read = |f: &str| {
+            std::fs::read(
+                self.home
+                    .ns(ns)
+                    .join("runtime/certs/skupper-local-client")
+                    .join(f),
+            )
+            .map_err(|e| format!("{f}: {e}"))
+        };
+        let creds = skupperd::router::Credentials {
+            client_cert_pem: read("tls.crt")?,
+            client_key_pem: read("tls.key")?,
+            ca_pem: read("ca.crt")?,
+        };
+        let port = self
+            .router_field(ns, "managementPort")
+            .and_then(|v| v.as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or("no management port in status.yaml")?;
+        rt.block_on(skupperd::router::connect(port, &creds))
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    // A worker thread keeps the connections' heartbeats going between the
+    // test's requests (the router drops a silent client after 8 s).
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn ensure(ok: bool, what: impl Into<String>) -> Outcome {
+    if ok {
+        Ok(())
+    } else {
+        Err(what.into())
+    }
+}
+
+/// A linux site with a listener and a connector to a local echo server
+/// goes Ready with a matching connector, and bytes flow.
+fn ready_with_bytes_flowing(router: &Path) -> Outcome {
+    let echo = echo_server();
+    let port = free_port();
+    let mut site = Site::new(router, &["west"]);
+    site.write(
+        "west",
+        "l.yaml",
+        &listener_yaml("backend", "backend", port, ""),
+    );
+    site.write(
+        "west",
+        "c.yaml",
+        &connector_yaml("backend", "backend", echo),
+    );
+    site.start();
+    site.wait_status("west", "Site", "west", "Ready")?;
+    site.wait_status("west", "Listener", "backend", "Ready")?;
+    site.wait_status("west", "Connector", "backend", "Ready")?;
+    ensure(
+        site.listener_matched("west", "backend") == Some(true),
+        "hasMatchingConnector is not true",
+    )?;
+    flows(port)?;
+    let reachable = site
+        .router_field("west", "reachable")
+        .and_then(|v| v.as_bool());
+    ensure(
+        reachable == Some(true),
+        format!("status.yaml router.reachable = {reachable:?}"),
+    )
+}
+
+/// A listener without any connector is Configured, not Matched.
+fn unmatched_listener(router: &Path) -> Outcome {
+    let mut site = Site::new(router, &["west"]);
+    site.write(
+        "west",
+        "l.yaml",
+        &listener_yaml("lonely", "nobody-serves-this", free_port(), ""),
+    );
+    site.start();
+    wait("Configured True", || {
+        site.condition("west", "Listener", "lonely", "Configured")
+            .filter(|(s, _)| s == "True")
+    })?;
+    // Give the poll a few rounds to (wrongly) see a consumer.
+    std::thread::sleep(Duration::from_secs(2));
+    let matched = site.condition("west", "Listener", "lonely", "Matched");
+    ensure(
+        matched.as_ref().is_some_and(|(s, _)| s != "True"),
+        format!("Matched = {matched:?}"),
+    )?;
+    let status = site.status_of("west", "Listener", "lonely");
+    ensure(
+        status.as_ref().is_some_and(|(s, _)| s != "Ready"),
+        format!("status = {status:?}"),
+    )
+}
+
+/// A listener added, its port changed, its observer changed and then
+/// deleted, all live, while a TCP connection through an unchanged
+/// listener stays open and the router is never restarted.
+fn live_changes(router: &Path) -> Outcome {
+    let echo = echo_server();
+    let stable = free_port();
+    let mut site = Site::new(router, &["west"]);
+    site.write(
+        "west",
+        "l.yaml",
+        &listener_yaml("backend", "backend", stable, ""),
+    );
+    site.write(
+        "west",
+        "c.yaml",
+        &connector_yaml("backend", "backend", echo),
+    );
+    site.start();
+    site.wait_status("west", "Listener", "backend", "Ready")?;
+    flows(stable)?;
+    let pid = site.router_pid("west").ok_or("no router process found")?;
+    let mut open = TcpStream::connect(("127.0.0.1", stable)).map_err(|e| e.to_string())?;
+    echo_through(&mut open, b"before")?;
+
+    let first = free_port();
+    site.write(
+        "west",
+        "extra.yaml",
+        &listener_yaml("extra", "backend", first, ""),
+    );
+    site.wait_status("west", "Listener", "extra", "Ready")?;
+    flows(first)?;
+    echo_through(&mut open, b"after add")?;
+
+    let second = free_port();
+    site.write(
+        "west",
+        "extra.yaml",
+        &listener_yaml("extra", "backend", second, ""),
+    );
+    flows(second)?;
+    wait("the old port to close", || {
+        TcpStream::connect(("127.0.0.1", first))
+            .is_err()
+            .then_some(())
+    })?;
+    echo_through(&mut open, b"after port change")?;
+
+    site.write(
+        "west",
+        "extra.yaml",
+        &listener_yaml("extra", "backend", second, "  observer: none\n"),
+    );
+    let rt = runtime()?;
+    let mut mgmt = site.management("west", &rt)?;
+    use skupperd::router::Management;
+    wait("observer none on the router", || {
+        let rows = rt
+            .block_on(mgmt.query("tcpListener", &["name", "observer"]))
+            .ok()?;
+        rows.iter()
+            .any(|r| {
+                r.get("name").and_then(|v| v.as_str()) == Some("listener/extra")
+                    && r.get("observer").and_then(|v| v.as_str()) == Some("none")
+            })
+            .then_some(())
+    })?;
+    echo_through(&mut open, b"after observer change")?;
+
+    site.remove("west", "extra.yaml");
+    wait("the deleted listener's port to close", || {
+        TcpStream::connect(("127.0.0.1", second))
+            .is_err()
+            .then_some(())
+    })?;
+    echo_through(&mut open, b"after delete")?;
+    ensure(
+        site.router_pid("west") == Some(pid),
+        "the router process changed",
+    )?;
+    ensure(site.restarts("west") == 0, "the router was restarted")
+}
+
+/// Removing the connector makes the listener unmatched.
+fn connector_removed(router: &Path) -> Outcome {
+    let echo = echo_server();
+    let port = free_port();
+    let mut site = Site::new(router, &["west"]);
+    site.write(
+        "west",
+        "l.yaml",
+        &listener_yaml("backend", "backend", port, ""),
+    );
+    site.write(
+        "west",
+        "c.yaml",
+        &connector_yaml("backend", "backend", echo),
+    );
+    site.start();
+    site.wait_status("west", "Listener", "backend", "Ready")?;
+    site.remove("west", "c.yaml");
+    wait("hasMatchingConnector false", || {
+        (site.listener_matched("west", "backend") == Some(false)).then_some(())
+    })?;
+    let matched = site.condition("west", "Listener", "backend", "Matched");
+    ensure(
+        matched.as_ref().is_some_and(|(s, _)| s != "True"),
+        format!("Matched = {matched:?}"),
+    )?;
+    wait("the listener socket to close", || {
+        TcpStream::connect(("127.0.0.1", port))
+            .is_err()
+            .then_some(())
+    })
+}
+
+/// A listener port held by another process is the listener's Error in
+/// the router's words, and it recovers once the port is free.
+fn port_in_use(router: &Path) -> Outcome {
+    let echo = echo_server();
+    let blocker = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = blocker.local_addr().map_err(|e| e.to_string())?.port();
+    let mut site = Site::new(router, &["west"]);
+    site.write(
+        "west",
+        "l.yaml",
+        &listener_yaml("busy", "backend", port, ""),
+    );
+    site.write(
+        "west",
+        "c.yaml",
+        &connector_yaml("backend", "backend", echo),
+    );
+    site.start();
+    let message = site.wait_status("west", "Listener", "busy", "Error")?;
+    ensure(
+        message.contains("Address already in use"),
+        format!("message: {message}"),
+    )?;
+    drop(blocker);
+    site.wait_status("west", "Listener", "busy", "Ready")?;
+    flows(port)
+}
+
+/// The router killed with SIGKILL is restarted and re-synced: everything
+/// Ready again and bytes flow.
+fn router_sigkill(router: &Path) -> Outcome {
+    let echo = echo_server();
+    let port = free_port();
+    let mut site = Site::new(router, &["west"]);
+    site.write(
+        "west",
+        "l.yaml",
+        &listener_yaml("backend", "backend", port, ""),
+    );
+    site.write(
+        "west",
+        "c.yaml",
+        &connector_yaml("backend", "backend", echo),
+    );
+    site.start();
+    site.wait_status("west", "Listener", "backend", "Ready")?;
+    let pid = site.router_pid("west").ok_or("no router process found")?;
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .map_err(|e| e.to_string())?;
+    ensure(status.success(), "kill failed")?;
+    wait("a new router process", || {
+        site.router_pid("west").filter(|p| *p != pid)
+    })?;
+    wait("the restart counted in status.yaml", || {
+        (site.restarts("west") >= 1).then_some(())
+    })?;
+    site.wait_status("west", "Listener", "backend", "Ready")?;
+    site.wait_status("west", "Site", "west", "Ready")?;
+    flows(port)
+}
+
+/// A change of the Site's router logging reaches the router live.
+fn logging_live(router: &Path) -> Outcome {
+    let mut site = Site::new(router, &["west"]);
+    site.start();
+    site.wait_status("west", "Site", "west", "Ready")?;
+    let pid = site.router_pid("west").ok_or("no router process found")?;
+    site.write(
+        "west",
+        "site.yaml",
+        &(SITE.replace("NAME", "west") + "  settings:\n    routerLogging: debug\n"),
+    );
+    let rt = runtime()?;
+    let mut mgmt = site.management("west", &rt)?;
+    use skupperd::router::Management;
+    let seen = wait("log/DEFAULT enable debug+ on the router", || {
+        let rows = rt
+            .block_on(mgmt.query("log", &["identity", "enable"]))
+            .ok()?;
+        let default = rows
+            .iter()
+            .find(|r| r.get("identity").and_then(|v| v.as_str()) == Some("log/DEFAULT"))?;
+        let enable = default.get("enable")?.as_str()?.to_string();
+        enable.starts_with("debug").then_some(enable)
+    })?;
+    ensure(
+        site.router_pid("west") == Some(pid),
+        format!("router restarted to apply {seen}"),
+    )
+}
+
+/// The management port held by another process: the router exits, and
+/// skupperd moves the site to a free port and says so.
+fn management_port_taken(router: &Path) -> Outcome {
+    let mut site = Site::new(router, &["west"]);
+    site.start();
+    site.wait_status("west", "Site", "west", "Ready")?;
+    let old = site
+        .router_field("west", "managementPort")
+        .and_then(|v| v.as_u64())
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or("no management port")?;
+    site.stop();
+    wait("the router to stop", || {
+        site.router_pid("west").is_none().then_some(())
+    })?;
+    let _foreign =
+        TcpListener::bind(("127.0.0.1", old)).map_err(|e| format!("binding {old}: {e}"))?;
+    site.start();
+    let new = wait("a new management port", || {
+        site.router_field("west", "managementPort")
+            .and_then(|v| v.as_u64())
+            .filter(|p| *p != u64::from(old))
+    })?;
+    site.wait_status("west", "Site", "west", "Ready")?;
+    ensure(new != u64::from(old), "port unchanged")
+}
+
+/// Two sites of one data home, joined by a hand-made inter-router
+/// listener/connector pair: a Connector in east is matched by a Listener
+/// in west through the vanflow view, and both count two sites.
+fn two_sites(router: &Path) -> Outcome {
+    let echo = echo_server();
+    let west_port = free_port();
+    let link_port = free_port();
+    let mut site = Site::new(router, &["east", "west"]);
+    site.write("east", "c.yaml", &connector_yaml("db", "db", echo));
+    site.write("west", "l.yaml", &listener_yaml("db", "db", west_port, ""));
+    site.start();
+    site.wait_status("east", "Site", "east", "Ready")?;
+    site.wait_status("west", "Site", "west", "Ready")?;
+    let rt = runtime()?;
+    use serde_json::json;
+    use skupperd::router::Management;
+    let attrs = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+    let mut east = site.management("east", &rt)?;
+    rt.block_on(east.create(
+        "listener",
+        "test-inter-router",
+        &attrs(
+            json!({"host": "127.0.0.1", "port": link_port.to_string(), "role": "inter-router",
+                      "authenticatePeer": false, "saslMechanisms": "ANONYMOUS"}),
+        ),
+    ))
+    .map_err(|e| format!("east inter-router listener: {e}"))?;
+    let mut west = site.management("west", &rt)?;
+    rt.block_on(west.create(
+        "connector",
+        "test-inter-router",
+        &attrs(
+            json!({"host": "127.0.0.1", "port": link_port.to_string(), "role": "inter-router",
+                      "saslMechanisms": "ANONYMOUS"}),
+        ),
+    ))
+    .map_err(|e| format!("west inter-router connector: {e}"))?;
+    site.wait_status("west", "Listener", "db", "Ready")?;
+    flows(west_port)?;
+    site.wait_status("east", "Connector", "db", "Ready")?;
+    for ns in ["east", "west"] {
+        wait(&format!("sitesInNetwork 2 in {ns}"), || {
+            let n = site
+                .record(ns, "Site", ns)?
+                .get("status")?
+                .get("sitesInNetwork")?
+                .as_u64()?;
+            (n == 2).then_some(())
+        })
+        .map_err(|e| format!("{e}\n{}", site.tail_log()))?;
+    }
+    let matched = site.condition("east", "Connector", "db", "Matched");
+    ensure(
+        matched.as_ref().is_some_and(|(s, _)| s == "True"),
+        format!("east Connector Matched = {matched:?}"),
+    )
+}
