@@ -414,6 +414,41 @@ fn a_router_mode_change_restarts_the_router_and_says_so() {
     assert_ne!(router_pid(&home), Some(first));
 }
 
+fn status_file(home: &DataHome) -> String {
+    std::fs::read_to_string(home.ns("west").join("runtime/status.yaml")).unwrap_or_default()
+}
+
+fn wait_status_file(d: &Daemon, home: &DataHome, want: &str) -> String {
+    eventually(
+        &format!("status.yaml to say {want:?}"),
+        || {
+            let s = status_file(home);
+            s.contains(want).then_some(s)
+        },
+        || format!("{}\n--- log ---\n{}", status_file(home), d.log()),
+    )
+}
+
+#[test]
+fn a_router_logging_change_reaches_the_running_router_without_a_restart() {
+    let _serial = serial();
+    let home = DataHome::new();
+    site(&home);
+    let d = with_process_runner(&home);
+    wait_status(&d, &home, "Site", "west", "status: Ready");
+    let pid = router_pid(&home).expect("the router child");
+    home.write(
+        "west",
+        "input/resources/site.yaml",
+        &format!("{SITE}spec:\n  settings:\n    routerLogging: debug\n"),
+    );
+    wait_status_file(&d, &home, "update log log/DEFAULT (enable debug+)");
+    assert_eq!(router_pid(&home), Some(pid), "no restart");
+    let config =
+        std::fs::read_to_string(home.ns("west").join("runtime/router/skrouterd.json")).unwrap();
+    assert!(config.contains("\"enable\": \"debug+\""), "{config}");
+}
+
 /// The management session alone against a double: how a sync decides
 /// between planning from what it already knows and observing the router.
 mod memory {
@@ -435,12 +470,20 @@ mod memory {
         let home = DataHome::new();
         home.sample("west");
         render(&home, "west");
-        let double = RouterDouble::start(double_config(&home, "west"))
-            .await
-            .unwrap();
+        let bytes = ns_file(&home, "west", "runtime/router/skrouterd.json");
+        let mut cfg = double_config(&home, "west");
+        // The log modules the router loaded from its config file (the
+        // other entities are for the session to create).
+        let rendered: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        for pair in rendered.as_array().unwrap() {
+            if pair[0] == "log" {
+                cfg.entities
+                    .push(("log".into(), pair[1].as_object().unwrap().clone()));
+            }
+        }
+        let double = RouterDouble::start(cfg).await.unwrap();
         let mut session = Session::default();
         session.set_target(target(&home, "west", double.port(), "first"));
-        let bytes = ns_file(&home, "west", "runtime/router/skrouterd.json");
         session.set_config(&bytes);
         session.sync("t0").await.expect("reachable");
         assert!(double.entity("listener/backend").is_some());
@@ -458,6 +501,18 @@ mod memory {
             for pair in self.config.as_array_mut().unwrap() {
                 if pair[1]["name"] == "listener/backend" {
                     pair[1]["observer"] = value.into();
+                }
+            }
+            assert!(self
+                .session
+                .set_config(&serde_json::to_vec(&self.config).unwrap()));
+        }
+
+        /// A new config where the DEFAULT log module has this level.
+        fn logging(&mut self, enable: &str) {
+            for pair in self.config.as_array_mut().unwrap() {
+                if pair[0] == "log" && pair[1]["module"] == "DEFAULT" {
+                    pair[1]["enable"] = enable.into();
                 }
             }
             assert!(self
@@ -571,5 +626,45 @@ mod memory {
             "http1"
         );
         assert!(view.refused.is_empty(), "{view:?}");
+    }
+
+    #[tokio::test]
+    async fn a_logging_change_is_an_update_of_the_log_module_by_identity() {
+        let mut l = live().await;
+        let before = l.double.mutations().len();
+        l.logging("debug+");
+        let view = l.session.sync("t1").await.expect("reachable");
+        let ops: Vec<(String, String, Option<String>, u16)> = l.double.mutations()[before..]
+            .iter()
+            .map(|o| {
+                (
+                    o.operation.clone(),
+                    o.entity_type.clone(),
+                    o.identity.clone(),
+                    o.status_code,
+                )
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            [(
+                "UPDATE".to_string(),
+                "log".to_string(),
+                Some("log/DEFAULT".to_string()),
+                200
+            )]
+        );
+        assert_eq!(
+            l.double.entity("log/DEFAULT").unwrap().attrs["enable"],
+            "debug+"
+        );
+        assert_eq!(
+            view.last_changes,
+            ["update log log/DEFAULT (enable debug+)"]
+        );
+        // The drift check finds nothing more to do.
+        let before = l.double.mutations().len();
+        l.session.sync("t2").await.expect("reachable");
+        assert_eq!(l.double.mutations().len(), before);
     }
 }

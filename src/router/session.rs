@@ -374,6 +374,16 @@ impl Session {
             };
             observed.insert(kind.to_string(), client.query(kind, &attrs).await?);
         }
+        // Log levels are changed live too (router.md 2.4).
+        let attrs = self.observed_attributes(sync::LOG);
+        self.bump("query");
+        let Some(client) = self.client.as_mut() else {
+            return Err(MgmtError::Lost("not connected".to_string()));
+        };
+        observed.insert(
+            sync::LOG.to_string(),
+            client.query(sync::LOG, &attrs).await?,
+        );
         Ok(observed)
     }
 
@@ -547,10 +557,15 @@ impl Session {
                     client.create(&e.kind, &name, &e.attrs).await.map(Some),
                 )
             }
-            Op::Update { kind, name, attrs } => (
-                "update",
-                client.update(kind, Key::Name(name), attrs).await.map(Some),
-            ),
+            Op::Update { kind, name, attrs } => {
+                // Log entities are addressed by identity (`log/DEFAULT`).
+                let key = if kind == sync::LOG {
+                    Key::Identity(name)
+                } else {
+                    Key::Name(name)
+                };
+                ("update", client.update(kind, key, attrs).await.map(Some))
+            }
             Op::Delete { kind, name } => (
                 "delete",
                 client.delete(kind, Key::Name(name)).await.map(|()| None),
