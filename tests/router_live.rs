@@ -667,4 +667,88 @@ mod memory {
         l.session.sync("t2").await.expect("reachable");
         assert_eq!(l.double.mutations().len(), before);
     }
+
+    #[tokio::test]
+    async fn a_tls_server_of_another_site_is_not_reachable() {
+        let l = live().await;
+        let other = DataHome::new();
+        other.sample("east");
+        render(&other, "east");
+        let foreign = RouterDouble::start(double_config(&other, "east"))
+            .await
+            .unwrap();
+        let mut session = Session::default();
+        session.set_target(target(&l.home, "west", foreign.port(), "first"));
+        session.set_config(&ns_file(&l.home, "west", "runtime/router/skrouterd.json"));
+        assert!(session.sync("t0").await.is_none());
+        assert!(!session.connected());
+        let failure = session.failure().expect("a failure, not a router starting");
+        assert!(failure.contains("TLS"), "{failure}");
+        assert!(foreign.operations().is_empty());
+    }
+
+    /// The double's rules, except that the `router` entity type is unknown:
+    /// every connection opens, then its first request (QUERY router) fails.
+    struct NoRouterType(std::sync::Arc<dyn router_double::EntityRules>);
+
+    impl router_double::EntityRules for NoRouterType {
+        fn check_create(
+            &self,
+            t: &str,
+            a: &router_double::Entity,
+        ) -> Result<router_double::Entity, router_double::Refusal> {
+            self.0.check_create(t, a)
+        }
+        fn check_config_entity(
+            &self,
+            t: &str,
+            a: &router_double::Entity,
+        ) -> Result<router_double::Entity, router_double::Refusal> {
+            self.0.check_config_entity(t, a)
+        }
+        fn check_update(
+            &self,
+            t: &str,
+            c: &router_double::Entity,
+            a: &router_double::Entity,
+        ) -> Result<router_double::Entity, router_double::Refusal> {
+            self.0.check_update(t, c, a)
+        }
+        fn attribute_names(&self, t: &str) -> Option<Vec<String>> {
+            (t != "router").then(|| self.0.attribute_names(t)).flatten()
+        }
+        fn check_config(&self, config: &serde_json::Value) -> Vec<String> {
+            self.0.check_config(config)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_failing_at_its_first_request_backs_off() {
+        let home = DataHome::new();
+        home.sample("west");
+        render(&home, "west");
+        let mut cfg = double_config(&home, "west");
+        cfg.rules = std::sync::Arc::new(NoRouterType(cfg.rules.clone()));
+        let double = RouterDouble::start(cfg).await.unwrap();
+        let mut session = Session::default();
+        session.set_target(target(&home, "west", double.port(), "first"));
+        session.set_config(&ns_file(&home, "west", "runtime/router/skrouterd.json"));
+        // Callers ask far more often than the backoff allows.
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(1400) {
+            assert!(session.sync("t").await.is_none());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let attempts = double
+            .operations()
+            .iter()
+            .filter(|o| o.operation == "QUERY" && o.entity_type == "router")
+            .count();
+        // 100, 200, 400, 800 ms apart: at most five attempts in 1.4 s
+        // (one more for a slow machine); without the backoff, one every
+        // ~100 ms.
+        assert!((2..=6).contains(&attempts), "{attempts} attempts");
+        let failure = session.failure().unwrap_or_default();
+        assert!(failure.contains("No such entity type"), "{failure}");
+    }
 }
