@@ -272,6 +272,9 @@ impl RouterSide {
         if let Some(config) = facts.runtime.get(prior::CONFIG_FILE) {
             self.session.set_config(config);
         }
+        if self.skip_taken_port() {
+            return self.update(None);
+        }
         self.tell_session();
         let view = self
             .session
@@ -279,6 +282,18 @@ impl RouterSide {
             .await;
         self.restart_if_needed().await;
         self.update(view)
+    }
+
+    /// While another process holds the management port, whatever answers
+    /// there is not this site's router: nothing is sent to it (a peer
+    /// that accepts and never speaks would also stall the actor for the
+    /// whole connect timeout at every attempt).
+    fn skip_taken_port(&mut self) -> bool {
+        if self.port_taken().is_none() {
+            return false;
+        }
+        self.session.disconnect();
+        true
     }
 
     /// Whether the runner knows its router is down: refused connections
@@ -333,6 +348,9 @@ impl RouterSide {
     /// The light poll between passes (router.md 3.9); reconnects when the
     /// connection was lost. Returns whether the state changed.
     pub async fn poll(&mut self) -> bool {
+        if self.skip_taken_port() {
+            return self.update(None);
+        }
         self.tell_session();
         let view = if self.session.connected() {
             self.session.poll().await

@@ -262,6 +262,23 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_start_of_the_real_router_is_explained_by_its_start_up_line() {
+        // Observed (skupper-router main e2ec51a4, a config with an unknown
+        // attribute; exit status 1).
+        let l = lines(&[
+            "2026-12-03 10:48:12.997708 +0000 ERROR (error) Python: Exception: Cannot load configuration file /x/skrouterd.json: io.skupper.router.tcpListener: Unknown attribute 'bogusAttr' for 'io.skupper.router.tcpListener'",
+            "2026-12-03 10:48:12.997815 +0000 ROUTER (critical) Router start-up failed: Python: Exception: Cannot load configuration file /x/skrouterd.json: io.skupper.router.tcpListener: Unknown attribute 'bogusAttr' for 'io.skupper.router.tcpListener'",
+            "/usr/sbin/skrouterd: Python: Exception: Cannot load configuration file /x/skrouterd.json: io.skupper.router.tcpListener: Unknown attribute 'bogusAttr' for 'io.skupper.router.tcpListener'",
+        ]);
+        let e = RouterExit::explain(&l, ExitKind::Code(1));
+        assert_eq!(
+            e.cause,
+            "ROUTER (critical) Router start-up failed: Python: Exception: Cannot load configuration file /x/skrouterd.json: io.skupper.router.tcpListener: Unknown attribute 'bogusAttr' for 'io.skupper.router.tcpListener'"
+        );
+        assert_eq!(e.listener_port_taken, None);
+    }
+
+    #[test]
     fn timestamps_are_stripped_only_when_they_are_timestamps() {
         assert_eq!(
             strip_timestamp(INFO),
