@@ -414,6 +414,257 @@ fn a_router_mode_change_restarts_the_router_and_says_so() {
     assert_ne!(router_pid(&home), Some(first));
 }
 
+fn status_file(home: &DataHome) -> String {
+    std::fs::read_to_string(home.ns("west").join("runtime/status.yaml")).unwrap_or_default()
+}
+
+fn wait_status_file(d: &Daemon, home: &DataHome, want: &str) -> String {
+    eventually(
+        &format!("status.yaml to say {want:?}"),
+        || {
+            let s = status_file(home);
+            s.contains(want).then_some(s)
+        },
+        || format!("{}\n--- log ---\n{}", status_file(home), d.log()),
+    )
+}
+
+fn management_port(home: &DataHome) -> u16 {
+    let identity = std::fs::read_to_string(home.ns("west").join("runtime/identity.yaml")).unwrap();
+    identity
+        .lines()
+        .find_map(|l| l.strip_prefix("managementPort: "))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap()
+}
+
+/// A TLS server on `port` that is not this site's router: a double with
+/// the certificates of a site in another data home, so the handshake
+/// fails on skupperd's side (unknown issuer).
+fn foreign_tls_server(port: u16, rt: &tokio::runtime::Runtime) -> (DataHome, RouterDouble) {
+    let other = DataHome::new();
+    other.write("east", "input/resources/site.yaml", SITE);
+    crate::support::live::render(&other, "east");
+    let double = eventually(
+        "the foreign server to bind the management port",
+        || {
+            let mut cfg = crate::support::live::double_config(&other, "east");
+            cfg.port = port;
+            let started = rt.block_on(RouterDouble::start(cfg)).ok();
+            if started.is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            started
+        },
+        String::new,
+    );
+    (other, double)
+}
+
+/// A fake `skrouterd` that prints `lines` (as the real router formats
+/// them) and exits with `status`.
+fn failing_router(home: &DataHome, lines: &[&str], status: u8) -> PathBuf {
+    let path = home.path().join("fake-skrouterd");
+    let mut script = String::from("#!/bin/sh\n");
+    for line in lines {
+        script.push_str(&format!("echo '{line}' >&2\n"));
+    }
+    script.push_str(&format!("exit {status}\n"));
+    // Written to a temporary name and renamed: nothing holds the final
+    // name open for writing when the runner executes it (ETXTBSY).
+    let tmp = home.path().join("fake-skrouterd.tmp");
+    std::fs::write(&tmp, script).unwrap();
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+#[test]
+fn a_router_exit_is_explained_by_its_error_line_not_its_last_line() {
+    let _serial = serial();
+    let home = DataHome::new();
+    site(&home);
+    let binary = failing_router(
+        &home,
+        &[
+            "2026-12-03 10:00:00.1 +0000 ROUTER (info) Router started in Interior mode",
+            "2026-12-03 10:00:00.2 +0000 ROUTER_CORE (error) Core thread failed",
+            "2026-12-03 10:00:00.3 +0000 ROUTER (info) Router stopped",
+        ],
+        1,
+    );
+    let config = config_file(
+        &home,
+        &format!(
+            "router_binary = \"{}\"\nrouter_poll_interval_ms = 200\n",
+            binary.display()
+        ),
+    );
+    let d = Start::new(&home).arg("--config").arg(config).spawn();
+    wait_status(
+        &d,
+        &home,
+        "Site",
+        "west",
+        "router not reachable: router exited: ROUTER_CORE (error) Core thread failed",
+    );
+    let status = wait_status_file(
+        &d,
+        &home,
+        "router exited: ROUTER_CORE (error) Core thread failed",
+    );
+    assert!(status.contains("reachable: false"), "{status}");
+    assert!(!status.contains("Router stopped"), "{status}");
+}
+
+#[test]
+fn a_management_port_taken_by_another_process_moves_the_router() {
+    let _serial = serial();
+    let home = DataHome::new();
+    site(&home);
+    let first = {
+        let mut d = with_process_runner(&home);
+        wait_status(&d, &home, "Site", "west", "status: Ready");
+        let port = management_port(&home);
+        // Its router stops with it and frees the port.
+        d.stop();
+        port
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Another process takes the port meanwhile: a TLS server that is not
+    // this site's router.
+    let (_other, foreign) = foreign_tls_server(first, &rt);
+
+    let d = with_process_runner(&home);
+    let record = wait_status(
+        &d,
+        &home,
+        "Site",
+        "west",
+        &format!("management port {first} is in use by another process; the router moved to port"),
+    );
+    assert!(record.contains("status: Ready"), "{record}");
+    let moved = management_port(&home);
+    assert_ne!(moved, first);
+    let config =
+        std::fs::read_to_string(home.ns("west").join("runtime/router/skrouterd.json")).unwrap();
+    assert!(
+        config.contains(&format!("\"port\": \"{moved}\"")),
+        "{config}"
+    );
+    let status = wait_status_file(&d, &home, "reachable: true");
+    assert!(
+        status.contains(&format!("the router moved to port {moved}")),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("managementPort: {moved}")),
+        "{status}"
+    );
+    let log = d.log();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains(&format!("management port {first} is in use by another process: the router is restarted on port {moved}"))),
+        "{log}"
+    );
+    // What answered on the taken port was never taken for the router.
+    assert!(
+        foreign.operations().is_empty(),
+        "{:?}",
+        foreign.operations()
+    );
+}
+
+#[test]
+fn a_management_failure_is_warned_once_counted_and_shown_in_status() {
+    let _serial = serial();
+    let home = DataHome::new();
+    let (d, double, rt) = with_external_double(&home);
+    wait_status(&d, &home, "Site", "west", "status: Ready");
+    let port = double.port();
+    rt.block_on(double.stop());
+    let (_other, foreign) = foreign_tls_server(port, &rt);
+    let warned = format!("router management on 127.0.0.1:{port}: ");
+    // (First the lost connection of the stopped router is the reason.)
+    let status = wait_status_file(&d, &home, "TLS");
+    let router = status.split("router:\n").nth(1).unwrap_or_default();
+    let message = router
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("message: "))
+        .unwrap_or_default();
+    assert!(router.contains("reachable: false"), "{status}");
+    assert!(
+        message.contains("TLS"),
+        "the reason is the status message: {status}"
+    );
+    wait_status(
+        &d,
+        &home,
+        "Site",
+        "west",
+        "router not reachable: management connection lost: TLS",
+    );
+    // Resyncs every second keep failing for the same reason: logged once.
+    std::thread::sleep(Duration::from_secs(3));
+    let tls_lines = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains(&warned) && l.contains("TLS") && !l.contains("(repeated "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let lines = tls_lines(&d.log());
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("WARN"), "{lines:#?}");
+
+    // The foreign server goes; this site's router comes back: the count
+    // of the repeated failures is logged, and the status is clean again.
+    rt.block_on(foreign.stop());
+    let _double = eventually(
+        "the double to bind the management port again",
+        || {
+            rt.block_on(RouterDouble::start(double_on(&home, port)))
+                .ok()
+        },
+        || d.log(),
+    );
+    let status = wait_status_file(&d, &home, "reachable: true");
+    assert!(!status.contains("TLS"), "{status}");
+    let log = d.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&warned) && l.contains("TLS") && l.contains("(repeated ")),
+        "{log}"
+    );
+    assert_eq!(tls_lines(&log).len(), 1, "{log}");
+}
+
+/// A double of this site's router on `port`.
+fn double_on(home: &DataHome, port: u16) -> router_double::DoubleConfig {
+    let mut cfg = crate::support::live::double_config(home, "west");
+    cfg.port = port;
+    cfg
+}
+
+#[test]
+fn a_router_logging_change_reaches_the_running_router_without_a_restart() {
+    let _serial = serial();
+    let home = DataHome::new();
+    site(&home);
+    let d = with_process_runner(&home);
+    wait_status(&d, &home, "Site", "west", "status: Ready");
+    let pid = router_pid(&home).expect("the router child");
+    home.write(
+        "west",
+        "input/resources/site.yaml",
+        &format!("{SITE}spec:\n  settings:\n    routerLogging: debug\n"),
+    );
+    wait_status_file(&d, &home, "update log log/DEFAULT (enable debug+)");
+    assert_eq!(router_pid(&home), Some(pid), "no restart");
+    let config =
+        std::fs::read_to_string(home.ns("west").join("runtime/router/skrouterd.json")).unwrap();
+    assert!(config.contains("\"enable\": \"debug+\""), "{config}");
+}
+
 /// The management session alone against a double: how a sync decides
 /// between planning from what it already knows and observing the router.
 mod memory {
@@ -435,12 +686,20 @@ mod memory {
         let home = DataHome::new();
         home.sample("west");
         render(&home, "west");
-        let double = RouterDouble::start(double_config(&home, "west"))
-            .await
-            .unwrap();
+        let bytes = ns_file(&home, "west", "runtime/router/skrouterd.json");
+        let mut cfg = double_config(&home, "west");
+        // The log modules the router loaded from its config file (the
+        // other entities are for the session to create).
+        let rendered: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        for pair in rendered.as_array().unwrap() {
+            if pair[0] == "log" {
+                cfg.entities
+                    .push(("log".into(), pair[1].as_object().unwrap().clone()));
+            }
+        }
+        let double = RouterDouble::start(cfg).await.unwrap();
         let mut session = Session::default();
         session.set_target(target(&home, "west", double.port(), "first"));
-        let bytes = ns_file(&home, "west", "runtime/router/skrouterd.json");
         session.set_config(&bytes);
         session.sync("t0").await.expect("reachable");
         assert!(double.entity("listener/backend").is_some());
@@ -458,6 +717,18 @@ mod memory {
             for pair in self.config.as_array_mut().unwrap() {
                 if pair[1]["name"] == "listener/backend" {
                     pair[1]["observer"] = value.into();
+                }
+            }
+            assert!(self
+                .session
+                .set_config(&serde_json::to_vec(&self.config).unwrap()));
+        }
+
+        /// A new config where the DEFAULT log module has this level.
+        fn logging(&mut self, enable: &str) {
+            for pair in self.config.as_array_mut().unwrap() {
+                if pair[0] == "log" && pair[1]["module"] == "DEFAULT" {
+                    pair[1]["enable"] = enable.into();
                 }
             }
             assert!(self
@@ -571,5 +842,129 @@ mod memory {
             "http1"
         );
         assert!(view.refused.is_empty(), "{view:?}");
+    }
+
+    #[tokio::test]
+    async fn a_logging_change_is_an_update_of_the_log_module_by_identity() {
+        let mut l = live().await;
+        let before = l.double.mutations().len();
+        l.logging("debug+");
+        let view = l.session.sync("t1").await.expect("reachable");
+        let ops: Vec<(String, String, Option<String>, u16)> = l.double.mutations()[before..]
+            .iter()
+            .map(|o| {
+                (
+                    o.operation.clone(),
+                    o.entity_type.clone(),
+                    o.identity.clone(),
+                    o.status_code,
+                )
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            [(
+                "UPDATE".to_string(),
+                "log".to_string(),
+                Some("log/DEFAULT".to_string()),
+                200
+            )]
+        );
+        assert_eq!(
+            l.double.entity("log/DEFAULT").unwrap().attrs["enable"],
+            "debug+"
+        );
+        assert_eq!(
+            view.last_changes,
+            ["update log log/DEFAULT (enable debug+)"]
+        );
+        // The drift check finds nothing more to do.
+        let before = l.double.mutations().len();
+        l.session.sync("t2").await.expect("reachable");
+        assert_eq!(l.double.mutations().len(), before);
+    }
+
+    #[tokio::test]
+    async fn a_tls_server_of_another_site_is_not_reachable() {
+        let l = live().await;
+        let other = DataHome::new();
+        other.sample("east");
+        render(&other, "east");
+        let foreign = RouterDouble::start(double_config(&other, "east"))
+            .await
+            .unwrap();
+        let mut session = Session::default();
+        session.set_target(target(&l.home, "west", foreign.port(), "first"));
+        session.set_config(&ns_file(&l.home, "west", "runtime/router/skrouterd.json"));
+        assert!(session.sync("t0").await.is_none());
+        assert!(!session.connected());
+        let failure = session.failure().expect("a failure, not a router starting");
+        assert!(failure.contains("TLS"), "{failure}");
+        assert!(foreign.operations().is_empty());
+    }
+
+    /// The double's rules, except that the `router` entity type is unknown:
+    /// every connection opens, then its first request (QUERY router) fails.
+    struct NoRouterType(std::sync::Arc<dyn router_double::EntityRules>);
+
+    impl router_double::EntityRules for NoRouterType {
+        fn check_create(
+            &self,
+            t: &str,
+            a: &router_double::Entity,
+        ) -> Result<router_double::Entity, router_double::Refusal> {
+            self.0.check_create(t, a)
+        }
+        fn check_config_entity(
+            &self,
+            t: &str,
+            a: &router_double::Entity,
+        ) -> Result<router_double::Entity, router_double::Refusal> {
+            self.0.check_config_entity(t, a)
+        }
+        fn check_update(
+            &self,
+            t: &str,
+            c: &router_double::Entity,
+            a: &router_double::Entity,
+        ) -> Result<router_double::Entity, router_double::Refusal> {
+            self.0.check_update(t, c, a)
+        }
+        fn attribute_names(&self, t: &str) -> Option<Vec<String>> {
+            (t != "router").then(|| self.0.attribute_names(t)).flatten()
+        }
+        fn check_config(&self, config: &serde_json::Value) -> Vec<String> {
+            self.0.check_config(config)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_failing_at_its_first_request_backs_off() {
+        let home = DataHome::new();
+        home.sample("west");
+        render(&home, "west");
+        let mut cfg = double_config(&home, "west");
+        cfg.rules = std::sync::Arc::new(NoRouterType(cfg.rules.clone()));
+        let double = RouterDouble::start(cfg).await.unwrap();
+        let mut session = Session::default();
+        session.set_target(target(&home, "west", double.port(), "first"));
+        session.set_config(&ns_file(&home, "west", "runtime/router/skrouterd.json"));
+        // Callers ask far more often than the backoff allows.
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(1400) {
+            assert!(session.sync("t").await.is_none());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let attempts = double
+            .operations()
+            .iter()
+            .filter(|o| o.operation == "QUERY" && o.entity_type == "router")
+            .count();
+        // 100, 200, 400, 800 ms apart: at most five attempts in 1.4 s
+        // (one more for a slow machine); without the backoff, one every
+        // ~100 ms.
+        assert!((2..=6).contains(&attempts), "{attempts} attempts");
+        let failure = session.failure().unwrap_or_default();
+        assert!(failure.contains("No such entity type"), "{failure}");
     }
 }

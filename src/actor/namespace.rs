@@ -389,8 +389,10 @@ impl Actor {
         let summary = state.summary;
         let applied = matches!(result, Ok(PassResult::Applied));
         // A pass the router caused does not drive the router again: that
-        // would loop. Every other applied pass brings the router in line.
-        if applied && trigger != Trigger::Router {
+        // would loop. Every other applied pass brings the router in line,
+        // and so does one that moved the management port (the router must
+        // be restarted on the new one).
+        if applied && (trigger != Trigger::Router || self.router.awaits_pass()) {
             let facts = super::router::Facts {
                 namespace: &state.name,
                 ns_dir: &state.ns_dir,

@@ -66,6 +66,11 @@ pub struct RouterSide {
     restart_logged: bool,
     /// Why the router was last restarted, for `runtime/status.yaml`.
     restart_note: Option<String>,
+    /// The management port of the last pass's identity.
+    management_port: Option<u16>,
+    /// Set after skupperd moved the router off a management port another
+    /// process held: the Site's status says so while the router runs.
+    port_notice: Option<String>,
 }
 
 fn credentials(runtime: &BTreeMap<String, Vec<u8>>) -> Option<Credentials> {
@@ -91,6 +96,8 @@ impl RouterSide {
             state: RouterState::default(),
             restart_logged: false,
             restart_note: None,
+            management_port: None,
+            port_notice: None,
         };
         side.state = side.current(None);
         side
@@ -119,6 +126,19 @@ impl RouterSide {
                 ))
     }
 
+    /// The management port another process holds, as the router's own
+    /// exit showed it (process runner only: another runner's router is
+    /// not skupperd's to move).
+    fn port_taken(&self) -> Option<u16> {
+        if !self.runner_is_process {
+            return None;
+        }
+        self.runner
+            .last_exit()
+            .and_then(|exit| exit.listener_port_taken)
+            .filter(|port| Some(*port) == self.management_port)
+    }
+
     /// The router state the statuses are computed from.
     fn current(&self, view: Option<crate::plan::RouterView>) -> RouterState {
         let process_state = self.runner.state();
@@ -126,6 +146,25 @@ impl RouterSide {
             (_, Some(foreign)) => Some(foreign.clone()),
             (RouterProcessState::Failed(why), _) => Some(why.clone()),
             _ => None,
+        };
+        let taken = self.port_taken();
+        // Why the router cannot be reached, most telling first: a port
+        // another process holds; a running router whose management fails;
+        // the router's last exit (until it answers again); a management
+        // failure.
+        let exited = self
+            .runner
+            .last_exit()
+            .map(|exit| format!("router exited: {}", exit.cause));
+        let running = process_state == RouterProcessState::Running;
+        let unreachable = match (&view, taken, self.session.failure(), exited) {
+            (Some(_), ..) => None,
+            (None, Some(port), ..) => Some(format!(
+                "management port {port} is in use by another process; the router moves to another port"
+            )),
+            (None, None, Some(failure), _) if running => Some(failure.to_string()),
+            (None, None, _, Some(exited)) => Some(exited),
+            (None, None, failure, None) => failure.map(str::to_string),
         };
         let (runner, state, message) = if self.runner_is_process {
             let state = match &process_state {
@@ -136,30 +175,45 @@ impl RouterSide {
                 RouterProcessState::Failed(_) => "Failed",
                 RouterProcessState::Stopped => "Stopped",
             };
-            let message = match (&process_state, &self.restart_note) {
-                (RouterProcessState::Running | RouterProcessState::Starting, Some(note)) => {
-                    note.clone()
-                }
-                _ => self.runner.last_error_line().unwrap_or_default(),
+            let message = match (&failure, &unreachable, &process_state, &self.restart_note) {
+                (Some(failure), _, _, _) => failure.clone(),
+                (None, Some(why), _, _) => why.clone(),
+                (
+                    None,
+                    None,
+                    RouterProcessState::Running | RouterProcessState::Starting,
+                    Some(note),
+                ) => note.clone(),
+                _ => String::new(),
             };
             ("process", state, message)
         } else if view.is_some() {
             ("none", "Unmanaged", String::new())
         } else {
-            (
-                "none",
-                "NotCreated",
-                "runner is none: skupperd does not start routers".to_string(),
-            )
+            let message = match (&failure, &unreachable) {
+                (Some(why), _) | (None, Some(why)) => why.clone(),
+                (None, None) => "runner is none: skupperd does not start routers".to_string(),
+            };
+            ("none", "NotCreated", message)
         };
         RouterState {
             runner: runner.to_string(),
             state: state.to_string(),
             message,
             failure,
+            unreachable,
+            notice: self.port_notice.clone(),
+            management_port_taken: taken,
             restarts: self.runner.restarts(),
             view,
         }
+    }
+
+    /// Whether the router side must see the next pass's outcome even when
+    /// the router caused that pass: the pass moves the management port,
+    /// and only a restart makes the router use the new one.
+    pub fn awaits_pass(&self) -> bool {
+        self.state.management_port_taken.is_some()
     }
 
     /// After an applied pass: keep the router running with the current
@@ -184,6 +238,13 @@ impl RouterSide {
             self.session.set_target(None);
             return self.update(None);
         };
+        // The pass replaced a management port another process took: the
+        // router only reads the new one when it starts again.
+        let moved_from = self
+            .state
+            .management_port_taken
+            .filter(|old| *old != identity.management_port);
+        self.management_port = Some(identity.management_port);
         if let RunnerChoice::Process { binary } = &self.choice {
             if self.runner_is_process {
                 let def = RouterDefinition {
@@ -194,6 +255,10 @@ impl RouterSide {
                 };
                 if let Err(e) = self.runner.ensure(&def).await {
                     warn!("cannot start the router: {e}");
+                }
+                if let Some(old) = moved_from {
+                    self.move_management_port(old, identity.management_port)
+                        .await;
                 }
             }
         }
@@ -207,12 +272,55 @@ impl RouterSide {
         if let Some(config) = facts.runtime.get(prior::CONFIG_FILE) {
             self.session.set_config(config);
         }
+        if self.skip_taken_port() {
+            return self.update(None);
+        }
+        self.tell_session();
         let view = self
             .session
             .sync(&crate::render::timestamp(time::OffsetDateTime::now_utc()))
             .await;
         self.restart_if_needed().await;
         self.update(view)
+    }
+
+    /// While another process holds the management port, whatever answers
+    /// there is not this site's router: nothing is sent to it (a peer
+    /// that accepts and never speaks would also stall the actor for the
+    /// whole connect timeout at every attempt).
+    fn skip_taken_port(&mut self) -> bool {
+        if self.port_taken().is_none() {
+            return false;
+        }
+        self.session.disconnect();
+        true
+    }
+
+    /// Whether the runner knows its router is down: refused connections
+    /// are expected then, not failures worth a warning.
+    fn tell_session(&mut self) {
+        let down =
+            self.runner_is_process && !matches!(self.runner.state(), RouterProcessState::Running);
+        self.session.set_router_down(down);
+    }
+
+    /// Restarts the router on its new management port (platform.md 4).
+    async fn move_management_port(&mut self, old: u16, new: u16) {
+        warn!(
+            "management port {old} is in use by another process: the router is restarted on port {new}"
+        );
+        let notice = format!(
+            "management port {old} is in use by another process; the router moved to port {new}"
+        );
+        self.restart_note = Some(format!(
+            "restarted at {}: {notice}",
+            crate::render::timestamp(time::OffsetDateTime::now_utc())
+        ));
+        self.port_notice = Some(notice);
+        self.session.disconnect();
+        if let Err(e) = self.runner.restart().await {
+            warn!("cannot restart the router: {e}");
+        }
     }
 
     /// Changes the router cannot take live (router id or mode) need a
@@ -240,6 +348,10 @@ impl RouterSide {
     /// The light poll between passes (router.md 3.9); reconnects when the
     /// connection was lost. Returns whether the state changed.
     pub async fn poll(&mut self) -> bool {
+        if self.skip_taken_port() {
+            return self.update(None);
+        }
+        self.tell_session();
         let view = if self.session.connected() {
             self.session.poll().await
         } else {
@@ -251,6 +363,11 @@ impl RouterSide {
     }
 
     fn update(&mut self, view: Option<crate::plan::RouterView>) -> bool {
+        if view.is_some() {
+            // The router answers: whatever exits came before, this run
+            // is good (a `Failed` from earlier exits no longer holds).
+            self.runner.answered();
+        }
         let next = self.current(view);
         let changed = next != self.state;
         self.state = next;

@@ -62,11 +62,8 @@ pub fn verdicts(
         kind: e.kind,
         name: e.name.clone(),
         status: ready.reason,
-        message: if ready.is_true() {
-            "OK".to_string()
-        } else {
-            ready.message
-        },
+        // "OK" when Ready, unless the Site has a notice to show.
+        message: ready.message,
     };
     (conditions, summary)
 }
@@ -80,10 +77,25 @@ fn site(e: &Entry, router: &RouterState) -> Vec<(&'static str, Verdict)> {
     };
     let running = match (&router.failure, &router.view) {
         (Some(failure), _) => Verdict::error(failure.clone()),
-        (None, Some(_)) => Verdict::ok(),
-        (None, None) => Verdict::unreachable(),
+        (None, Some(_)) => match &router.notice {
+            Some(notice) => Verdict {
+                message: notice.clone(),
+                ..Verdict::ok()
+            },
+            None => Verdict::ok(),
+        },
+        (None, None) => match &router.unreachable {
+            Some(why) => Verdict {
+                message: format!("{}: {why}", status::ROUTER_NOT_REACHABLE),
+                ..Verdict::unreachable()
+            },
+            None => Verdict::unreachable(),
+        },
     };
-    let ready = status::ready(&[&configured, &running], None);
+    // A notice stays visible in the Site's status message while it is
+    // Ready.
+    let notice = (running.is_true() && router.notice.is_some()).then(|| running.clone());
+    let ready = status::ready(&[&configured, &running], notice);
     vec![
         ("Configured", configured),
         ("Running", running),

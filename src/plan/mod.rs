@@ -142,8 +142,20 @@ pub struct RouterState {
     pub runner: String,
     pub state: String,
     pub message: String,
-    /// `router exited: <line>` when the runner gave up on the router.
+    /// `router exited: <cause>` when the runner gave up on the router.
     pub failure: Option<String>,
+    /// Why the router cannot be reached, when more is known than "router
+    /// not reachable": it exited (and why), its management port is taken,
+    /// or the management connection fails. The Site's `Running` condition
+    /// says it.
+    pub unreachable: Option<String>,
+    /// What the Site's status should say while the router runs fine (the
+    /// management port it had to move from, say).
+    pub notice: Option<String>,
+    /// Another process holds this management port (the router exited
+    /// because it could not listen on it): the pass picks a new port
+    /// (platform.md 4).
+    pub management_port_taken: Option<u16>,
     pub restarts: u32,
     /// What the router reported over management; `None` while it cannot be
     /// reached.

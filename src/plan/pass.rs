@@ -49,7 +49,27 @@ pub fn run(
     let mut outcome = Outcome::default();
 
     // Identity: kept forever once made; made when a Site first needs it.
+    // The management port alone changes, when another process took it
+    // (platform.md 4): the first free port from the base again, never the
+    // taken one.
     let mut identity = inputs.prior.identity.clone();
+    let taken = inputs.router.management_port_taken;
+    if let Some(id) = identity
+        .as_mut()
+        .filter(|id| Some(id.management_port) == taken)
+    {
+        if res.site.is_some() {
+            let mut avoid = listener_ports(&res);
+            avoid.insert(id.management_port);
+            match ports.pick(MANAGEMENT_PORT_BASE, &avoid) {
+                Some(port) => id.management_port = port,
+                None => res.problems.push(Problem::error(format!(
+                    "management port {} is in use by another process and no other port from {MANAGEMENT_PORT_BASE} is free",
+                    id.management_port
+                ))),
+            }
+        }
+    }
     if identity.is_none() && res.site.is_some() {
         let avoid = listener_ports(&res);
         match (ports.pick(MANAGEMENT_PORT_BASE, &avoid), mint.uuid()) {

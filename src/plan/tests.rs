@@ -626,6 +626,84 @@ mod with_a_router {
     }
 
     #[test]
+    fn the_site_says_why_the_router_cannot_be_reached() {
+        let mut s = scenario();
+        s.router = RouterState {
+            unreachable: Some(
+                "router exited: SERVER (critical) Shutting down, required listener failed 127.0.0.1:5671"
+                    .into(),
+            ),
+            ..RouterState::default()
+        };
+        let out = s.pass();
+        assert_eq!(
+            status_of(&out, "west"),
+            (
+                Phase::Pending,
+                "router not reachable: router exited: SERVER (critical) Shutting down, required listener failed 127.0.0.1:5671".into()
+            )
+        );
+        // Only the Site: the other resources just wait for the router.
+        assert_eq!(status_of(&out, "backend").1, "router not reachable");
+    }
+
+    #[test]
+    fn a_notice_stays_in_the_ready_sites_message() {
+        let mut s = scenario();
+        s.router = RouterState {
+            notice: Some(
+                "management port 5671 is in use by another process; the router moved to 5672"
+                    .into(),
+            ),
+            ..connected(confirmed())
+        };
+        let out = s.pass();
+        let note = "management port 5671 is in use by another process; the router moved to 5672";
+        assert_eq!(status_of(&out, "west"), (Phase::Ready, note.into()));
+        let record = s.text("runtime/resources/Site-west.yaml");
+        assert!(record.contains(&format!("message: {note}")), "{record}");
+        s.router = connected(confirmed());
+        let out = s.pass();
+        assert_eq!(status_of(&out, "west"), (Phase::Ready, "OK".into()));
+    }
+
+    #[test]
+    fn a_taken_management_port_is_replaced_and_the_site_id_kept() {
+        let mut s = scenario();
+        s.pass();
+        let before = s.text("runtime/identity.yaml");
+        let site_id = read_prior(&s.runtime).identity.unwrap().site_id;
+        let management_port =
+            |s: &Scenario| s.entity("listener", "skupper-local-normal").unwrap()["port"].clone();
+        assert_eq!(management_port(&s), "5671");
+        // Another port taken: nothing moves.
+        s.router = RouterState {
+            management_port_taken: Some(5999),
+            ..RouterState::default()
+        };
+        assert!(!s.pass().writes.contains_key("runtime/identity.yaml"));
+        s.router = RouterState {
+            management_port_taken: Some(5671),
+            ..RouterState::default()
+        };
+        s.pass();
+        let id = read_prior(&s.runtime).identity.unwrap();
+        assert_eq!(
+            (id.site_id.as_str(), id.management_port),
+            (site_id.as_str(), 5672)
+        );
+        assert_ne!(s.text("runtime/identity.yaml"), before);
+        assert_eq!(management_port(&s), "5672");
+        assert!(s
+            .text("runtime/status.yaml")
+            .contains("managementPort: 5672"));
+        // The same router state again changes nothing more.
+        let again = s.pass();
+        assert!(!again.writes.contains_key("runtime/identity.yaml"));
+        assert!(!again.writes.contains_key("runtime/router/skrouterd.json"));
+    }
+
+    #[test]
     fn a_crash_looping_router_makes_the_site_error() {
         let mut s = scenario();
         s.router = RouterState {

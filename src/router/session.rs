@@ -8,6 +8,9 @@
 //! call reconnects after a backoff; a refused operation is recorded
 //! against its entity and the rest of the plan continues.
 
+pub mod failures;
+
+use self::failures::{Failures, Repeats, REPORT_EVERY};
 use super::mgmt::{connect, AmqpManagement};
 use super::vanflow::NetworkWatch;
 use super::{Credentials, Key, Management, MgmtError};
@@ -17,9 +20,13 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-/// Reconnect backoff: from 100 ms, doubling, at most 5 s.
+/// Reconnect backoff: from 100 ms, doubling, at most 5 s. It resets only
+/// once the router has answered a request: a connection that opens and
+/// then fails at once must not make the next attempt immediate.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long after a failed vanflow start the next one is tried.
+const VANFLOW_RETRY: Duration = Duration::from_secs(5);
 /// Bind failures are not retried by the router (router.md 3.8).
 const BIND_RETRY_MIN: Duration = Duration::from_secs(5);
 const BIND_RETRY_MAX: Duration = Duration::from_secs(300);
@@ -71,6 +78,16 @@ pub struct Session {
     deferred: Option<Instant>,
     /// Each managed type's attribute names on the connected router.
     attributes: BTreeMap<String, Vec<String>>,
+    /// Management failures: logged once per reason, then counted.
+    failures: Failures,
+    /// Vanflow failures, likewise; they do not make the router
+    /// unreachable (only the network view is missing).
+    vanflow_failures: VanflowRepeats,
+    /// No vanflow start before this, after one failed.
+    vanflow_retry: Option<Instant>,
+    /// The runner says the router is not running: refused connections are
+    /// expected, not failures.
+    router_down: bool,
     /// `desired` and `desired_router` match `config_bytes`.
     parsed: bool,
     /// What the router has, per managed type, as this connection last saw
@@ -88,6 +105,24 @@ pub struct Session {
 
 /// QUERY rows per short type.
 type Observed = BTreeMap<String, Vec<Map<String, Value>>>;
+
+/// [`Repeats`] with the default reporting period.
+#[derive(Debug, Clone)]
+struct VanflowRepeats(Repeats);
+
+impl Default for VanflowRepeats {
+    fn default() -> VanflowRepeats {
+        VanflowRepeats(Repeats::new(REPORT_EVERY))
+    }
+}
+
+/// Whether a connection failed because nothing listens on the port: what
+/// a router that is still starting looks like. The management client
+/// keeps the operating system's words (`Connection refused`) in its
+/// message.
+fn is_refused(e: &MgmtError) -> bool {
+    matches!(e, MgmtError::Lost(m) if m.to_ascii_lowercase().contains("connection refused"))
+}
 
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
@@ -116,6 +151,9 @@ impl Session {
             self.disconnect();
             self.backoff = Duration::ZERO;
             self.next_try = None;
+            // Failures of another port or certificate say nothing of this
+            // one.
+            self.failures = Failures::default();
         }
     }
 
@@ -180,6 +218,82 @@ impl Session {
         self.deferred
     }
 
+    /// Tells the session whether the router is known to be down (being
+    /// started, or waiting to be restarted), so a refused connection is
+    /// not reported as a failure.
+    pub fn set_router_down(&mut self, down: bool) {
+        self.router_down = down;
+    }
+
+    /// Why the router cannot be reached, when that is a failure rather
+    /// than a router that is still starting: for the status.
+    pub fn failure(&self) -> Option<&str> {
+        self.failures.reason()
+    }
+
+    fn port(&self) -> u16 {
+        self.target.as_ref().map_or(0, |t| t.port)
+    }
+
+    /// Logs a failed attempt at WARN, rate limited (see [`failures`]).
+    fn report_failure(&mut self, e: &MgmtError) {
+        let lines = self.failures.failed(
+            &e.to_string(),
+            is_refused(e),
+            self.router_down,
+            Instant::now(),
+        );
+        let port = self.port();
+        for line in lines {
+            tracing::warn!(port, "router management on 127.0.0.1:{port}: {line}");
+        }
+    }
+
+    /// The router answered a request.
+    fn report_success(&mut self) {
+        let (owed, had_failed) = self.failures.succeeded();
+        let port = self.port();
+        if let Some(line) = owed {
+            tracing::warn!(port, "router management on 127.0.0.1:{port}: {line}");
+        }
+        if had_failed {
+            tracing::info!(port, "router management on 127.0.0.1:{port} answers again");
+        }
+        self.backoff = Duration::ZERO;
+        self.next_try = None;
+    }
+
+    fn report_vanflow(&mut self, failure: Option<String>) {
+        let lines = match failure {
+            Some(why) => {
+                self.vanflow_retry = Some(Instant::now() + VANFLOW_RETRY);
+                self.vanflow_failures.0.failed(&why, Instant::now())
+            }
+            None => self.vanflow_failures.0.cleared().into_iter().collect(),
+        };
+        for line in lines {
+            tracing::warn!("router network view (vanflow): {line}");
+        }
+    }
+
+    /// Starts the network view unless it runs, or failed moments ago.
+    async fn ensure_network(&mut self) {
+        if self.network.is_some() || self.vanflow_retry.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let Some(client) = self.client.as_mut() else {
+            return;
+        };
+        match client.watch_network().await {
+            Ok(watch) => {
+                self.network = Some(watch);
+                self.vanflow_retry = None;
+                self.report_vanflow(None);
+            }
+            Err(e) => self.report_vanflow(Some(e.to_string())),
+        }
+    }
+
     pub fn connected(&self) -> bool {
         self.client.as_ref().map(|c| !c.is_lost()).unwrap_or(false)
     }
@@ -198,6 +312,7 @@ impl Session {
 
     fn lost(&mut self, why: &MgmtError) -> Option<RouterView> {
         tracing::debug!(error = %why, "router management connection lost");
+        self.report_failure(why);
         self.disconnect();
         self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
         self.next_try = Some(Instant::now() + self.backoff);
@@ -225,11 +340,13 @@ impl Session {
             Err(e) => {
                 self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
                 self.next_try = Some(Instant::now() + self.backoff);
+                self.report_failure(&e);
                 return Err(e);
             }
         };
-        self.backoff = Duration::ZERO;
-        self.next_try = None;
+        // The backoff stays until the router answers (`report_success`):
+        // a TLS peer that is not this router, or a router that drops the
+        // connection at its first request, opens connections too.
         self.view = RouterView::default();
         self.known = None;
         self.router_row = None;
@@ -241,8 +358,9 @@ impl Session {
             }
         }
         self.view.capabilities = capabilities(&self.attributes);
-        self.network = client.watch_network().await.ok();
         self.client = Some(client);
+        self.vanflow_retry = None;
+        self.ensure_network().await;
         Ok(true)
     }
 
@@ -275,6 +393,7 @@ impl Session {
         if let Err(e) = self.check_identity(from_memory).await {
             return self.lost(&e);
         }
+        self.report_success();
         if self.foreign.is_some() {
             return None;
         }
@@ -374,6 +493,16 @@ impl Session {
             };
             observed.insert(kind.to_string(), client.query(kind, &attrs).await?);
         }
+        // Log levels are changed live too (router.md 2.4).
+        let attrs = self.observed_attributes(sync::LOG);
+        self.bump("query");
+        let Some(client) = self.client.as_mut() else {
+            return Err(MgmtError::Lost("not connected".to_string()));
+        };
+        observed.insert(
+            sync::LOG.to_string(),
+            client.query(sync::LOG, &attrs).await?,
+        );
         Ok(observed)
     }
 
@@ -547,10 +676,15 @@ impl Session {
                     client.create(&e.kind, &name, &e.attrs).await.map(Some),
                 )
             }
-            Op::Update { kind, name, attrs } => (
-                "update",
-                client.update(kind, Key::Name(name), attrs).await.map(Some),
-            ),
+            Op::Update { kind, name, attrs } => {
+                // Log entities are addressed by identity (`log/DEFAULT`).
+                let key = if kind == sync::LOG {
+                    Key::Identity(name)
+                } else {
+                    Key::Name(name)
+                };
+                ("update", client.update(kind, key, attrs).await.map(Some))
+            }
             Op::Delete { kind, name } => (
                 "delete",
                 client.delete(kind, Key::Name(name)).await.map(|()| None),
@@ -621,19 +755,13 @@ impl Session {
             .collect();
         self.retry_bind_failures(&listeners).await?;
         self.view.listeners = listeners;
-        // The view ends when its links do; follow the network again
-        // rather than leave Connectors on a stale or missing view.
-        if self.network.as_ref().is_none_or(NetworkWatch::ended) {
-            if let Some(client) = self.client.as_mut() {
-                self.network = match client.watch_network().await {
-                    Ok(watch) => Some(watch),
-                    Err(e) => {
-                        tracing::debug!("vanflow view not started: {e}");
-                        None
-                    }
-                };
-            }
+        // The view's task ends when its links do: start it again (the
+        // network view is part of the status).
+        if self.network.as_ref().is_some_and(NetworkWatch::ended) {
+            self.network = None;
+            self.report_vanflow(Some("the network view stopped".to_string()));
         }
+        self.ensure_network().await;
         if let Some(watch) = &self.network {
             let view = watch.view.borrow();
             if view.available() {

@@ -97,6 +97,14 @@ impl RestartPolicy {
         }
     }
 
+    /// The router answered over management after failing: it is not
+    /// failed any more. The delay and the recent exits stay, so a router
+    /// that answers and then dies again soon still backs off, and fails
+    /// again if it keeps exiting within the window.
+    pub fn answered(&mut self) {
+        self.failed = false;
+    }
+
     /// The router stayed up for `reset_after`, or skupperd restarted it on
     /// purpose: forget the past exits.
     pub fn healthy(&mut self) {
@@ -172,6 +180,32 @@ mod tests {
             d,
             Decision {
                 delay: secs(1),
+                failed: false
+            }
+        );
+    }
+
+    #[test]
+    fn an_answer_clears_the_failure_but_not_the_backoff() {
+        let mut p = RestartPolicy::new(RestartConfig::default());
+        let t0 = Instant::now();
+        run(&mut p, t0, &[0; 5]);
+        assert!(p.failed());
+        p.answered();
+        assert!(!p.failed());
+        // Dying right away again: the next exit is within the window of
+        // the five before it, so it fails again.
+        let t = t0 + secs(20);
+        let d = p.on_exit(t, t + secs(1));
+        assert!(d.failed, "{d:?}");
+        // Long after: not failed, and the delay did not start over.
+        p.answered();
+        let t = t0 + secs(1000);
+        let d = p.on_exit(t, t + secs(10));
+        assert_eq!(
+            d,
+            Decision {
+                delay: secs(60),
                 failed: false
             }
         );

@@ -14,6 +14,7 @@ pub mod output;
 pub mod process;
 
 pub use none::NoneRunner;
+pub use output::{ExitKind, RouterExit};
 pub use process::{ProcessRunner, ProcessRunnerConfig};
 
 use std::future::Future;
@@ -31,7 +32,8 @@ pub enum RouterProcessState {
     /// Exited on its own; waiting out the backoff before the next start.
     Restarting,
     /// Exits too often (five times within a minute); the reason names the
-    /// router's last error line. Retries continue, slower.
+    /// cause of the last exit. Retries continue, slower. Cleared as soon
+    /// as a start succeeds and the router answers ([`Runner::answered`]).
     Failed(String),
     /// Stopped on request.
     Stopped,
@@ -87,8 +89,13 @@ pub trait Runner: Send {
     /// Stop the router; it stays stopped until the next `ensure`.
     fn stop(&mut self) -> RunnerFuture<'_>;
     fn state(&self) -> RouterProcessState;
-    /// The line that best explains the last exit, for the Site status.
-    fn last_error_line(&self) -> Option<String>;
+    /// The last exit skupperd did not ask for, explained, until a start
+    /// after it is known good (the router answered, or stayed up long
+    /// enough) or skupperd restarts the router itself.
+    fn last_exit(&self) -> Option<RouterExit>;
+    /// The router answered over management: whatever exits came before,
+    /// the current run is good, so `Failed` and the last exit are cleared.
+    fn answered(&mut self) {}
     /// Automatic restarts after exits skupperd did not ask for.
     fn restarts(&self) -> u32;
     /// `none`, `process`, `systemd`, `podman`, `docker`.

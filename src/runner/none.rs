@@ -29,7 +29,7 @@ impl Runner for NoneRunner {
         RouterProcessState::NotCreated
     }
 
-    fn last_error_line(&self) -> Option<String> {
+    fn last_exit(&self) -> Option<super::RouterExit> {
         None
     }
 
@@ -62,7 +62,7 @@ mod tests {
         r.stop().await.unwrap();
         assert_eq!(r.state(), RouterProcessState::NotCreated);
         assert_eq!(r.name(), "none");
-        assert_eq!(r.last_error_line(), None);
+        assert_eq!(r.last_exit(), None);
         assert_eq!(r.restarts(), 0);
     }
 }

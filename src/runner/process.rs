@@ -8,7 +8,11 @@
 //! and stops it on request with SIGTERM to the group, then SIGKILL after
 //! `stop_timeout`. An exit that follows skupperd's own stop request is a
 //! normal stop, never a crash: the real router often aborts on SIGTERM
-//! (router.md 6.1).
+//! (router.md 6.1). Any other exit is explained ([`RouterExit`]) by the
+//! router's last `(critical)`/`(error)` or start-up failure line, else by
+//! its exit status, and says whether a listener's port was taken; that
+//! explanation and `Failed` last until the router answers over management
+//! ([`Runner::answered`]), stays up long enough, or skupperd restarts it.
 //!
 //! # Caveats
 //! - platform.md asks for the parent-death signal, so that a router never
@@ -23,7 +27,7 @@
 //!   the caller looks up: [`ProcessRunnerConfig::user`].
 
 use super::backoff::{RestartConfig, RestartPolicy};
-use super::output::{Lines, RateLimit, Verdict};
+use super::output::{ExitKind, Lines, RateLimit, RouterExit, Verdict};
 use super::{RouterDefinition, RouterProcessState, Runner, RunnerError, RunnerFuture};
 use rustix::process::{kill_process_group, Pid, Signal};
 use std::process::{ExitStatus, Stdio};
@@ -70,10 +74,13 @@ impl Default for ProcessRunnerConfig {
 #[derive(Debug)]
 struct Shared {
     phase: RouterProcessState,
-    /// Set while the router exits too often: `router exited: <line>`.
+    /// Set while the router exits too often: `router exited: <cause>`.
     failed: Option<String>,
-    /// The explanation of the last exit skupperd did not ask for.
-    last_exit: Option<String>,
+    /// The last exit skupperd did not ask for.
+    last_exit: Option<RouterExit>,
+    /// Here rather than in the supervisor task: the handle clears a
+    /// failure when the router answers ([`Runner::answered`]).
+    policy: RestartPolicy,
     restarts: u32,
     lines: Lines,
     limit: RateLimit,
@@ -116,6 +123,7 @@ impl ProcessRunner {
             phase: RouterProcessState::NotCreated,
             failed: None,
             last_exit: None,
+            policy: RestartPolicy::new(config.restart.clone()),
             restarts: 0,
             lines: Lines::new(config.kept_lines),
             limit: RateLimit::new(config.lines_per_second),
@@ -245,8 +253,22 @@ impl Runner for ProcessRunner {
         }
     }
 
-    fn last_error_line(&self) -> Option<String> {
+    fn last_exit(&self) -> Option<RouterExit> {
         lock(&self.shared).last_exit.clone()
+    }
+
+    fn answered(&mut self) {
+        let mut s = lock(&self.shared);
+        // Only the run that is up now can have answered; an answer never
+        // clears the exit of a router that is down.
+        if s.phase != RouterProcessState::Running {
+            return;
+        }
+        if let Some(failed) = s.failed.take() {
+            tracing::info!("the router answers again; it is no longer failed ({failed})");
+        }
+        s.last_exit = None;
+        s.policy.answered();
     }
 
     fn restarts(&self) -> u32 {
@@ -265,6 +287,8 @@ impl Runner for ProcessRunner {
 enum Ended {
     /// It exited on its own.
     Exited(Option<ExitStatus>),
+    /// It could not be started (the binary is missing, ...).
+    NotStarted(String),
     /// skupperd stopped it to start it again (restart, new definition).
     Respawn(oneshot::Sender<Result<(), RunnerError>>),
     /// skupperd stopped it for good.
@@ -299,11 +323,24 @@ fn set_phase(shared: &SharedRef, phase: RouterProcessState) {
 }
 
 /// Forget past exits: the router is healthy, or restarted on purpose.
-fn clear_failure(shared: &SharedRef, policy: &mut RestartPolicy) {
-    policy.healthy();
+fn clear_failure(shared: &SharedRef) {
     let mut s = lock(shared);
+    s.policy.healthy();
     s.failed = None;
     s.last_exit = None;
+}
+
+/// The exit status in the words the status shows.
+fn exit_kind(status: Option<ExitStatus>) -> ExitKind {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Some(st) => match (st.code(), st.signal()) {
+            (Some(code), _) => ExitKind::Code(code),
+            (None, Some(signal)) => ExitKind::Signal(signal),
+            (None, None) => ExitKind::Unknown,
+        },
+        None => ExitKind::Unknown,
+    }
 }
 
 async fn supervise(
@@ -314,7 +351,6 @@ async fn supervise(
     first: oneshot::Sender<Result<(), RunnerError>>,
 ) {
     let namespace = def.namespace.clone();
-    let mut policy = RestartPolicy::new(config.restart.clone());
     let mut reply = Some(first);
     loop {
         set_phase(&shared, RouterProcessState::Starting);
@@ -322,11 +358,12 @@ async fn supervise(
         let ended = match Run::spawn(&def, &config, &shared) {
             Err(e) => {
                 tracing::warn!(namespace = %namespace, "{e}");
-                lock(&shared).lines.push(e.to_string());
+                let why = e.to_string();
+                lock(&shared).lines.push(why.clone());
                 if let Some(r) = reply.take() {
                     let _ = r.send(Err(e));
                 }
-                Ended::Exited(None)
+                Ended::NotStarted(why)
             }
             Ok(mut run) => {
                 set_phase(&shared, RouterProcessState::Running);
@@ -334,41 +371,45 @@ async fn supervise(
                 if let Some(r) = reply.take() {
                     let _ = r.send(Ok(()));
                 }
-                run.watch(&mut rx, &mut def, &config, &shared, &mut policy, started)
+                run.watch(&mut rx, &mut def, &config, &shared, started)
                     .await
             }
         };
         lock(&shared).pid = None;
 
-        let (status, decision) = match ended {
+        let (status, not_started) = match ended {
             Ended::Stop(tx) => {
                 stopped(&shared, &namespace, tx);
                 return;
             }
             Ended::Respawn(tx) => {
-                clear_failure(&shared, &mut policy);
+                clear_failure(&shared);
                 reply = Some(tx);
                 continue;
             }
-            Ended::Exited(status) => (status, policy.on_exit(started, Instant::now())),
+            Ended::Exited(status) => (Some(status), None),
+            Ended::NotStarted(why) => (None, Some(why)),
         };
-        let line = {
+        let (exit, decision) = {
             let mut s = lock(&shared);
-            let line = s.lines.error_line().map(str::to_owned).unwrap_or_else(|| {
-                status.map_or_else(|| "no exit status".to_owned(), |st| st.to_string())
-            });
+            let exit = match not_started {
+                Some(why) => RouterExit::not_started(why),
+                None => RouterExit::explain(&s.lines, exit_kind(status.flatten())),
+            };
+            let decision = s.policy.on_exit(started, Instant::now());
             if decision.failed {
-                s.failed = Some(format!("router exited: {line}"));
+                s.failed = Some(format!("router exited: {}", exit.cause));
             }
-            s.last_exit = Some(line.clone());
+            s.last_exit = Some(exit.clone());
             s.phase = RouterProcessState::Restarting;
-            line
+            (exit, decision)
         };
         tracing::warn!(
             namespace = %namespace,
-            status = ?status,
+            status = %exit.kind,
             failed = decision.failed,
-            "router exited: {line}; starting it again in {:?}",
+            "router exited: {}; starting it again in {:?}",
+            exit.cause,
             decision.delay
         );
 
@@ -387,7 +428,7 @@ async fn supervise(
                         return;
                     }
                     Asked::Respawn(tx) => {
-                        clear_failure(&shared, &mut policy);
+                        clear_failure(&shared);
                         reply = Some(tx);
                         break;
                     }
@@ -478,7 +519,6 @@ impl Run {
         def: &mut RouterDefinition,
         config: &ProcessRunnerConfig,
         shared: &SharedRef,
-        policy: &mut RestartPolicy,
         started: Instant,
     ) -> Ended {
         let healthy_at = tokio::time::Instant::from_std(started + config.restart.reset_after);
@@ -491,7 +531,7 @@ impl Run {
                 }
                 _ = tokio::time::sleep_until(healthy_at), if !healthy => {
                     healthy = true;
-                    clear_failure(shared, policy);
+                    clear_failure(shared);
                 }
                 req = rx.recv() => match interpret(req, def) {
                     Asked::Nothing => {}

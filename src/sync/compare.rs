@@ -16,6 +16,9 @@ pub const TCP_CONNECTOR: &str = "tcpConnector";
 pub const CONNECTOR: &str = "connector";
 pub const LISTENER: &str = "listener";
 pub const LISTENER_ADDRESS: &str = "listenerAddress";
+/// Log modules: never created or deleted, only their level is updated
+/// (see [`super::log_updates`]).
+pub const LOG: &str = "log";
 
 /// The management sslProfile and listener: written to `skrouterd.json`,
 /// never changed live (a change needs a restart, platform.md 4).
@@ -91,6 +94,7 @@ pub fn set_by_skupperd(kind: &str) -> &'static [&'static str] {
             "authenticatePeer",
         ],
         LISTENER_ADDRESS => &["address", "value", "listener"],
+        LOG => &["module", "enable"],
         _ => &[],
     }
 }

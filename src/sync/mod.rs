@@ -16,6 +16,8 @@
 //!    difference is `observer`; an sslProfile whose files are the same and
 //!    whose `ordinal` went up), or replace (DELETE + CREATE).
 //! 4. Emit in the order of router.md 3.5 (see [`plan`]).
+//! 5. Bring log levels in line ([`log_updates`]): routerLogging is
+//!    applied live, without a restart (router.md 2.4).
 //!
 //! # Guarantees
 //! - An entity that compares equal, and whose sslProfile (and, for a
@@ -45,7 +47,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-pub use compare::{owned, set_by_skupperd, KINDS};
+pub use compare::{owned, set_by_skupperd, KINDS, LOG};
 pub use summary::{management_entities, summarize, CONTAINER_BASE_PATH};
 
 use compare::{
@@ -174,6 +176,8 @@ fn of_kind<'m, 'a>(
 ///   front of (a); when an entity created in (c) takes the name of an
 ///   sslProfile that (d) deletes, that DELETE moves to the end of (b).
 /// - A listenerAddress whose tcpListener is replaced is replaced too.
+///
+/// Last, (e): the [`log_updates`] of the `log` rows in `observed`.
 pub fn plan(desired: &[Entity], observed: &BTreeMap<String, Vec<Attrs>>) -> Vec<Op> {
     let want = index(desired.iter().map(|e| (e.kind.as_str(), &e.attrs)));
     let rows = observed
@@ -341,6 +345,47 @@ pub fn plan(desired: &[Entity], observed: &BTreeMap<String, Vec<Attrs>>) -> Vec<
     }
     ops.extend(observer_updates);
     ops.extend(profile_deletes.iter().map(|n| delete((SSL_PROFILE, n))));
+    if let Some(rows) = observed.get(LOG) {
+        ops.extend(log_updates(desired, rows));
+    }
+    ops
+}
+
+/// The UPDATEs that give each rendered `log` module its `enable` level,
+/// for the router's `log` rows (QUERY `module`, `enable`). A log entity
+/// exists for every module and can be neither created nor deleted over
+/// management: a module the router does not list is left alone, and only
+/// `enable` is changed. Each UPDATE is addressed by the entity's identity,
+/// `log/<module>` (the name in the [`Op`]), as the router expects.
+pub fn log_updates(desired: &[Entity], observed: &[Attrs]) -> Vec<Op> {
+    let module = |a: &Attrs| a.get("module").and_then(Value::as_str).map(str::to_owned);
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut ops = Vec::new();
+    for want in desired.iter().filter(|e| e.kind == LOG) {
+        let (Some(m), Some(enable)) = (module(&want.attrs), want.attrs.get("enable")) else {
+            continue;
+        };
+        // A module rendered twice: the router applies the first.
+        if !seen.insert(m.clone()) {
+            continue;
+        }
+        let Some(row) = observed
+            .iter()
+            .find(|r| module(r).as_deref() == Some(m.as_str()))
+        else {
+            continue;
+        };
+        if row.get("enable") == Some(enable) {
+            continue;
+        }
+        let mut attrs = Attrs::new();
+        attrs.insert("enable".into(), enable.clone());
+        ops.push(Op::Update {
+            kind: LOG.into(),
+            name: format!("{LOG}/{m}"),
+            attrs,
+        });
+    }
     ops
 }
 

@@ -338,6 +338,60 @@ fn management_entities_and_unmanaged_types_are_never_touched() {
     assert_eq!(plan(&[], &r.table), vec![]);
 }
 
+/// Log rows as the router lists them: one per module, named by identity.
+fn log_row(module: &str, enable: &str) -> Entity {
+    e(
+        "log",
+        json!({"name": format!("log/{module}"), "module": module, "enable": enable}),
+    )
+}
+
+#[test]
+fn a_changed_log_level_is_an_update_of_enable_by_identity() {
+    let mut r = router(&with_management(vec![
+        log_row("ROUTER_CORE", "error+"),
+        log_row("DEFAULT", "info+"),
+        log_row("ROUTER", "info+"),
+    ]));
+    let mut desired = management();
+    desired.push(e(
+        "log",
+        json!({"module": "ROUTER_CORE", "enable": "error+"}),
+    ));
+    desired.push(e("log", json!({"module": "DEFAULT", "enable": "debug+"})));
+    assert_eq!(
+        plan(&desired, &r.table),
+        vec![Op::Update {
+            kind: "log".into(),
+            name: "log/DEFAULT".into(),
+            attrs: json!({"enable": "debug+"}).as_object().cloned().unwrap(),
+        }]
+    );
+    assert_eq!(
+        apply_and_converge(&desired, &mut r),
+        ["update log log/DEFAULT (enable debug+)"]
+    );
+    assert_eq!(
+        r.get("log", "log/DEFAULT")
+            .and_then(|row| row.get("enable")),
+        Some(&json!("debug+"))
+    );
+}
+
+#[test]
+fn a_log_module_the_router_does_not_list_is_left_alone() {
+    let r = router(&with_management(vec![log_row("DEFAULT", "info+")]));
+    let mut desired = management();
+    desired.push(e(
+        "log",
+        json!({"module": "ROUTER_CORE", "enable": "error+"}),
+    ));
+    desired.push(e("log", json!({"module": "DEFAULT", "enable": "info+"})));
+    assert_eq!(plan(&desired, &r.table), vec![]);
+    // Nothing desired: log levels are never reset or deleted.
+    assert_eq!(plan(&management(), &r.table), vec![]);
+}
+
 #[test]
 fn owned_entities_nobody_desires_are_deleted_profiles_last() {
     let mut r = router(&with_management(vec![

@@ -107,6 +107,37 @@ fn bad_configs_fail_start_up_like_the_router() {
 }
 
 #[test]
+fn a_taken_management_port_exits_1_like_the_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("skupper-local-ca");
+    pki.write_server_files(&dir.path().join("skupper-local-server"));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = run_to_end(&config(dir.path(), port, vec![]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let last = lines.last().copied().unwrap_or("");
+    // `2026-12-03 10:00:00.123456 +0000 SERVER (critical) ...`
+    let (stamp, text) = last.split_at(last.find(" SERVER").unwrap_or(0));
+    assert_eq!(
+        stamp.len(),
+        "2026-12-03 10:00:00.123456 +0000".len(),
+        "{stderr}"
+    );
+    assert_eq!(
+        text,
+        format!(" SERVER (critical) Shutting down, required listener failed 127.0.0.1:{port}")
+    );
+    assert!(
+        stderr.contains(&format!(
+            "SERVER (error) Listener error on 127.0.0.1:{port}: Address already in use"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_file_that_is_not_a_config_fails_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("skrouterd.json");

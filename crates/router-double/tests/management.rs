@@ -276,6 +276,67 @@ async fn refusals_carry_the_routers_words_and_the_connection_goes_on() {
 }
 
 #[tokio::test]
+async fn a_log_level_is_updated_by_identity_like_the_router() {
+    let pki = Pki::new("skupper-local-ca");
+    let mut config = pki.double_config();
+    // As the config file has them; the router lists one per module.
+    for (module, enable) in [("ROUTER_CORE", "error+"), ("DEFAULT", "info+")] {
+        config.entities.push((
+            "log".into(),
+            attrs(json!({"module": module, "enable": enable})),
+        ));
+    }
+    let double = router_double::RouterDouble::start(config).await.unwrap();
+    let mut client = connect(double.port(), &pki.credentials()).await.unwrap();
+    let rows = client
+        .query("log", &["name", "module", "enable"])
+        .await
+        .unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["name"] == "log/DEFAULT" && r["enable"] == "info+"),
+        "{rows:?}"
+    );
+
+    let updated = client
+        .update(
+            "log",
+            Key::Identity("log/DEFAULT"),
+            &attrs(json!({"enable": "debug+"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated["enable"], "debug+");
+    assert_eq!(updated["module"], "DEFAULT");
+    assert_eq!(updated["identity"], "log/DEFAULT");
+    let op = double.mutations().pop().unwrap();
+    assert_eq!(
+        (
+            op.operation.as_str(),
+            op.identity.as_deref(),
+            op.status_code
+        ),
+        ("UPDATE", Some("log/DEFAULT"), 200)
+    );
+    let rows = client.query("log", &["module", "enable"]).await.unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["module"] == "DEFAULT" && r["enable"] == "debug+"),
+        "{rows:?}"
+    );
+
+    // A log entity can be neither created nor deleted over management.
+    let err = client
+        .create("log", "log/mine", &attrs(json!({"module": "ROUTER"})))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MgmtError::Refused { code: 501, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_client_without_a_trusted_certificate_is_refused() {
     let pki = Pki::new("skupper-local-ca");
     let double = router_double::RouterDouble::start(pki.double_config())

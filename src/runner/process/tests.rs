@@ -4,7 +4,7 @@
 //! file that another test's fork may still hold open for writing (ETXTBSY).
 
 use super::*;
-use crate::runner::{RouterDefinition, RouterProcessState, Runner};
+use crate::runner::{ExitKind, RouterDefinition, RouterProcessState, Runner};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -126,7 +126,7 @@ async fn starts_with_the_absolute_config_path_and_site_id_and_stops() {
     assert_eq!(r.state(), RouterProcessState::Stopped);
     assert!(!alive(pid), "router still running after stop");
     assert_eq!(r.restarts(), 0);
-    assert_eq!(r.last_error_line(), None);
+    assert_eq!(r.last_exit(), None);
 }
 
 #[tokio::test]
@@ -193,7 +193,7 @@ async fn a_router_that_aborts_on_sigterm_has_stopped_normally() {
     assert!(r.recent_lines().iter().any(|l| l.contains("double free")));
     assert_eq!(r.state(), RouterProcessState::Stopped);
     assert_eq!(r.restarts(), 0);
-    assert_eq!(r.last_error_line(), None);
+    assert_eq!(r.last_exit(), None);
 }
 
 #[tokio::test]
@@ -212,14 +212,22 @@ async fn a_router_ignoring_sigterm_is_killed_after_the_timeout() {
     assert_eq!(r.state(), RouterProcessState::Stopped);
 }
 
+fn cause(r: &ProcessRunner) -> Option<String> {
+    r.last_exit().map(|e| e.cause)
+}
+
 #[tokio::test]
-async fn a_crashed_router_is_started_again() {
+async fn a_crashed_router_is_started_again_and_its_error_line_explains() {
     let f = Fixture::new();
     let runs = f.path("runs");
     let def = f.router(
         "crash.sh",
         &format!(
-            "echo run >> '{}'\necho 'lost my way'\nexit 3\n",
+            "echo run >> '{}'\n\
+             echo '2026-12-03 10:00:00.1 +0000 ROUTER (info) Router started in Interior mode'\n\
+             echo '2026-12-03 10:00:00.2 +0000 ROUTER_CORE (error) lost my way'\n\
+             echo '2026-12-03 10:00:00.3 +0000 ROUTER (info) Router stopped'\n\
+             exit 3\n",
             runs.display()
         ),
     );
@@ -228,7 +236,11 @@ async fn a_crashed_router_is_started_again() {
     let count = || std::fs::read_to_string(&runs).map_or(0, |s| s.lines().count());
     eventually("four runs", || count() >= 4).await;
     assert!(r.restarts() >= 3, "{} restarts", r.restarts());
-    assert_eq!(r.last_error_line().as_deref(), Some("lost my way"));
+    assert_eq!(
+        cause(&r).as_deref(),
+        Some("ROUTER_CORE (error) lost my way")
+    );
+    assert_eq!(r.last_exit().map(|e| e.kind), Some(ExitKind::Code(3)));
     assert!(!matches!(r.state(), RouterProcessState::Failed(_)));
     r.stop().await.unwrap();
     assert_eq!(r.state(), RouterProcessState::Stopped);
@@ -251,9 +263,86 @@ async fn a_crash_loop_fails_with_the_startup_error_and_keeps_retrying() {
     eventually("failed", || r.state() == expected).await;
     let at_failure = r.restarts();
     eventually("a retry while failed", || r.restarts() > at_failure).await;
-    assert_eq!(r.last_error_line().as_deref(), Some(failure));
+    assert_eq!(cause(&r).as_deref(), Some(failure));
     r.stop().await.unwrap();
     assert_eq!(r.state(), RouterProcessState::Stopped);
+}
+
+#[tokio::test]
+async fn without_an_error_line_the_exit_status_explains() {
+    let f = Fixture::new();
+    let def = f.router(
+        "killed.sh",
+        "echo '2026-12-03 10:00:00.1 +0000 ROUTER (info) Router started in Interior mode'\nkill -9 $$\n",
+    );
+    let mut r = ProcessRunner::new(fast());
+    r.ensure(&def).await.unwrap();
+    eventually("an exit", || r.last_exit().is_some()).await;
+    assert_eq!(cause(&r).as_deref(), Some("killed by signal 9"));
+    r.stop().await.unwrap();
+
+    let def = f.router("one.sh", "echo 'nothing to see'\nexit 1\n");
+    let mut r = ProcessRunner::new(fast());
+    r.ensure(&def).await.unwrap();
+    eventually("an exit", || r.last_exit().is_some()).await;
+    assert_eq!(cause(&r).as_deref(), Some("exited with status 1"));
+    r.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_taken_required_listener_port_is_reported_with_the_exit() {
+    let f = Fixture::new();
+    // What the real router prints when its management port is taken.
+    let def = f.router(
+        "taken.sh",
+        "echo '2026-12-03 10:00:00.1 +0000 ROUTER (info) Router started in Interior mode'\n\
+         echo '2026-12-03 10:00:00.123456 +0000 SERVER (error) Listener error on 127.0.0.1:5671: Address already in use - listen on 127.0.0.1:5671 (proton:io)' >&2\n\
+         echo '2026-12-03 10:00:00.123456 +0000 SERVER (critical) Shutting down, required listener failed 127.0.0.1:5671' >&2\n\
+         exit 1\n",
+    );
+    let mut r = ProcessRunner::new(fast());
+    r.ensure(&def).await.unwrap();
+    eventually("an exit", || r.last_exit().is_some()).await;
+    let exit = r.last_exit().unwrap();
+    assert_eq!(exit.listener_port_taken, Some(5671));
+    assert_eq!(
+        exit.cause,
+        "SERVER (critical) Shutting down, required listener failed 127.0.0.1:5671"
+    );
+    r.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn failed_is_cleared_once_a_later_start_answers() {
+    let f = Fixture::new();
+    let fixed = f.path("fixed");
+    let def = f.router(
+        "flaky.sh",
+        &format!(
+            "if [ -e '{}' ]; then\necho up\n{SERVE}fi\n\
+             echo '2026-12-03 10:00:00.2 +0000 SERVER (critical) it broke'\nexit 1\n",
+            fixed.display()
+        ),
+    );
+    let mut config = fast();
+    config.restart.crash_limit = 2;
+    let mut r = ProcessRunner::new(config);
+    r.ensure(&def).await.unwrap();
+    let failed = RouterProcessState::Failed("router exited: SERVER (critical) it broke".into());
+    eventually("failed", || r.state() == failed).await;
+    // An answer while the router is down clears nothing.
+    r.answered();
+    std::fs::write(&fixed, "").unwrap();
+    eventually("the fixed router up", || {
+        r.recent_lines().contains(&"up".to_owned())
+    })
+    .await;
+    // Up, but not known good yet: still failed.
+    assert_eq!(r.state(), failed);
+    r.answered();
+    assert_eq!(r.state(), RouterProcessState::Running);
+    assert_eq!(r.last_exit(), None);
+    r.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -265,7 +354,7 @@ async fn a_missing_binary_is_an_error_and_is_retried() {
     let err = r.ensure(&def).await.unwrap_err();
     assert!(matches!(err, RunnerError::Spawn { .. }), "{err}");
     eventually("a retry", || r.restarts() >= 1).await;
-    let line = r.last_error_line().unwrap_or_default();
+    let line = cause(&r).unwrap_or_default();
     assert!(line.contains("no-such-skrouterd"), "{line}");
     r.stop().await.unwrap();
 }
