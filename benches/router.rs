@@ -1,6 +1,9 @@
-//! Live-router benchmark against the router double (no real skupper-router
-//! can run here): change-to-router-applied latency and the cost of a drift
-//! check of unchanged listeners, at 1 and 1,000 listeners.
+//! Live-router benchmark: change-to-router-applied latency and the cost
+//! of a drift check of unchanged listeners, at 1 and 1,000 listeners,
+//! against the router double; with `SKUPPERD_TEST_SKROUTERD` naming a real
+//! skrouterd, also end to end through `skupperd run` and that router
+//! (file written -> the new port serves; connections through an unchanged
+//! listener dropped during 100 unrelated changes).
 //! Run: cargo bench --bench router
 
 use router_double::{DoubleConfig, RouterDouble};
@@ -110,7 +113,7 @@ fn main() {
             .ok()
             .map(|v| v.split(',').filter_map(|s| s.parse().ok()).collect())
             .unwrap_or_else(|| vec![1, 1_000]);
-        for n in e2e {
+        for n in e2e.clone() {
             match end_to_end::run(n).await {
                 Some((p50, p99, count)) => println!(
                     "listeners={n:>5} end_to_end file_written->router_applied p50={p50:?} p99={p99:?} ({count} samples)"
@@ -118,7 +121,209 @@ fn main() {
                 None => println!("listeners={n:>5} end_to_end: gave up (see patience bounds)"),
             }
         }
+        match std::env::var_os("SKUPPERD_TEST_SKROUTERD") {
+            Some(router) => {
+                for n in e2e {
+                    match real::run(std::path::Path::new(&router), n).await {
+                        Some(r) => println!(
+                            "listeners={n:>5} real_router file_written->new_port_serves p50={:?} p99={:?} ({} samples) | {} of {} connections through an unchanged listener dropped during {} unrelated changes",
+                            r.p50, r.p99, r.samples, r.dropped, r.connections, r.changes
+                        ),
+                        None => println!("listeners={n:>5} real_router: gave up (see patience bounds)"),
+                    }
+                }
+            }
+            None => println!("real_router: not run (SKUPPERD_TEST_SKROUTERD is not set)"),
+        }
     });
+}
+
+/// End to end through `skupperd run` (release, process runner) and a real
+/// skupper-router: a listener file is rewritten with a new port; measured
+/// until a TCP connection to the new port is echoed (its connector serves a
+/// local echo server). Meanwhile connections through another listener stay
+/// open; any that stops echoing counts as dropped.
+mod real {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::path::Path;
+
+    pub struct Result {
+        pub p50: Duration,
+        pub p99: Duration,
+        pub samples: usize,
+        pub dropped: usize,
+        pub connections: usize,
+        pub changes: usize,
+    }
+
+    fn yaml(kind: &str, name: &str, key: &str, port: u16) -> String {
+        format!("apiVersion: skupper.io/v2alpha1\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n  routingKey: {key}\n  host: 127.0.0.1\n  port: {port}\n")
+    }
+
+    fn echo_server() -> Option<u16> {
+        let listener = TcpListener::bind("127.0.0.1:0").ok()?;
+        let port = listener.local_addr().ok()?.port();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Some(port)
+    }
+
+    fn echoes(stream: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 4];
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .is_ok()
+            && stream.write_all(b"ping").is_ok()
+            && stream.read_exact(&mut buf).is_ok()
+            && &buf == b"ping"
+    }
+
+    fn serves(port: u16) -> bool {
+        TcpStream::connect(("127.0.0.1", port))
+            .map(|mut s| echoes(&mut s))
+            .unwrap_or(false)
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(0)
+    }
+
+    fn write_atomic(path: &Path, text: &str) {
+        let tmp = path.with_extension("tmp");
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+
+    async fn until(patience: Duration, mut f: impl FnMut() -> bool) -> bool {
+        let start = Instant::now();
+        while !f() {
+            if start.elapsed() > patience {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        true
+    }
+
+    pub async fn run(router: &Path, n: usize) -> Option<Result> {
+        let echo = echo_server()?;
+        let home = tempfile::tempdir().ok()?;
+        let ns = home.path().join("namespaces/west");
+        let res = ns.join("input/resources");
+        std::fs::create_dir_all(&res).ok()?;
+        std::fs::create_dir_all(ns.join("internal")).ok()?;
+        std::fs::write(ns.join("internal/platform.yaml"), "platform: linux\n").ok()?;
+        std::fs::write(
+            res.join("site.yaml"),
+            "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: west\n",
+        )
+        .ok()?;
+        let stable = free_port();
+        std::fs::write(
+            res.join("stable.yaml"),
+            yaml("Listener", "stable", "stable", stable),
+        )
+        .ok()?;
+        std::fs::write(
+            res.join("stable-c.yaml"),
+            yaml("Connector", "stable", "stable", echo),
+        )
+        .ok()?;
+        std::fs::write(
+            res.join("moving-c.yaml"),
+            yaml("Connector", "moving", "moving", echo),
+        )
+        .ok()?;
+        let port = free_port();
+        std::fs::write(
+            res.join("moving.yaml"),
+            yaml("Listener", "moving", "moving", port),
+        )
+        .ok()?;
+        for i in 0..n.saturating_sub(1) {
+            let key = format!("idle{i}");
+            std::fs::write(
+                res.join(format!("{key}.yaml")),
+                yaml("Listener", &key, &key, 0).replace("port: 0", &format!("port: {}", 30000 + i)),
+            )
+            .ok()?;
+        }
+        let config = home.path().join("skupperd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "linux_runner = \"process\"\nrouter_binary = \"{}\"\nresync_interval_s = 3600\nlog_level = \"warn\"\n",
+                router.display()
+            ),
+        )
+        .ok()?;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skupperd"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-home")
+            .arg(home.path())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let result = async {
+            if !until(Duration::from_secs(120), || serves(stable) && serves(port)).await {
+                return None;
+            }
+            let mut open: Vec<TcpStream> = (0..10)
+                .filter_map(|_| TcpStream::connect(("127.0.0.1", stable)).ok())
+                .collect();
+            let connections = open.len();
+            let mut samples = Vec::new();
+            let changes = 100;
+            for _ in 0..changes {
+                let next = free_port();
+                let t = Instant::now();
+                write_atomic(
+                    &res.join("moving.yaml"),
+                    &yaml("Listener", "moving", "moving", next),
+                );
+                if until(Duration::from_secs(30), || serves(next)).await {
+                    samples.push(t.elapsed());
+                }
+            }
+            let dropped = open.iter_mut().map(echoes).filter(|ok| !ok).count();
+            if samples.is_empty() {
+                return None;
+            }
+            Some(Result {
+                p50: pct(samples.clone(), 0.5),
+                p99: pct(samples.clone(), 0.99),
+                samples: samples.len(),
+                dropped,
+                connections,
+                changes,
+            })
+        }
+        .await;
+        // SIGTERM, so skupperd stops its router child too.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        result
+    }
 }
 
 /// End to end through the daemon: a listener file is written; measured
