@@ -126,8 +126,8 @@ fn main() {
                 for n in e2e {
                     match real::run(std::path::Path::new(&router), n).await {
                         Some(r) => println!(
-                            "listeners={n:>5} real_router file_written->new_port_serves p50={:?} p99={:?} ({} samples) | {} of {} connections through an unchanged listener dropped during {} unrelated changes",
-                            r.p50, r.p99, r.samples, r.dropped, r.connections, r.changes
+                            "listeners={n:>5} real_router file_written->new_port_accepts p50={:?} p99={:?}, ->echoed_through_it p50={:?} p99={:?} ({} samples) | {} of {} connections through an unchanged listener dropped during {} unrelated changes",
+                            r.accept_p50, r.accept_p99, r.p50, r.p99, r.samples, r.dropped, r.connections, r.changes
                         ),
                         None => println!("listeners={n:>5} real_router: gave up (see patience bounds)"),
                     }
@@ -150,6 +150,10 @@ mod real {
     use std::path::Path;
 
     pub struct Result {
+        /// Until the new port accepts a connection.
+        pub accept_p50: Duration,
+        pub accept_p99: Duration,
+        /// Until bytes sent to it come back from the backend.
         pub p50: Duration,
         pub p99: Duration,
         pub samples: usize,
@@ -291,6 +295,7 @@ mod real {
                 .collect();
             let connections = open.len();
             let mut samples = Vec::new();
+            let mut accepts = Vec::new();
             let changes = 100;
             for _ in 0..changes {
                 let next = free_port();
@@ -299,15 +304,24 @@ mod real {
                     &res.join("moving.yaml"),
                     &yaml("Listener", "moving", "moving", next),
                 );
+                if until(Duration::from_secs(30), || {
+                    TcpStream::connect(("127.0.0.1", next)).is_ok()
+                })
+                .await
+                {
+                    accepts.push(t.elapsed());
+                }
                 if until(Duration::from_secs(30), || serves(next)).await {
                     samples.push(t.elapsed());
                 }
             }
             let dropped = open.iter_mut().map(echoes).filter(|ok| !ok).count();
-            if samples.is_empty() {
+            if samples.is_empty() || accepts.is_empty() {
                 return None;
             }
             Some(Result {
+                accept_p50: pct(accepts.clone(), 0.5),
+                accept_p99: pct(accepts, 0.99),
                 p50: pct(samples.clone(), 0.5),
                 p99: pct(samples.clone(), 0.99),
                 samples: samples.len(),
