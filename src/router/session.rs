@@ -746,7 +746,8 @@ impl Session {
         self.view.consumers = rows
             .iter()
             .filter_map(|r| {
-                let key = text(r.get("name"))?.strip_prefix('M')?.to_string();
+                let name = text(r.get("name"))?;
+                let key = routing_key(&name)?.to_string();
                 let n = count(r.get("subscriberCount"))
                     + count(r.get("remoteCount"))
                     + count(r.get("inProcess"));
@@ -853,6 +854,21 @@ fn ignore_refusal(e: MgmtError) -> Result<(), MgmtError> {
 
 /// Capabilities from the attribute lists, never from version strings
 /// (router.md 8). A type the router does not know has no list.
+/// The routing key a `router.address` row counts consumers for: mobile
+/// addresses are `M<key>`. The router's own addresses (`M$management`,
+/// `M_$qd.*`, vanflow's `Mmc/sfe.*`, `Msfe.*`, `Mvfcr.*`) have in-process
+/// or collector consumers that serve no listener, so they are never taken
+/// for a routing key's consumers (transcript 22).
+fn routing_key(address: &str) -> Option<&str> {
+    let key = address.strip_prefix('M')?;
+    let internal = key.starts_with('$')
+        || key.starts_with("_$")
+        || key.starts_with("mc/sfe.")
+        || key.starts_with("sfe.")
+        || key.starts_with("vfcr.");
+    (!internal).then_some(key)
+}
+
 fn capabilities(attributes: &BTreeMap<String, Vec<String>>) -> Vec<String> {
     let has = |kind: &str, attr: &str| {
         attributes
@@ -870,4 +886,30 @@ fn capabilities(attributes: &BTreeMap<String, Vec<String>>) -> Vec<String> {
         caps.push("multiKeyListener".to_string());
     }
     caps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_mobile_addresses_of_user_keys_count_as_consumers() {
+        // Rows a real router answered (transcript 22).
+        let real = [
+            "Lqdhello",
+            "Lqdrouter",
+            "Tqdrouter",
+            "M_$qd.mesh_discovery",
+            "Mmc/sfe.all",
+            "Mmc/sfe.llNiF:0",
+            "Msfe.llNiF:0",
+            "Mvfcr.llNiF:0",
+            "M$management",
+            "L$management",
+            "Mbackend",
+            "Ltemp.xJiWymTVYCLaGiQ",
+        ];
+        let keys: Vec<&str> = real.iter().filter_map(|a| routing_key(a)).collect();
+        assert_eq!(keys, ["backend"]);
+    }
 }
