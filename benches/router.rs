@@ -144,6 +144,7 @@ fn main() {
 /// local echo server). Meanwhile connections through another listener stay
 /// open; any that stops echoing counts as dropped.
 mod real {
+    use super::end_to_end::write_atomic;
     use super::*;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
@@ -205,13 +206,6 @@ mod real {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap_or(0)
-    }
-
-    fn write_atomic(path: &Path, text: &str) {
-        let tmp = path.with_extension("tmp");
-        if std::fs::write(&tmp, text).is_ok() {
-            let _ = std::fs::rename(&tmp, path);
-        }
     }
 
     async fn until(patience: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -352,7 +346,8 @@ mod end_to_end {
         format!("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: l{i}\nspec:\n  host: 127.0.0.1\n  port: {port}\n")
     }
 
-    fn write_atomic(path: &Path, text: &str) {
+    /// Writes `path` by rename, as editors and `skupper system apply` do.
+    pub fn write_atomic(path: &Path, text: &str) {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, text).expect("write");
         std::fs::rename(&tmp, path).expect("rename");

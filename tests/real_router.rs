@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::daemon::{Daemon, Start};
-use support::DataHome;
+use support::{echo_server, DataHome};
 
 type Outcome = Result<(), String>;
 /// A named scenario.
@@ -108,28 +108,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(0)
-}
-
-/// An echo server on a free port, served until the process ends.
-fn echo_server() -> u16 {
-    let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
-        return 0;
-    };
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
 }
 
 /// Sends `payload` through `port` and reads it back.

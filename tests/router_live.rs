@@ -84,25 +84,6 @@ fn wait_status(d: &Daemon, home: &DataHome, kind: &str, name: &str, want: &str) 
     )
 }
 
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut conn = conn;
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = conn.read(&mut buf) {
-                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 /// Listener `backend` on a free port and a local connector `backend` to an
 /// echo server: the connector consumes the listener's address, so a router
 /// opens the listener's socket. Returns the listener's port.

@@ -7,46 +7,10 @@
 //! for what the router sends and deliberately simple for what skupperd
 //! sends: strings, booleans, integers as AMQP long, maps and lists.
 
-use serde_json::{Map, Number, Value as Json};
-use skupperd_amqp::codec::{hex, uuid_text};
+use serde_json::{Map, Value as Json};
 use skupperd_amqp::Value;
 
-/// JSON for an AMQP value. Integers of any width become numbers, strings,
-/// symbols and chars become strings, binaries become (lossy UTF-8) strings,
-/// timestamps become milliseconds since the epoch, described values become
-/// their value, maps become objects (non-string keys are written as their
-/// JSON text), decimals become their hex bytes (the router never sends
-/// them).
-pub fn to_json(value: &Value) -> Json {
-    match value {
-        Value::Null => Json::Null,
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Float(f) => float(f64::from(*f)),
-        Value::Double(f) => float(*f),
-        Value::Char(c) => Json::String(c.to_string()),
-        Value::Timestamp(t) => Json::from(*t),
-        Value::Uuid(u) => Json::String(uuid_text(u)),
-        Value::Binary(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
-        Value::Raw(b) => Json::String(hex(b)),
-        Value::String(s) | Value::Symbol(s) => Json::String(s.clone()),
-        Value::List(items) | Value::Array(items) => {
-            Json::Array(items.iter().map(to_json).collect())
-        }
-        Value::Map(pairs) => Json::Object(map_to_json(pairs)),
-        Value::Described(_, v) => to_json(v),
-        other => match other.as_int() {
-            Some(n) => i64::try_from(n)
-                .map(Json::from)
-                .or_else(|_| u64::try_from(n).map(Json::from))
-                .unwrap_or(Json::Null),
-            None => Json::Null,
-        },
-    }
-}
-
-fn float(f: f64) -> Json {
-    Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null)
-}
+pub use skupperd_amqp::codec::{key_text, to_json};
 
 /// A JSON object for an AMQP map; see [`key_text`] for the keys.
 pub fn map_to_json(pairs: &[(Value, Value)]) -> Map<String, Json> {
@@ -54,15 +18,6 @@ pub fn map_to_json(pairs: &[(Value, Value)]) -> Map<String, Json> {
         .iter()
         .map(|(k, v)| (key_text(k), to_json(v)))
         .collect()
-}
-
-/// The text of a map key: strings and symbols as they are, anything else
-/// (vanflow uses uint keys) as its JSON text, so `Uint(19)` is `"19"`.
-pub fn key_text(key: &Value) -> String {
-    match key {
-        Value::String(s) | Value::Symbol(s) => s.clone(),
-        other => to_json(other).to_string(),
-    }
 }
 
 /// The AMQP value skupperd sends for a JSON value: integers as long (or

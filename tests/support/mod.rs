@@ -124,3 +124,25 @@ pub const SITE: &str = "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n
 pub fn listener(name: &str, host: &str, port: &str) -> String {
     format!("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: {name}\nspec:\n  host: {host}\n  port: {port}\n")
 }
+
+/// An echo server on a free port of 127.0.0.1, served on its own threads
+/// until the process ends.
+pub fn echo_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an echo server");
+    let port = listener.local_addr().expect("echo server address").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}

@@ -741,13 +741,48 @@ pub fn plain(v: &Value) -> serde_json::Value {
                 .collect(),
         ),
         Value::Described(d, v) => Json::Array(vec![plain(d), plain(v)]),
-        other => match other.as_int() {
-            Some(n) => i64::try_from(n)
-                .map(Json::from)
-                .or_else(|_| u64::try_from(n).map(Json::from))
-                .unwrap_or(Json::Null),
-            None => Json::Null,
-        },
+        other => other.as_int().map_or(Json::Null, int_json),
+    }
+}
+
+/// An integer of any AMQP width as a JSON number (null past u64).
+pub fn int_json(n: i128) -> serde_json::Value {
+    i64::try_from(n)
+        .map(serde_json::Value::from)
+        .or_else(|_| u64::try_from(n).map(serde_json::Value::from))
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// JSON for a value, as management entities are compared: integers of
+/// every width are numbers, strings, symbols and chars are strings,
+/// binaries are (lossy UTF-8) strings, timestamps are milliseconds, uuids
+/// text, described values their value, maps objects whose non-string keys
+/// are written as their JSON text (vanflow's uint keys: `Uint(19)` is
+/// `"19"`), and raw encodings their hex bytes.
+pub fn to_json(value: &Value) -> serde_json::Value {
+    use serde_json::Value as Json;
+    match value {
+        Value::Binary(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
+        Value::List(items) | Value::Array(items) => {
+            Json::Array(items.iter().map(to_json).collect())
+        }
+        Value::Map(pairs) => Json::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (key_text(k), to_json(v)))
+                .collect(),
+        ),
+        Value::Described(_, v) => to_json(v),
+        other => plain(other),
+    }
+}
+
+/// The text of a map key: strings and symbols as they are, anything else
+/// as its JSON text.
+pub fn key_text(key: &Value) -> String {
+    match key {
+        Value::String(s) | Value::Symbol(s) => s.clone(),
+        other => to_json(other).to_string(),
     }
 }
 

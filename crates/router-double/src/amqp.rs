@@ -25,6 +25,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use serde_json::Value as Json;
+use skupperd_amqp::codec::to_json;
 use skupperd_amqp::message::{CORRELATION_ID, TO};
 use skupperd_amqp::{Connection, IncomingLink, Message, Options, Role, Value};
 use tokio::net::{TcpListener, TcpStream};
@@ -452,34 +453,5 @@ fn value(agent: Agent, name: &str, v: &Json) -> Value {
                 .map(|(k, v)| (Value::str(k), value(agent, k, v)))
                 .collect(),
         ),
-    }
-}
-
-/// JSON for a request body value.
-fn to_json(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Double(f) => serde_json::Number::from_f64(*f)
-            .map(Json::Number)
-            .unwrap_or(Json::Null),
-        Value::String(s) | Value::Symbol(s) => Json::String(s.clone()),
-        Value::List(items) | Value::Array(items) => {
-            Json::Array(items.iter().map(to_json).collect())
-        }
-        Value::Map(pairs) => Json::Object(
-            pairs
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), to_json(v))))
-                .collect(),
-        ),
-        Value::Described(_, v) => to_json(v),
-        other => match other.as_int() {
-            Some(n) => i64::try_from(n)
-                .map(Json::from)
-                .or_else(|_| u64::try_from(n).map(Json::from))
-                .unwrap_or(Json::Null),
-            None => Json::Null,
-        },
     }
 }
