@@ -355,9 +355,10 @@ fn ensure(ok: bool, what: impl Into<String>) -> Outcome {
     }
 }
 
-/// A linux site with a listener and a connector to a local echo server
-/// goes Ready with a matching connector, and bytes flow.
-fn ready_with_bytes_flowing(router: &Path) -> Outcome {
+/// Site west with Listener `backend` on a free port and Connector
+/// `backend` to a local echo server, running until the Listener is Ready;
+/// answers the site and the listener's port.
+fn served_site(router: &Path) -> Result<(Site, u16), String> {
     let echo = echo_server();
     let port = free_port();
     let mut site = Site::new(router, &["west"]);
@@ -372,8 +373,15 @@ fn ready_with_bytes_flowing(router: &Path) -> Outcome {
         &connector_yaml("backend", "backend", echo),
     );
     site.start();
-    site.wait_status("west", "Site", "west", "Ready")?;
     site.wait_status("west", "Listener", "backend", "Ready")?;
+    Ok((site, port))
+}
+
+/// A linux site with a listener and a connector to a local echo server
+/// goes Ready with a matching connector, and bytes flow.
+fn ready_with_bytes_flowing(router: &Path) -> Outcome {
+    let (site, port) = served_site(router)?;
+    site.wait_status("west", "Site", "west", "Ready")?;
     site.wait_status("west", "Connector", "backend", "Ready")?;
     ensure(
         site.listener_matched("west", "backend") == Some(true),
@@ -420,21 +428,7 @@ fn unmatched_listener(router: &Path) -> Outcome {
 /// deleted, all live, while a TCP connection through an unchanged
 /// listener stays open and the router is never restarted.
 fn live_changes(router: &Path) -> Outcome {
-    let echo = echo_server();
-    let stable = free_port();
-    let mut site = Site::new(router, &["west"]);
-    site.write(
-        "west",
-        "l.yaml",
-        &listener_yaml("backend", "backend", stable, ""),
-    );
-    site.write(
-        "west",
-        "c.yaml",
-        &connector_yaml("backend", "backend", echo),
-    );
-    site.start();
-    site.wait_status("west", "Listener", "backend", "Ready")?;
+    let (site, stable) = served_site(router)?;
     flows(stable)?;
     let pid = site.router_pid("west").ok_or("no router process found")?;
     let mut open = TcpStream::connect(("127.0.0.1", stable)).map_err(|e| e.to_string())?;
@@ -501,21 +495,7 @@ fn live_changes(router: &Path) -> Outcome {
 
 /// Removing the connector makes the listener unmatched.
 fn connector_removed(router: &Path) -> Outcome {
-    let echo = echo_server();
-    let port = free_port();
-    let mut site = Site::new(router, &["west"]);
-    site.write(
-        "west",
-        "l.yaml",
-        &listener_yaml("backend", "backend", port, ""),
-    );
-    site.write(
-        "west",
-        "c.yaml",
-        &connector_yaml("backend", "backend", echo),
-    );
-    site.start();
-    site.wait_status("west", "Listener", "backend", "Ready")?;
+    let (site, port) = served_site(router)?;
     site.remove("west", "c.yaml");
     wait("hasMatchingConnector false", || {
         (site.listener_matched("west", "backend") == Some(false)).then_some(())
@@ -563,21 +543,7 @@ fn port_in_use(router: &Path) -> Outcome {
 /// The router killed with SIGKILL is restarted and re-synced: everything
 /// Ready again and bytes flow.
 fn router_sigkill(router: &Path) -> Outcome {
-    let echo = echo_server();
-    let port = free_port();
-    let mut site = Site::new(router, &["west"]);
-    site.write(
-        "west",
-        "l.yaml",
-        &listener_yaml("backend", "backend", port, ""),
-    );
-    site.write(
-        "west",
-        "c.yaml",
-        &connector_yaml("backend", "backend", echo),
-    );
-    site.start();
-    site.wait_status("west", "Listener", "backend", "Ready")?;
+    let (site, port) = served_site(router)?;
     let pid = site.router_pid("west").ok_or("no router process found")?;
     let status = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
