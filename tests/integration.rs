@@ -8,3 +8,4 @@ mod live;
 mod reference;
 mod render;
 mod router_live;
+mod transcripts;

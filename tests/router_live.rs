@@ -912,7 +912,8 @@ mod memory {
             self.0.check_update(t, c, a)
         }
         fn attribute_names(&self, t: &str) -> Option<Vec<String>> {
-            (t != "router").then(|| self.0.attribute_names(t)).flatten()
+            let router = t == "router" || t == "io.skupper.router.router";
+            (!router).then(|| self.0.attribute_names(t)).flatten()
         }
         fn check_config(&self, config: &serde_json::Value) -> Vec<String> {
             self.0.check_config(config)

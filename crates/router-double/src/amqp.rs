@@ -33,7 +33,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::table::{short_type, Answer, Reply, Request};
+use crate::core::{address_key, c_empty_list, ConnectionInfo, C_TYPES};
+use crate::table::{short_type, Answer, Reply, Request, MANAGEMENT_NODE};
 use crate::{apply, lock, vanflow, DoubleError, Shared};
 
 /// A TLS acceptor that presents the server certificate and requires a
@@ -76,7 +77,9 @@ pub(crate) async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let temp = Arc::new(AtomicU64::new(0));
-    let connections_opened = Arc::new(AtomicU64::new(0));
+    // The real router's first client connection is `qd.conn-id` 2
+    // (transcript 00).
+    let connections_opened = Arc::new(AtomicU64::new(1));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -132,10 +135,27 @@ async fn connection(
     temp: Arc<AtomicU64>,
     conn_id: u64,
 ) -> Result<(), String> {
+    let host = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let mut stream = tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp))
         .await
         .map_err(|_| "TLS handshake timed out".to_string())?
         .map_err(|e| format!("TLS handshake failed: {e}"))?;
+    let session = stream.get_ref().1;
+    let tls_info = session
+        .protocol_version()
+        .zip(session.negotiated_cipher_suite())
+        .map(|(version, suite)| {
+            let version = match version {
+                rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
+                rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
+                other => format!("{other:?}"),
+            };
+            let suite = suite
+                .suite()
+                .as_str()
+                .map_or_else(|| format!("{:?}", suite.suite()), String::from);
+            (version, suite)
+        });
     skupperd_amqp::sasl::server(&mut stream, &["EXTERNAL"], |m| m == "EXTERNAL")
         .await
         .map_err(|e| format!("SASL failed: {e}"))?;
@@ -144,18 +164,39 @@ async fn connection(
         skupperd_amqp::server(stream, router_options(&router_id, conn_id))
             .await
             .map_err(|e| format!("AMQP open failed: {e}"))?;
+    let peer = connection.peer();
+    let properties = match &peer.properties {
+        Value::Null => Value::Map(Vec::new()),
+        other => other.clone(),
+    };
+    lock(&shared).core.connections.push(ConnectionInfo {
+        id: conn_id,
+        host,
+        container: peer.container_id.clone(),
+        sasl: "EXTERNAL".into(),
+        tls: tls_info,
+        properties,
+        opened: std::time::Instant::now(),
+        last_delivery: None,
+    });
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
             link = incoming.recv() => {
                 let Some(link) = link else { break };
-                if let Err(e) = accept(&connection, link, &shared, &temp, &router_id, &mut tasks).await {
+                if let Err(e) = accept(&connection, link, &shared, &temp, &router_id, conn_id, &mut tasks).await {
                     tracing::info!("link attach failed: {e}");
                 }
             }
             _ = connection.closed() => break,
         }
     }
+    // The connection is gone with its links and their addresses.
+    tasks.shutdown().await;
+    let mut state = lock(&shared);
+    state.core.remove_connection(conn_id);
+    state.routes.retain(|r| r.connection != conn_id);
+    state.note_addresses();
     Ok(())
 }
 
@@ -165,8 +206,10 @@ async fn accept(
     shared: &Shared,
     temp: &AtomicU64,
     router_id: &str,
+    conn_id: u64,
     tasks: &mut JoinSet<()>,
 ) -> Result<(), skupperd_amqp::Error> {
+    let link_name = link.attach.name.clone();
     match link.peer_role() {
         // The peer receives: we send on this link.
         Role::Receiver => {
@@ -174,21 +217,43 @@ async fn accept(
             let assigned = dynamic.then(|| {
                 format!(
                     "amqp:/_topo/0/{router_id}/temp.{}",
-                    temp.fetch_add(1, Ordering::Relaxed)
+                    temp_id(temp.fetch_add(1, Ordering::Relaxed))
                 )
             });
             let sender = connection.accept_sender(link, assigned).await?;
             let address = sender.address().unwrap_or_default().to_string();
             let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
-            let id = lock(shared).add_route(&address, tx);
+            let (id, link_id) = {
+                let mut state = lock(shared);
+                let link_id = state.core.add_link(conn_id, &link_name, true, &address);
+                let id = state.add_route(&address, conn_id, tx);
+                state.note_addresses();
+                (id, link_id)
+            };
             let shared = shared.clone();
+            let key = address_key(&address);
             tasks.spawn(async move {
                 while let Some(payload) = rx.recv().await {
+                    // Counted before it goes out: the peer may answer it
+                    // at once, and what it asks next must see the count.
+                    {
+                        let mut state = lock(&shared);
+                        if let Some(l) = state.core.link_mut(link_id) {
+                            l.deliveries += 1;
+                            l.presettled += 1;
+                        }
+                        let c = state.core.count(&key);
+                        c.egress += 1;
+                        c.from_container += 1;
+                    }
                     if sender.send(payload, true).is_err() {
                         break;
                     }
                 }
-                lock(&shared).routes.retain(|r| r.id != id);
+                let mut state = lock(&shared);
+                state.routes.retain(|r| r.id != id);
+                state.core.remove_link(link_id);
+                state.note_addresses();
             });
         }
         // The peer sends: we take messages on this link.
@@ -206,10 +271,44 @@ async fn accept(
                 Node::Sink
             };
             let receiver = connection.accept_receiver(link).await?;
-            tasks.spawn(incoming(receiver, node, shared.clone()));
+            let link_id = {
+                let mut state = lock(shared);
+                let link_id = state.core.add_link(conn_id, &link_name, false, &target);
+                state.note_addresses();
+                link_id
+            };
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                incoming(receiver, node, shared.clone(), conn_id, link_id).await;
+                let mut state = lock(&shared);
+                state.core.remove_link(link_id);
+                state.note_addresses();
+            });
         }
     }
     Ok(())
+}
+
+/// The random part of a dynamic address: 15 letters and digits, as the
+/// real router's (`temp.xJiWymTVYCLaGiQ`); distinct per link, and per
+/// process so that two doubles do not hand out the same addresses.
+fn temp_id(n: u64) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    // splitmix64 of the counter and the process id.
+    let mut z = n
+        .wrapping_add(u64::from(std::process::id()) << 32)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let mut out = String::with_capacity(15);
+    // 15 base-62 digits need 90 bits: the counter's low bits pad the rest.
+    let mut wide = (u128::from(z) << 64) | u128::from(n);
+    for _ in 0..15 {
+        out.push(char::from(CHARS[(wide % 62) as usize]));
+        wide /= 62;
+    }
+    out
 }
 
 /// What a link the client sends on is attached to.
@@ -224,33 +323,79 @@ enum Node {
 
 /// Takes messages from a link the client sends on (the connection has
 /// already accepted and settled each).
-async fn incoming(mut receiver: skupperd_amqp::Receiver, node: Node, shared: Shared) {
+async fn incoming(
+    mut receiver: skupperd_amqp::Receiver,
+    node: Node,
+    shared: Shared,
+    conn_id: u64,
+    link_id: u64,
+) {
     while let Some(delivery) = receiver.recv().await {
+        {
+            let mut state = lock(&shared);
+            if let Some(l) = state.core.link_mut(link_id) {
+                l.deliveries += 1;
+            }
+            if let Some(c) = state.core.connection_mut(conn_id) {
+                c.last_delivery = Some(std::time::Instant::now());
+            }
+            let key = state
+                .core
+                .links
+                .iter()
+                .find(|l| l.identity == link_id)
+                .map(|l| l.owning.clone());
+            if let Some(key) = key {
+                let c = state.core.count(&key);
+                c.ingress += 1;
+                c.to_container += 1;
+            }
+        }
+        let accepted = |shared: &Shared| {
+            if let Some(l) = lock(shared).core.link_mut(link_id) {
+                l.accepted += 1;
+            }
+        };
         let Ok(message) = Message::decode(&delivery.payload) else {
+            accepted(&shared);
             continue;
         };
         match node {
-            Node::Sink => continue,
+            Node::Sink => {
+                accepted(&shared);
+                continue;
+            }
             Node::Flush => {
                 if message.subject() == Some("FLUSH") {
                     vanflow::flush(&shared);
                 }
+                accepted(&shared);
                 continue;
             }
             Node::Management if lock(&shared).unresponsive => continue,
             Node::Management => {}
         }
         let Some(reply_to) = message.reply_to().map(String::from) else {
+            accepted(&shared);
             continue;
         };
         let request = decode(&message);
         let agent = Agent::of(&request);
+        if agent == Agent::Python {
+            // The C agent hands the request to the Python agent and takes
+            // its answer back, through this address.
+            let mut state = lock(&shared);
+            let c = state.core.count("L$_management_internal");
+            c.to_container += 1;
+            c.from_container += 1;
+        }
         let reply = apply(&shared, &request);
         let payload = encode(&reply, agent, message.correlation_id(), &reply_to);
         let route = lock(&shared).routes_to(&reply_to).into_iter().next();
         if let Some(route) = route {
             let _ = route.send(payload).await;
         }
+        accepted(&shared);
     }
 }
 
@@ -284,9 +429,20 @@ pub(crate) fn decode(message: &Message) -> Request {
                 .collect()
         })
         .unwrap_or_default();
+    let operation = text("operation").unwrap_or_default();
+    // QUERY and the GET-* operations are addressed to the management node
+    // (`type`, if any) and name their entity type in `entityType`; the
+    // others name the entity's type in `type`.
+    let node_operation = operation == "QUERY" || operation.starts_with("GET-");
+    let (entity_type, node_type) = if node_operation {
+        (text("entityType"), text("type"))
+    } else {
+        (text("type"), None)
+    };
     Request {
-        operation: text("operation").unwrap_or_default(),
-        entity_type: text("type").or_else(|| text("entityType")),
+        operation,
+        entity_type,
+        node_type,
         name: text("name"),
         identity: text("identity"),
         body,
@@ -305,24 +461,26 @@ pub(crate) enum Agent {
 
 impl Agent {
     pub(crate) fn of(request: &Request) -> Agent {
-        let c_types = [
-            "router.address",
-            "router.link",
-            "connection",
-            "router.config.address",
-        ];
-        let c = request.operation == "QUERY"
-            && request
-                .entity_type
-                .as_deref()
-                .map(short_type)
-                .is_some_and(|t| c_types.contains(&t.as_str()));
-        if c {
+        if c_agent_type(request).is_some() {
             Agent::C
         } else {
             Agent::Python
         }
     }
+}
+
+/// The short entity type of a QUERY the C agent answers.
+pub(crate) fn c_agent_type(request: &Request) -> Option<String> {
+    if request.operation != "QUERY"
+        || request
+            .node_type
+            .as_deref()
+            .is_some_and(|t| t != MANAGEMENT_NODE)
+    {
+        return None;
+    }
+    let t = short_type(request.entity_type.as_deref()?);
+    C_TYPES.contains(&t.as_str()).then_some(t)
 }
 
 /// The reply message's bytes.
@@ -372,12 +530,6 @@ fn python_int(n: i64) -> Value {
     i32::try_from(n).map(Value::Int).unwrap_or(Value::Long(n))
 }
 
-/// The C agent's empty list: a `list32` with no elements, where proton
-/// (and so the Python agent) writes `list0`.
-fn c_empty_list() -> Value {
-    Value::Raw(vec![0xd0, 0, 0, 0, 4, 0, 0, 0, 0])
-}
-
 fn body(reply: &Reply, agent: Agent) -> Value {
     match &reply.answer {
         Answer::Entity(entity) => Value::Map(
@@ -403,6 +555,20 @@ fn body(reply: &Reply, agent: Agent) -> Value {
             let results = match agent {
                 Agent::C if rows.is_empty() => c_empty_list(),
                 _ => Value::List(rows),
+            };
+            Value::Map(vec![
+                (
+                    Value::str("attributeNames"),
+                    Value::List(names.iter().map(|n| Value::str(n)).collect()),
+                ),
+                (Value::str("results"), results),
+            ])
+        }
+        Answer::CTable { names, rows } => {
+            let results = if rows.is_empty() {
+                c_empty_list()
+            } else {
+                Value::List(rows.iter().cloned().map(Value::List).collect())
             };
             Value::Map(vec![
                 (

@@ -8,10 +8,14 @@
 //! (router.md 5 and 6). It is not a router: it routes nothing but a plain
 //! TCP proxy from a listener to a local tcpConnector.
 //!
-//! Layout: [`table`] holds the entities and the replies, [`rules`] asks the
-//! schema (the single wiring point for `reference-check`), `tcp` runs the
-//! listener sockets, `amqp` the management connection, [`config`] reads a
-//! `skrouterd.json` for the `skrouterd-double` binary.
+//! Layout: [`table`] holds the entities and the Python agent's replies,
+//! `core` the connections, links and addresses and the C agent's replies,
+//! [`rules`] asks the schema (the single wiring point for
+//! `reference-check`), `tcp` runs the listener sockets, `amqp` the
+//! management connection, [`config`] reads a `skrouterd.json` for the
+//! `skrouterd-double` binary. `tests/transcripts.rs` replays the real
+//! router's recorded exchanges against the double and compares every
+//! answer.
 #![forbid(unsafe_code)]
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,12 +27,13 @@ use tokio::task::JoinHandle;
 
 mod amqp;
 pub mod config;
+mod core;
 pub mod rules;
 pub mod table;
 mod tcp;
 mod vanflow;
 
-pub use rules::{default_rules, reference_dir, Entity, EntityRules, Refusal};
+pub use rules::{default_rules, reference_dir, Entity, EntityRules, Refusal, TypeInfo};
 pub use table::{Operation, StoredEntity};
 
 /// Why the double could not start.
@@ -103,6 +108,8 @@ pub(crate) struct State {
     /// When set, `$management` requests are swallowed (timeout tests).
     pub(crate) unresponsive: bool,
     pub(crate) vanflow: vanflow::Vanflow,
+    /// Connections, links and addresses, as the C agent shows them.
+    pub(crate) core: core::Core,
     runtime: tokio::runtime::Handle,
 }
 
@@ -110,17 +117,25 @@ pub(crate) struct State {
 pub(crate) struct Route {
     pub(crate) id: u64,
     pub(crate) address: String,
+    /// The connection the link belongs to.
+    pub(crate) connection: u64,
     /// Encoded messages for the link.
     pub(crate) tx: mpsc::Sender<Vec<u8>>,
 }
 
 impl State {
     /// Registers a sender link's channel; answers its id.
-    pub(crate) fn add_route(&mut self, address: &str, tx: mpsc::Sender<Vec<u8>>) -> u64 {
+    pub(crate) fn add_route(
+        &mut self,
+        address: &str,
+        connection: u64,
+        tx: mpsc::Sender<Vec<u8>>,
+    ) -> u64 {
         self.next_route += 1;
         self.routes.push(Route {
             id: self.next_route,
             address: address.to_string(),
+            connection,
             tx,
         });
         self.next_route
@@ -134,6 +149,18 @@ impl State {
             .map(|r| r.tx.clone())
             .collect()
     }
+
+    /// Brings the C agent's address table in line with the entities and
+    /// links.
+    pub(crate) fn note_addresses(&mut self) {
+        let State {
+            core,
+            table,
+            vanflow,
+            ..
+        } = self;
+        core.note(table, vanflow.id());
+    }
 }
 
 pub(crate) type Shared = Arc<Mutex<State>>;
@@ -146,6 +173,19 @@ pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 /// Answers a request and brings the listener sockets in line with it.
 pub(crate) fn apply(shared: &Shared, request: &table::Request) -> table::Reply {
     let mut state = lock(shared);
+    if let Some(entity_type) = amqp::c_agent_type(request) {
+        let reply = {
+            let State {
+                core,
+                table,
+                vanflow,
+                ..
+            } = &*state;
+            core.query(table, vanflow.id(), request, &entity_type)
+        };
+        state.table.log(request, reply.code);
+        return reply;
+    }
     let reply = state.table.handle(request);
     // Only a change to a listener, a connector or a listener's address can
     // open or close sockets; QUERY and READ are hot.
@@ -162,6 +202,9 @@ pub(crate) fn apply(shared: &Shared, request: &table::Request) -> table::Reply {
     if sockets_change && !matches!(request.operation.as_str(), "QUERY" | "READ") {
         sync_sockets(&mut state, shared);
         vanflow::announce_changes(&mut state);
+    }
+    if matches!(request.operation.as_str(), "CREATE" | "DELETE" | "UPDATE") {
+        state.note_addresses();
     }
     reply
 }
@@ -227,10 +270,12 @@ impl RouterDouble {
                 u64::from(port) ^ u64::from(std::process::id()) << 16,
                 &config.site_id,
             ),
+            core: core::Core::default(),
             runtime: tokio::runtime::Handle::current(),
         }));
         {
             let mut state = lock(&shared);
+            state.note_addresses();
             sync_sockets(&mut state, &shared);
         }
         let (shutdown, stop) = watch::channel(false);
@@ -248,6 +293,12 @@ impl RouterDouble {
     /// The management port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The vanflow source id (`<5 letters>:0`), which also names the
+    /// router's vanflow addresses (`mc/sfe.<id>`).
+    pub fn vanflow_id(&self) -> String {
+        lock(&self.shared).vanflow.id().to_string()
     }
 
     /// Every entity, in creation order.
@@ -278,6 +329,7 @@ impl RouterDouble {
     pub fn inject_remote_consumer(&self, address: &str) {
         let mut state = lock(&self.shared);
         state.table.add_remote_consumer(address);
+        state.note_addresses();
         sync_sockets(&mut state, &self.shared);
     }
 
@@ -285,6 +337,7 @@ impl RouterDouble {
     pub fn remove_remote_consumer(&self, address: &str) {
         let mut state = lock(&self.shared);
         state.table.remove_remote_consumer(address);
+        state.note_addresses();
         sync_sockets(&mut state, &self.shared);
     }
 

@@ -22,6 +22,17 @@ pub type Entity = Map<String, Value>;
 /// own type, so its answers pass through unchanged.
 pub use reference_check::Refusal;
 
+/// One entity type as GET-OPERATIONS and GET-TYPES show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeInfo {
+    /// The schema's name (long, or short for the abstract types).
+    pub name: String,
+    /// Own operations first, then those of each base.
+    pub operations: Vec<String>,
+    /// The types it extends, nearest first.
+    pub bases: Vec<String>,
+}
+
 /// The schema questions the double asks. Entity types are short names
 /// (`tcpListener`, `router.address`); `address` is the config-file alias of
 /// `router.config.address` and is resolved by the caller.
@@ -47,6 +58,10 @@ pub trait EntityRules: Send + Sync {
     /// Whole-file problems of a `skrouterd.json` document, in the words of
     /// the router's start-up failure.
     fn check_config(&self, config: &Value) -> Vec<String>;
+    /// Every entity type in schema order, abstract ones included.
+    fn types(&self) -> Vec<TypeInfo> {
+        Vec::new()
+    }
 }
 
 /// Where the reference data lives: `SKUPPERD_REFERENCE_DIR`, else
@@ -93,6 +108,17 @@ impl EntityRules for RouterSchema {
 
     fn check_config(&self, config: &Value) -> Vec<String> {
         RouterSchema::check_config(self, config)
+    }
+
+    fn types(&self) -> Vec<TypeInfo> {
+        self.entity_types()
+            .iter()
+            .map(|t| TypeInfo {
+                name: t.long_name().to_string(),
+                operations: t.operations().to_vec(),
+                bases: t.bases().to_vec(),
+            })
+            .collect()
     }
 }
 

@@ -138,10 +138,14 @@ pub(crate) fn sync(state: &mut State, shared: &Shared) {
                     )));
                 }
                 Err(e) => {
-                    let text = if e.kind() == std::io::ErrorKind::AddrInUse {
-                        "Address already in use".to_string()
-                    } else {
-                        e.to_string()
+                    let text = match e.kind() {
+                        std::io::ErrorKind::AddrInUse => "Address already in use".to_string(),
+                        // getaddrinfo's EAI_SERVICE, as the router reports
+                        // a port that is no number (transcript 52).
+                        std::io::ErrorKind::InvalidInput if e.to_string() == INVALID_PORT => {
+                            "Servname not supported for ai_socktype".to_string()
+                        }
+                        _ => e.to_string(),
                     };
                     let msg = format!("{text} - listen on {host}:{port}");
                     tracing::warn!(listener = %name, "{msg}");
@@ -166,11 +170,13 @@ pub(crate) fn sync(state: &mut State, shared: &Shared) {
     }
 }
 
+const INVALID_PORT: &str = "invalid port";
+
 fn bind(host: &str, port: &str) -> std::io::Result<TcpListener> {
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     let port: u16 = port
         .parse()
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid port"))?;
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, INVALID_PORT))?;
     let addr: SocketAddr = (host, port)
         .to_socket_addrs()?
         .next()
@@ -196,12 +202,38 @@ async fn accept_loop(listener: TcpListener, name: String, shared: Shared) {
             .find(&name)
             .map(|l| state.table.listener_addresses(l))
             .and_then(|addresses| state.table.forward_target(&addresses));
+        // The router counts every accepted connection, and every one a
+        // connector opens (or tries to: transcript 45), and each again
+        // when it ends.
+        state.table.count(&name, "connectionsOpened");
+        let ended = {
+            let (shared, listener) = (shared.clone(), name.clone());
+            move |connector: Option<&str>| {
+                let mut state = lock(&shared);
+                if let Some(connector) = connector {
+                    state.table.count(connector, "connectionsClosed");
+                }
+                state.table.count(&listener, "connectionsClosed");
+            }
+        };
         let (connector, task) = match target {
             Some((connector, host, port)) => {
-                (Some(connector), tokio::spawn(proxy(client, host, port)))
+                state.table.count(&connector, "connectionsOpened");
+                let c = connector.clone();
+                let task = tokio::spawn(async move {
+                    proxy(client, host, port).await;
+                    ended(Some(&c));
+                });
+                (Some(connector), task)
             }
             // A consumer the double cannot reach: accept, then close.
-            None => (None, tokio::spawn(async move { drop(client) })),
+            None => (
+                None,
+                tokio::spawn(async move {
+                    drop(client);
+                    ended(None);
+                }),
+            ),
         };
         if let Some(rt) = state.sockets.listeners.get_mut(&name) {
             rt.conns.retain(|(_, c)| !c.is_finished());

@@ -98,6 +98,10 @@ impl Vanflow {
         }
     }
 
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
     pub(crate) fn address(&self) -> String {
         format!("mc/sfe.{}", self.id)
     }
