@@ -23,6 +23,10 @@ const BUNDLE_FILES: [&str; 3] = ["ca.crt", "tls.crt", "tls.key"];
 pub struct Profile {
     pub ca: bool,
     pub cert: bool,
+    /// Raised by one each time the profile's files change, so the router
+    /// loads them for new connections while existing ones stay up
+    /// (router.md 4); 0 is not written.
+    pub ordinal: u64,
 }
 
 pub struct Creds {
@@ -137,6 +141,7 @@ impl Builder<'_, '_> {
         let profile = Profile {
             ca: has("ca.crt"),
             cert: has("tls.crt") && has("tls.key"),
+            ordinal: 0,
         };
         let complete =
             want.iter().all(|f| *f == "ca.crt" || has(f)) && (profile.ca || profile.cert);
@@ -181,6 +186,7 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
         Profile {
             ca: true,
             cert: true,
+            ordinal: 0,
         },
     );
 
@@ -243,13 +249,52 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
                 Profile {
                     ca: false,
                     cert: true,
+                    ordinal: 0,
                 },
             );
         }
+    }
+    for (name, profile) in &mut profiles {
+        profile.ordinal = ordinal(inputs, &b.files, name);
     }
     Ok(Creds {
         files: b.files,
         profiles,
         unusable,
     })
+}
+
+/// The ordinal profile `name` gets this pass: the last one written, plus
+/// one when its files in `runtime/certs/<name>/` are about to change (a
+/// rotated bundle, a re-issued certificate). A profile seen for the first
+/// time keeps 0: the router loads its files when it is created. The
+/// management profile is left out: the router reads it only at start, so
+/// a change to it is a restart (platform.md 4).
+fn ordinal(inputs: &Inputs, files: &BTreeMap<String, OutFile>, name: &str) -> u64 {
+    let last = inputs.prior.ordinals.get(name).copied().unwrap_or(0);
+    if name == LOCAL_SERVER {
+        return last;
+    }
+    let dir = format!("runtime/certs/{name}/");
+    let mut existed = false;
+    let mut changed = false;
+    for (path, file) in files
+        .range(dir.clone()..)
+        .take_while(|(p, _)| p.starts_with(&dir))
+    {
+        let before = inputs.runtime.get(path);
+        existed |= before.is_some();
+        changed |= file.differs_from(before);
+    }
+    // A file that went away (a bundle that lost its ca.crt) is a change too.
+    let gone = inputs
+        .runtime
+        .range(dir.clone()..)
+        .take_while(|(p, _)| p.starts_with(&dir))
+        .any(|(p, _)| !files.contains_key(p));
+    if existed && (changed || gone) {
+        last + 1
+    } else {
+        last
+    }
 }

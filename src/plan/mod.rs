@@ -246,6 +246,9 @@ pub struct PriorChanges {
     pub identity: Option<Identity>,
     pub last_run: Option<String>,
     pub last_trigger: Option<String>,
+    /// The sslProfile ordinals the written `skrouterd.json` holds (`None`:
+    /// unchanged, as when no config was written).
+    pub ordinals: Option<BTreeMap<String, u64>>,
 }
 
 impl PriorChanges {
@@ -264,6 +267,9 @@ impl PriorChanges {
         prior.identity = self.identity;
         prior.last_run = self.last_run;
         prior.last_trigger = self.last_trigger;
+        if let Some(ordinals) = self.ordinals {
+            prior.ordinals = ordinals;
+        }
     }
 }
 

@@ -96,6 +96,7 @@ pub fn run(
     };
 
     let mut site_error: Option<String> = None;
+    let mut ordinals = None;
     if let Some((site_name, site, id)) = &active {
         match creds::ensure(inputs, &res, mint) {
             Ok(Creds {
@@ -125,6 +126,13 @@ pub fn run(
                     version: inputs.version,
                     profiles: &profiles,
                 };
+                ordinals = Some(
+                    profiles
+                        .iter()
+                        .filter(|(_, p)| p.ordinal > 0)
+                        .map(|(n, p)| (n.clone(), p.ordinal))
+                        .collect(),
+                );
                 let text = render_config(&config, &res, memo);
                 files.insert(
                     super::prior::CONFIG_FILE.to_string(),
@@ -180,6 +188,7 @@ pub fn run(
         Vec::new()
     };
     next.records = prior_changes(inputs.prior, &records);
+    next.ordinals = ordinals;
     outcome.site_active = records_written;
 
     // Status file last: it says whether anything else changed.

@@ -68,6 +68,10 @@ pub struct Prior {
     /// file.
     pub last_run: Option<String>,
     pub last_trigger: Option<String>,
+    /// The `ordinal` of each sslProfile in the last `skrouterd.json` (0 is
+    /// left out): raised by one whenever a profile's files change, so the
+    /// router loads the new certificate (router.md 4).
+    pub ordinals: BTreeMap<String, u64>,
 }
 
 /// Reads the prior state from the runtime files (paths relative to the
@@ -137,6 +141,10 @@ pub fn read_prior_with<E: Send>(
     };
     prior.last_run = reconcile("lastRun");
     prior.last_trigger = reconcile("trigger");
+    prior.ordinals = files
+        .get(CONFIG_FILE)
+        .map(|b| ordinals_from_config(b))
+        .unwrap_or_default();
     Ok(prior)
 }
 
@@ -153,6 +161,55 @@ fn int(node: &Node) -> Option<i64> {
 
 /// The site id and management port of a config written earlier, by skupperd
 /// or by Skupper's Go controller (whose sites are adopted with their ids).
+/// The non-zero sslProfile ordinals of a `skrouterd.json`. Only the
+/// profiles are materialised; every other entity is skipped unparsed, so a
+/// file with ten thousand listeners costs little more than a scan.
+fn ordinals_from_config(bytes: &[u8]) -> BTreeMap<String, u64> {
+    use serde::de::{IgnoredAny, SeqAccess, Visitor};
+
+    #[derive(serde::Deserialize)]
+    struct Profile {
+        name: String,
+        #[serde(default)]
+        ordinal: u64,
+    }
+
+    /// One `[type, attributes]` pair: `Some` for an sslProfile.
+    struct Pair(Option<Profile>);
+
+    impl<'de> serde::Deserialize<'de> for Pair {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Pair, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Pair;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a [type, attributes] pair")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Pair, A::Error> {
+                    let kind: Option<std::borrow::Cow<'de, str>> = seq.next_element()?;
+                    let profile = if kind.as_deref() == Some("sslProfile") {
+                        seq.next_element::<Profile>()?
+                    } else {
+                        seq.next_element::<IgnoredAny>()?;
+                        None
+                    };
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    Ok(Pair(profile))
+                }
+            }
+            d.deserialize_seq(V)
+        }
+    }
+
+    serde_json::from_slice::<Vec<Pair>>(bytes)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| p.0)
+        .filter(|p| p.ordinal > 0)
+        .map(|p| (p.name, p.ordinal))
+        .collect()
+}
+
 fn identity_from_config(bytes: &[u8]) -> Option<Identity> {
     let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
     let mut site_id = None;

@@ -720,3 +720,115 @@ mod with_a_router {
         );
     }
 }
+
+mod rotation {
+    use super::*;
+    use crate::certs::{FileBytes, Mint};
+
+    /// A bundle for `input/certs/<name>/` with a fresh leaf from a CA
+    /// minted with `seed` (a different seed: a different certificate).
+    fn bundle(seed: u64, sans: &[&str]) -> InputBundle {
+        let mut mint = MemoMint::new(seed);
+        let ca = mint.issue_ca("user-ca", NOW).unwrap();
+        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+        let leaf = mint.issue_leaf(&ca, "web", &sans, NOW).unwrap();
+        let file = |t: &str, mode| {
+            Ok(FileBytes {
+                bytes: t.as_bytes().to_vec(),
+                mode,
+            })
+        };
+        InputBundle {
+            files: [
+                ("tls.crt".to_string(), file(&leaf.cert_pem, 0o644)),
+                ("tls.key".to_string(), file(&leaf.key_pem, 0o600)),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    fn ordinal(s: &Scenario, profile: &str) -> Option<u64> {
+        s.entity("sslProfile", profile)?
+            .get("ordinal")
+            .and_then(serde_json::Value::as_u64)
+    }
+
+    #[test]
+    fn a_changed_bundle_raises_its_profiles_ordinal_once() {
+        let mut s = Scenario::new();
+        s.put(
+            "l.yaml",
+            &listener("web", "127.0.0.1", "8443")
+                .replace("port: 8443", "port: 8443\n  tlsCredentials: web"),
+        );
+        s.bundles.insert("web".into(), bundle(1, &["127.0.0.1"]));
+        s.pass();
+        assert_eq!(
+            ordinal(&s, "web"),
+            None,
+            "a new profile starts at 0 (not written)"
+        );
+        assert!(
+            s.pass().writes.is_empty(),
+            "an unchanged pass writes nothing"
+        );
+
+        s.bundles.insert("web".into(), bundle(2, &["127.0.0.1"]));
+        let rotated = s.pass();
+        assert!(rotated.writes.contains_key("runtime/certs/web/tls.crt"));
+        assert_eq!(ordinal(&s, "web"), Some(1));
+        assert!(s.pass().writes.is_empty(), "the rotation is applied once");
+        assert_eq!(ordinal(&s, "web"), Some(1));
+
+        // A restart reads the ordinal back from skrouterd.json; the next
+        // rotation goes on from it.
+        s.bundles.insert("web".into(), bundle(3, &["127.0.0.1"]));
+        s.pass();
+        assert_eq!(ordinal(&s, "web"), Some(2));
+        assert_eq!(
+            read_prior(&s.runtime).ordinals.get("web"),
+            Some(&2),
+            "persisted in skrouterd.json"
+        );
+    }
+
+    #[test]
+    fn a_bundle_whose_key_does_not_match_keeps_the_old_files_and_ordinal() {
+        let mut s = Scenario::new();
+        s.put(
+            "l.yaml",
+            &listener("web", "127.0.0.1", "8443")
+                .replace("port: 8443", "port: 8443\n  tlsCredentials: web"),
+        );
+        s.bundles.insert("web".into(), bundle(1, &["127.0.0.1"]));
+        s.pass();
+        let served = s.text("runtime/certs/web/tls.crt");
+        // The certificate written before its key: the pair does not match.
+        let mut half = bundle(1, &["127.0.0.1"]);
+        let new = bundle(2, &["127.0.0.1"]);
+        half.files
+            .insert("tls.crt".into(), new.files["tls.crt"].clone());
+        s.bundles.insert("web".into(), half);
+        let outcome = s.pass();
+        assert!(!outcome.writes.contains_key("runtime/certs/web/tls.crt"));
+        assert_eq!(s.text("runtime/certs/web/tls.crt"), served);
+        assert_eq!(
+            ordinal(&s, "web"),
+            None,
+            "nothing inconsistent reaches the router"
+        );
+        assert!(
+            outcome
+                .problems
+                .iter()
+                .any(|p| p.message.contains("does not match")),
+            "{:?}",
+            outcome.problems
+        );
+        // The key arrives: now the rotation happens, once.
+        s.bundles.insert("web".into(), new);
+        s.pass();
+        assert_eq!(ordinal(&s, "web"), Some(1));
+    }
+}

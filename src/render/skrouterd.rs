@@ -71,6 +71,9 @@ fn head_entities(c: &Config) -> Vec<Light> {
             a.push(("certFile", path("tls.crt")));
             a.push(("privateKeyFile", path("tls.key")));
         }
+        if p.ordinal > 0 {
+            a.push(("ordinal", json!(p.ordinal)));
+        }
         out.push(("sslProfile", a));
     }
 
