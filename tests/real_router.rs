@@ -46,6 +46,8 @@ fn main() {
         ),
         ("two_sites_match_through_vanflow", two_sites),
         ("tls_rotation_live_keeps_an_open_connection", tls_rotation),
+        ("mutual_tls_is_enforced", mutual_tls),
+        ("connector_to_a_tls_backend", tls_backend),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, scenario) in scenarios {
@@ -679,6 +681,14 @@ fn two_sites(router: &Path) -> Outcome {
 
 /// A TLS client trusting only `ca_pem`, verifying the server as 127.0.0.1.
 fn tls_client(ca_pem: &str) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    tls_client_with(ca_pem, None)
+}
+
+/// The same, presenting `cert` (certificate and key PEM) when given.
+fn tls_client_with(
+    ca_pem: &str,
+    cert: Option<&skupperd::certs::Credential>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -687,12 +697,69 @@ fn tls_client(ca_pem: &str) -> Result<std::sync::Arc<rustls::ClientConfig>, Stri
             .map_err(|e| e.to_string())?;
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match cert {
+        None => builder.with_no_client_auth(),
+        Some(c) => {
+            let (chain, key) = chain_and_key(c)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| e.to_string())?
+        }
+    };
     Ok(std::sync::Arc::new(config))
+}
+
+type Chain = Vec<rustls::pki_types::CertificateDer<'static>>;
+
+fn chain_and_key(
+    c: &skupperd::certs::Credential,
+) -> Result<(Chain, rustls::pki_types::PrivateKeyDer<'static>), String> {
+    use rustls::pki_types::pem::PemObject;
+    let chain = rustls::pki_types::CertificateDer::pem_slice_iter(c.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes())
+        .map_err(|e| e.to_string())?;
+    Ok((chain, key))
+}
+
+/// A TLS echo server with `cert` on a free port (one thread per
+/// connection, served until the process ends).
+fn tls_echo_server(cert: &skupperd::certs::Credential) -> Result<u16, String> {
+    let (chain, key) = chain_and_key(cert)?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    let config = std::sync::Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut stream = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    let _ = stream.flush();
+                }
+            });
+        }
+    });
+    Ok(port)
 }
 
 type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
@@ -813,4 +880,94 @@ fn tls_rotation(router: &Path) -> Outcome {
         seen.as_secs_f64() * 1000.0
     );
     Ok(())
+}
+
+/// A bundle with `ca.crt` makes the listener require client certificates
+/// signed by it: a client without one gets nothing through, a client with
+/// one gets its bytes echoed.
+fn mutual_tls(router: &Path) -> Outcome {
+    use skupperd::certs::{Mint, RcgenMint};
+    let now = time::OffsetDateTime::now_utc();
+    let mut mint = RcgenMint;
+    let sans = ["127.0.0.1".to_string()];
+    let ca = mint.issue_ca("user-ca", now).map_err(|e| e.to_string())?;
+    let server = mint
+        .issue_leaf(&ca, "web", &sans, now)
+        .map_err(|e| e.to_string())?;
+    let client_cert = mint
+        .issue_leaf(&ca, "client", &sans, now)
+        .map_err(|e| e.to_string())?;
+    let echo = echo_server();
+    let port = free_port();
+    let mut site = Site::new(router, &["west"]);
+    let certs = site.home.ns("west").join("input/certs/web");
+    std::fs::create_dir_all(&certs).map_err(|e| e.to_string())?;
+    for (file, text) in [
+        ("tls.crt", &server.cert_pem),
+        ("tls.key", &server.key_pem),
+        ("ca.crt", &ca.cert_pem),
+    ] {
+        support::daemon::write_by_rename(&certs.join(file), text);
+    }
+    site.write(
+        "west",
+        "l.yaml",
+        &listener_yaml("web", "backend", port, "  tlsCredentials: web\n"),
+    );
+    site.write(
+        "west",
+        "c.yaml",
+        &connector_yaml("backend", "backend", echo),
+    );
+    site.start();
+    site.wait_status("west", "Listener", "web", "Ready")?;
+    let with_cert = tls_client_with(&ca.cert_pem, Some(&client_cert))?;
+    let (mut stream, _) = wait("a handshake with a client certificate", || {
+        tls_connect(port, &with_cert).ok()
+    })?;
+    tls_echo(&mut stream, b"mutual")?;
+    let anonymous = tls_client(&ca.cert_pem)?;
+    // TLS 1.3 finishes the client's side of the handshake before the
+    // server checks the client: the refusal shows on the first read.
+    let refused = match tls_connect(port, &anonymous) {
+        Err(_) => true,
+        Ok((mut s, _)) => tls_echo(&mut s, b"no certificate").is_err(),
+    };
+    ensure(refused, "a client without a certificate got through")
+}
+
+/// A Connector whose bundle holds the backend's CA reaches a TLS backend:
+/// bytes sent to the (plain) listener come back through TLS to the
+/// backend.
+fn tls_backend(router: &Path) -> Outcome {
+    use skupperd::certs::{Mint, RcgenMint};
+    let now = time::OffsetDateTime::now_utc();
+    let mut mint = RcgenMint;
+    let sans = ["127.0.0.1".to_string()];
+    let ca = mint
+        .issue_ca("backend-ca", now)
+        .map_err(|e| e.to_string())?;
+    let backend_cert = mint
+        .issue_leaf(&ca, "backend", &sans, now)
+        .map_err(|e| e.to_string())?;
+    let backend = tls_echo_server(&backend_cert)?;
+    let port = free_port();
+    let mut site = Site::new(router, &["west"]);
+    let certs = site.home.ns("west").join("input/certs/backend-ca");
+    std::fs::create_dir_all(&certs).map_err(|e| e.to_string())?;
+    support::daemon::write_by_rename(&certs.join("ca.crt"), &ca.cert_pem);
+    site.write(
+        "west",
+        "l.yaml",
+        &listener_yaml("plain", "secure", port, ""),
+    );
+    site.write(
+        "west",
+        "c.yaml",
+        &(connector_yaml("secure", "secure", backend) + "  tlsCredentials: backend-ca\n"),
+    );
+    site.start();
+    site.wait_status("west", "Connector", "secure", "Ready")?;
+    site.wait_status("west", "Listener", "plain", "Ready")?;
+    flows(port)
 }
