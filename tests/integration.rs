@@ -8,4 +8,5 @@ mod live;
 mod reference;
 mod render;
 mod router_live;
+mod tls_live;
 mod transcripts;

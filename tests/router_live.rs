@@ -16,11 +16,11 @@ const C: &str = "apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n";
 /// upwards: run one at a time so two data homes never race for one port.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -42,13 +42,13 @@ fn double_binary() -> PathBuf {
     path
 }
 
-fn site(home: &DataHome) {
+pub(crate) fn site(home: &DataHome) {
     home.write("west", "internal/platform.yaml", "platform: linux\n");
     home.write("west", "input/resources/site.yaml", SITE);
 }
 
 /// `skupperd run` whose process runner starts the router double.
-fn with_process_runner(home: &DataHome) -> Daemon {
+pub(crate) fn with_process_runner(home: &DataHome) -> Daemon {
     let config = config_file(
         home,
         &format!(
@@ -73,7 +73,13 @@ fn record(home: &DataHome, kind: &str, name: &str) -> String {
     .unwrap_or_default()
 }
 
-fn wait_status(d: &Daemon, home: &DataHome, kind: &str, name: &str, want: &str) -> String {
+pub(crate) fn wait_status(
+    d: &Daemon,
+    home: &DataHome,
+    kind: &str,
+    name: &str,
+    want: &str,
+) -> String {
     eventually(
         &format!("{kind} {name} to say {want:?}"),
         || {

@@ -68,6 +68,24 @@ pub(crate) fn tls_acceptor(
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// A TLS acceptor that presents the server certificate and asks nothing
+/// of clients (a tcpListener's sslProfile without `authenticatePeer`).
+pub(crate) fn tls_server(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, DoubleError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| DoubleError::Tls(format!("{what}: {e}"));
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad("server certificate", &e))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| bad("server key", &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("TLS versions", &e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| bad("server certificate and key", &e))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Accepts management connections until `shutdown` turns true; then every
 /// connection is dropped.
 pub(crate) async fn serve(

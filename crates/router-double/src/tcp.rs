@@ -8,6 +8,13 @@
 //! port when there is one, and closed at once otherwise (a remote consumer
 //! the double cannot reach). Deleting a listener closes its socket and its
 //! connections; deleting a connector closes the connections proxied to it.
+//!
+//! A listener with an sslProfile terminates TLS as the router does: with
+//! the profile's certificate and key, requiring a client certificate
+//! signed by its `caCertFile` when `authenticatePeer` is set. The files
+//! are loaded when the profile is first used and again only when its
+//! `ordinal` rises (router.md 4): rewriting the files alone changes
+//! nothing, and connections made before keep their session.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -22,6 +29,8 @@ use crate::{lock, Shared, State};
 #[derive(Default)]
 pub(crate) struct Sockets {
     listeners: HashMap<String, ListenerRuntime>,
+    /// TLS servers by sslProfile name, with the ordinal they were loaded at.
+    tls: HashMap<String, (u64, tokio_rustls::TlsAcceptor)>,
 }
 
 struct ListenerRuntime {
@@ -216,12 +225,31 @@ async fn accept_loop(listener: TcpListener, name: String, shared: Shared) {
                 state.table.count(&listener, "connectionsClosed");
             }
         };
+        let tls = match tls_acceptor(&mut state, &name) {
+            Ok(tls) => tls,
+            Err(e) => {
+                tracing::warn!(listener = %name, "TLS unusable, connection closed: {e}");
+                continue;
+            }
+        };
         let (connector, task) = match target {
             Some((connector, host, port)) => {
                 state.table.count(&connector, "connectionsOpened");
                 let c = connector.clone();
                 let task = tokio::spawn(async move {
-                    proxy(client, host, port).await;
+                    match tls {
+                        Some(tls) => {
+                            if let Ok(Ok(client)) = tokio::time::timeout(
+                                std::time::Duration::from_secs(10),
+                                tls.accept(client),
+                            )
+                            .await
+                            {
+                                proxy(client, host, port).await;
+                            }
+                        }
+                        None => proxy(client, host, port).await,
+                    }
                     ended(Some(&c));
                 });
                 (Some(connector), task)
@@ -242,7 +270,63 @@ async fn accept_loop(listener: TcpListener, name: String, shared: Shared) {
     }
 }
 
-async fn proxy(mut client: TcpStream, host: String, port: String) {
+/// The TLS server of listener `name`, if it has an sslProfile: loaded
+/// from the profile's files at its current ordinal, kept until the ordinal
+/// changes.
+fn tls_acceptor(
+    state: &mut State,
+    name: &str,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
+    let Some(listener) = state.table.find(name) else {
+        return Ok(None);
+    };
+    let Some(profile) = listener.str_attr("sslProfile").map(String::from) else {
+        return Ok(None);
+    };
+    let mutual = listener
+        .attrs
+        .get("authenticatePeer")
+        .and_then(|v| v.as_bool())
+        == Some(true);
+    let entity = state
+        .table
+        .find(&profile)
+        .ok_or_else(|| format!("sslProfile {profile} not found"))?;
+    let ordinal = entity
+        .attrs
+        .get("ordinal")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    if let Some((loaded, acceptor)) = state.sockets.tls.get(&profile) {
+        if *loaded == ordinal {
+            return Ok(Some(acceptor.clone()));
+        }
+    }
+    let read = |attr: &str| -> Result<Vec<u8>, String> {
+        let path = entity
+            .str_attr(attr)
+            .ok_or_else(|| format!("sslProfile {profile} has no {attr}"))?;
+        std::fs::read(path).map_err(|e| format!("{path}: {e}"))
+    };
+    let cert = read("certFile")?;
+    let key = read("privateKeyFile")?;
+    let acceptor = if mutual {
+        crate::amqp::tls_acceptor(&cert, &key, &read("caCertFile")?)
+    } else {
+        crate::amqp::tls_server(&cert, &key)
+    }
+    .map_err(|e| e.to_string())?;
+    state
+        .sockets
+        .tls
+        .insert(profile, (ordinal, acceptor.clone()));
+    Ok(Some(acceptor))
+}
+
+async fn proxy<S>(mut client: S, host: String, port: String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let Ok(port) = port.parse::<u16>() else {
         return;
     };
