@@ -750,6 +750,13 @@ impl Table {
             if let Some(e) = self.entities.get_mut(i) {
                 e.attrs = updated.clone();
             }
+            // The agent merges the change into its record before the core
+            // checks it, and keeps it when the core refuses: a refused
+            // `ordinal: -1` makes every later UPDATE of the profile fail
+            // (observed on 3.0.0-137).
+            if short_type(entity_type) == "sslProfile" {
+                ordinal_rules(&updated)?;
+            }
             Ok(updated)
         });
         match result {
@@ -953,4 +960,27 @@ fn capitalised(entity_type: &str) -> String {
             .collect(),
         None => String::new(),
     }
+}
+
+/// The router core's checks of an sslProfile's ordinals, in its words
+/// (observed on 3.0.0-137): a negative ordinal, and an ordinal below
+/// `oldestValidOrdinal`, are refused with 500. A lower ordinal than
+/// before is accepted.
+fn ordinal_rules(profile: &Entity) -> Result<(), Refusal> {
+    let int = |k: &str| profile.get(k).and_then(Value::as_i64).unwrap_or(0);
+    let name = profile.get("name").and_then(Value::as_str).unwrap_or("");
+    let (ordinal, oldest) = (int("ordinal"), int("oldestValidOrdinal"));
+    if ordinal < 0 || oldest < 0 {
+        return Err(Refusal::new(
+            500,
+            format!("CError: Configuration: Negative ordinal field values are invalid (sslProfile '{name}')"),
+        ));
+    }
+    if ordinal < oldest {
+        return Err(Refusal::new(
+            500,
+            format!("CError: Configuration: ordinal must be >= oldestValidOrdinal (sslProfile '{name}')"),
+        ));
+    }
+    Ok(())
 }

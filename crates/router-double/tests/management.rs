@@ -507,3 +507,96 @@ async fn the_network_view_learns_listeners_from_vanflow() {
     let rows = client.query("tcpListener", &["name"]).await.unwrap();
     assert_eq!(rows.len(), 1, "management goes on beside the event stream");
 }
+
+/// sslProfile UPDATEs as the real router (3.0.0-137) answered them: a
+/// lower ordinal is accepted; an oldestValidOrdinal above the ordinal and a
+/// negative ordinal are refused with 500 in the core's words; and the
+/// refused values stay in the agent's record, so the next UPDATE without
+/// an ordinal fails too, until one sets a valid ordinal.
+#[tokio::test]
+async fn ssl_profile_updates_are_refused_as_the_router_refuses_them() {
+    let (_pki, _double, mut client) = started().await;
+    client
+        .create(
+            "sslProfile",
+            "p1",
+            &attrs(json!({"certFile": "/tmp/x.crt", "privateKeyFile": "/tmp/x.key"})),
+        )
+        .await
+        .unwrap();
+    let update = |v: serde_json::Value| attrs(v);
+    let ok = client
+        .update(
+            "sslProfile",
+            Key::Name("p1"),
+            &update(json!({"ordinal": 2})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok["ordinal"], 2);
+    let lower = client
+        .update(
+            "sslProfile",
+            Key::Name("p1"),
+            &update(json!({"ordinal": 1})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lower["ordinal"], 1, "a lower ordinal is accepted");
+    let refused = |e: MgmtError| match e {
+        MgmtError::Refused { code, description } => (code, description),
+        other => panic!("not a refusal: {other:?}"),
+    };
+    let err = client
+        .update(
+            "sslProfile",
+            Key::Name("p1"),
+            &update(json!({"oldestValidOrdinal": 5})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused(err),
+        (
+            500,
+            "CError: Configuration: ordinal must be >= oldestValidOrdinal (sslProfile 'p1')".into()
+        )
+    );
+    let err = client
+        .update(
+            "sslProfile",
+            Key::Name("p1"),
+            &update(json!({"ordinal": -1})),
+        )
+        .await
+        .unwrap_err();
+    let negative =
+        "CError: Configuration: Negative ordinal field values are invalid (sslProfile 'p1')";
+    assert_eq!(refused(err), (500, negative.into()));
+    let err = client
+        .update(
+            "sslProfile",
+            Key::Name("p1"),
+            &update(json!({"certFile": "/tmp/y.crt"})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused(err),
+        (500, negative.into()),
+        "the refused ordinal stayed"
+    );
+    let fixed = client
+        .update(
+            "sslProfile",
+            Key::Name("p1"),
+            &update(json!({"ordinal": 6, "certFile": "/tmp/z.crt"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fixed["ordinal"], 6);
+    assert_eq!(
+        fixed["oldestValidOrdinal"], 5,
+        "the refused oldestValidOrdinal stayed too"
+    );
+}
