@@ -49,6 +49,10 @@ fn main() {
         ("tls_rotation_live_keeps_an_open_connection", tls_rotation),
         ("mutual_tls_is_enforced", mutual_tls),
         ("connector_to_a_tls_backend", tls_backend),
+        (
+            "management_certificates_renewed_without_restart",
+            management_renewal,
+        ),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, scenario) in scenarios {
@@ -840,4 +844,111 @@ fn tls_backend(router: &Path) -> Outcome {
     site.wait_status("west", "Connector", "secure", "Ready")?;
     site.wait_status("west", "Listener", "plain", "Ready")?;
     flows(port)
+}
+
+/// Re-issued management certificates reach the running router through
+/// the management profile's ordinal, sent over the connection made with
+/// the old ones; the next connection uses the new ones. No restart.
+/// (Renewal is years away in a live daemon, so this drives the session
+/// directly on a namespace rendered twice, the second time after the
+/// `skupper-local-*` leaves were removed, which re-issues them from the
+/// same local CA.)
+fn management_renewal(router: &Path) -> Outcome {
+    use skupperd::plan::Platform;
+    use skupperd::router::session::{Session, Target};
+    let home = DataHome::new();
+    home.write("west", "internal/platform.yaml", "platform: linux\n");
+    home.write(
+        "west",
+        "input/resources/site.yaml",
+        &SITE.replace("NAME", "west"),
+    );
+    let ns = home.ns("west");
+    let render = || {
+        support::skupperd()
+            .arg("render")
+            .arg(&ns)
+            .output()
+            .map_err(|e| e.to_string())
+            .and_then(|o| {
+                ensure(
+                    o.status.success(),
+                    String::from_utf8_lossy(&o.stderr).into_owned(),
+                )
+            })
+    };
+    render()?;
+    let identity: yaml_serde::Value = yaml_serde::from_str(
+        &std::fs::read_to_string(ns.join("runtime/identity.yaml")).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let site_id = identity
+        .get("siteId")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let port = identity
+        .get("managementPort")
+        .and_then(|v| v.as_u64())
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or("no management port")?;
+    let config = ns.join("runtime/router/skrouterd.json");
+    let mut child = std::process::Command::new(router)
+        .arg("-c")
+        .arg(&config)
+        .env("SKUPPER_SITE_ID", &site_id)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let result = (|| {
+        let target = || Target {
+            port,
+            site_id: site_id.clone(),
+            platform: Platform::Linux,
+            credentials: support::live::client_credentials(&home, "west"),
+        };
+        let rt = runtime()?;
+        let mut session = Session::default();
+        session.set_target(Some(target()));
+        session.set_config(&std::fs::read(&config).map_err(|e| e.to_string())?);
+        wait("the router to answer management", || {
+            rt.block_on(session.sync("t0"))
+        })?;
+
+        for dir in ["skupper-local-server", "skupper-local-client"] {
+            std::fs::remove_dir_all(ns.join("runtime/certs").join(dir))
+                .map_err(|e| e.to_string())?;
+        }
+        render()?;
+        let rendered = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
+        ensure(
+            rendered.contains("\"ordinal\": 1"),
+            "the management profile's ordinal did not rise",
+        )?;
+        session.set_target(Some(target()));
+        session.set_config(rendered.as_bytes());
+        let before = session.counts.get("update").copied().unwrap_or(0);
+        rt.block_on(session.sync("t1"))
+            .ok_or("the sync over the old connection failed")?;
+        ensure(
+            session.counts.get("update").copied().unwrap_or(0) == before + 1,
+            format!("expected one UPDATE, counts: {:?}", session.counts),
+        )?;
+        // Reconnects with the new certificates: the router must trust the
+        // new client certificate and serve its new server certificate.
+        rt.block_on(session.sync("t2"))
+            .ok_or("the router refused the new management certificates")?;
+        ensure(
+            session.connected(),
+            "not connected with the new certificates",
+        )?;
+        rt.block_on(skupperd::router::connect(port, &target().credentials))
+            .map_err(|e| format!("a fresh connection with the new certificates: {e}"))?;
+        let alive = child.try_wait().map_err(|e| e.to_string())?.is_none();
+        ensure(alive, "the router exited")
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
 }

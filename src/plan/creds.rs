@@ -267,16 +267,15 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
 /// The ordinal profile `name` gets this pass: the last one written, plus
 /// one when its files in `runtime/certs/<name>/` are about to change (a
 /// rotated bundle, a re-issued certificate). A profile seen for the first
-/// time keeps 0: the router loads its files when it is created. The
-/// management profile is left out: the router reads it only at start, so
-/// a change to it is a restart (platform.md 4).
+/// time keeps 0: the router loads its files when it is created. One the
+/// last config had counts as existing even when its files went missing:
+/// the router still serves what it loaded, and the files written now are
+/// new to it.
 fn ordinal(inputs: &Inputs, files: &BTreeMap<String, OutFile>, name: &str) -> u64 {
-    let last = inputs.prior.ordinals.get(name).copied().unwrap_or(0);
-    if name == LOCAL_SERVER {
-        return last;
-    }
+    let known = inputs.prior.ordinals.get(name).copied();
+    let last = known.unwrap_or(0);
     let dir = format!("runtime/certs/{name}/");
-    let mut existed = false;
+    let mut existed = known.is_some();
     let mut changed = false;
     for (path, file) in files
         .range(dir.clone()..)

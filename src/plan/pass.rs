@@ -129,7 +129,6 @@ pub fn run(
                 ordinals = Some(
                     profiles
                         .iter()
-                        .filter(|(_, p)| p.ordinal > 0)
                         .map(|(n, p)| (n.clone(), p.ordinal))
                         .collect(),
                 );

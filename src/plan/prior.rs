@@ -68,9 +68,9 @@ pub struct Prior {
     /// file.
     pub last_run: Option<String>,
     pub last_trigger: Option<String>,
-    /// The `ordinal` of each sslProfile in the last `skrouterd.json` (0 is
-    /// left out): raised by one whenever a profile's files change, so the
-    /// router loads the new certificate (router.md 4).
+    /// The `ordinal` of each sslProfile in the last `skrouterd.json` (0
+    /// where it has none): raised by one whenever a profile's files change,
+    /// so the router loads the new certificate (router.md 4).
     pub ordinals: BTreeMap<String, u64>,
 }
 
@@ -161,7 +161,8 @@ fn int(node: &Node) -> Option<i64> {
 
 /// The site id and management port of a config written earlier, by skupperd
 /// or by Skupper's Go controller (whose sites are adopted with their ids).
-/// The non-zero sslProfile ordinals of a `skrouterd.json`. Only the
+/// The sslProfiles of a `skrouterd.json` with their ordinals (0 when not
+/// set). Only the
 /// profiles are materialised; every other entity is skipped unparsed, so a
 /// file with ten thousand listeners costs little more than a scan.
 fn ordinals_from_config(bytes: &[u8]) -> BTreeMap<String, u64> {
@@ -205,7 +206,6 @@ fn ordinals_from_config(bytes: &[u8]) -> BTreeMap<String, u64> {
         .unwrap_or_default()
         .into_iter()
         .filter_map(|p| p.0)
-        .filter(|p| p.ordinal > 0)
         .map(|p| (p.name, p.ordinal))
         .collect()
 }

@@ -68,6 +68,9 @@ pub struct Session {
     bind_retry: BTreeMap<String, (Instant, Duration)>,
     /// Set when the management port is answered by another site's router.
     pub foreign: Option<String>,
+    /// New management credentials waiting for the sync that tells the
+    /// router about them (see [`Session::set_target`]).
+    renewed: Option<Target>,
     /// Set when the running router's id or mode differs from the config:
     /// only a restart applies that (platform.md 4).
     pub restart_needed: bool,
@@ -144,6 +147,21 @@ impl Session {
     /// Points the session at a router; a different target drops the
     /// current connection.
     pub fn set_target(&mut self, target: Option<Target>) {
+        if self.target == target {
+            self.renewed = None;
+            return;
+        }
+        let same_router = matches!((&self.target, &target),
+            (Some(a), Some(b)) if a.port == b.port && a.site_id == b.site_id && a.platform == b.platform);
+        if same_router && self.connected() {
+            // Re-issued management certificates: the connection made with
+            // the old ones carries the next sync, which raises the
+            // management profile's ordinal so the router takes the new
+            // ones; the sync after it connects with them. No restart.
+            self.renewed = target;
+            return;
+        }
+        self.renewed = None;
         if self.target != target {
             self.target = target;
             // Certificate paths depend on the platform.
@@ -377,6 +395,24 @@ impl Session {
     /// memory means memory may be wrong: the plan is made again from a
     /// fresh observation at once.
     pub async fn sync(&mut self, now: &str) -> Option<RouterView> {
+        if !self.connected() {
+            self.take_renewed();
+        }
+        let result = self.sync_inner(now).await;
+        self.take_renewed();
+        result
+    }
+
+    /// Moves to credentials that were held back for one sync.
+    fn take_renewed(&mut self) {
+        if let Some(target) = self.renewed.take() {
+            tracing::info!("management certificates renewed: reconnecting with them");
+            self.disconnect();
+            self.set_target(Some(target));
+        }
+    }
+
+    async fn sync_inner(&mut self, now: &str) -> Option<RouterView> {
         let started = Instant::now();
         match self.ensure_connected().await {
             Ok(true) => self.parse_config(),

@@ -47,6 +47,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
+use compare::MANAGEMENT_PROFILE;
 pub use compare::{owned, set_by_skupperd, KINDS, LOG};
 pub use summary::{management_entities, summarize, CONTAINER_BASE_PATH};
 
@@ -348,7 +349,34 @@ pub fn plan(desired: &[Entity], observed: &BTreeMap<String, Vec<Attrs>>) -> Vec<
     if let Some(rows) = observed.get(LOG) {
         ops.extend(log_updates(desired, rows));
     }
+    ops.extend(management_profile_update(desired, observed));
     ops
+}
+
+/// The one live change the management sslProfile takes: a higher
+/// `ordinal` once its certificates were re-issued, so the router serves
+/// the new server certificate and trusts the new client one on the next
+/// management connection while the current one carries on (router.md 4).
+/// Everything else about it needs a restart (platform.md 4).
+fn management_profile_update(
+    desired: &[Entity],
+    observed: &BTreeMap<String, Vec<Attrs>>,
+) -> Option<Op> {
+    let named = |a: &&Attrs| a.get("name").and_then(Value::as_str) == Some(MANAGEMENT_PROFILE);
+    let want = desired
+        .iter()
+        .filter(|e| short_kind(&e.kind) == SSL_PROFILE)
+        .map(|e| &e.attrs)
+        .find(named)?;
+    let have = observed.get(SSL_PROFILE)?.iter().find(named)?;
+    let ordinal = |a: &Attrs| a.get("ordinal").and_then(Value::as_u64).unwrap_or(0);
+    (ordinal(want) > ordinal(have)).then(|| Op::Update {
+        kind: SSL_PROFILE.into(),
+        name: MANAGEMENT_PROFILE.into(),
+        attrs: [("ordinal".to_string(), Value::from(ordinal(want)))]
+            .into_iter()
+            .collect(),
+    })
 }
 
 /// The UPDATEs that give each rendered `log` module its `enable` level,

@@ -338,6 +338,33 @@ fn management_entities_and_unmanaged_types_are_never_touched() {
     assert_eq!(plan(&[], &r.table), vec![]);
 }
 
+#[test]
+fn renewed_management_certificates_raise_the_management_profiles_ordinal_only() {
+    let r = router(&management());
+    let mut desired = management();
+    desired[0].attrs.insert("ordinal".into(), json!(1));
+    // Even with other attributes differing, only the ordinal moves live.
+    desired[0]
+        .attrs
+        .insert("caCertFile".into(), json!("/elsewhere/ca.crt"));
+    assert_eq!(
+        plan(&desired, &r.table),
+        vec![Op::Update {
+            kind: "sslProfile".into(),
+            name: "skupper-local-server".into(),
+            attrs: [("ordinal".to_string(), json!(1))].into_iter().collect(),
+        }]
+    );
+    let mut current = management();
+    current[0].attrs.insert("ordinal".into(), json!(1));
+    let r = router(&current);
+    assert_eq!(
+        plan(&desired, &r.table),
+        vec![],
+        "never backwards, never twice"
+    );
+}
+
 /// Log rows as the router lists them: one per module, named by identity.
 fn log_row(module: &str, enable: &str) -> Entity {
     e(
