@@ -138,3 +138,105 @@ fn a_bundle_with_a_ca_refuses_clients_without_a_certificate() {
     assert!(refused, "a client without a certificate got through");
     d.stop();
 }
+
+/// Files rewritten in place (no rename), the certificate before its key:
+/// in between, the pair does not match and the old one keeps serving;
+/// once whole, new connections get the new certificate.
+#[test]
+fn a_bundle_rewritten_in_place_certificate_first_rotates_once_whole() {
+    let _one = serial();
+    let pki = pki();
+    let home = DataHome::new();
+    let port = tls_site(
+        &home,
+        &[
+            ("tls.crt", &pki.first.cert_pem),
+            ("tls.key", &pki.first.key_pem),
+        ],
+    );
+    let mut d = with_process_runner(&home);
+    wait_status(&d, &home, "Listener", "web", "status: Ready");
+    let client = tls_client(&pki.ca.cert_pem).unwrap();
+    eventually(
+        "a TLS handshake with the bundle's certificate",
+        || tls_connect(port, &client).ok(),
+        || d.log(),
+    );
+    let certs = home.ns("west").join("input/certs/web");
+    std::fs::write(certs.join("tls.crt"), &pki.second.cert_pem).unwrap();
+    // The half-written pair is an error on the listener, and the
+    // certificate in use stays the old one.
+    wait_status(&d, &home, "Listener", "web", "does not match");
+    let (_, leaf) = tls_connect(port, &client).unwrap();
+    assert_eq!(
+        leaf,
+        der(&pki.first.cert_pem),
+        "an inconsistent pair reached the router"
+    );
+    std::fs::write(certs.join("tls.key"), &pki.second.key_pem).unwrap();
+    eventually(
+        "a new connection to get the new certificate",
+        || {
+            let (_, leaf) = tls_connect(port, &client).ok()?;
+            (leaf == der(&pki.second.cert_pem)).then_some(())
+        },
+        || d.log(),
+    );
+    wait_status(&d, &home, "Listener", "web", "status: Ready");
+    let config =
+        std::fs::read_to_string(home.ns("west").join("runtime/router/skrouterd.json")).unwrap();
+    assert!(config.contains("\"ordinal\": 1"), "rotated once: {config}");
+    d.stop();
+}
+
+/// A new CA in a mutual-TLS bundle: clients with certificates from the new
+/// CA get in, clients of the old one no longer do.
+#[test]
+fn a_changed_client_ca_is_enforced_for_new_connections() {
+    let _one = serial();
+    let pki = pki();
+    let now = time::OffsetDateTime::now_utc();
+    let mut mint = RcgenMint;
+    let new_ca = mint.issue_ca("new-client-ca", now).unwrap();
+    let new_client = mint
+        .issue_leaf(&new_ca, "client", &["127.0.0.1".to_string()], now)
+        .unwrap();
+    let home = DataHome::new();
+    let port = tls_site(
+        &home,
+        &[
+            ("tls.crt", &pki.first.cert_pem),
+            ("tls.key", &pki.first.key_pem),
+            ("ca.crt", &pki.ca.cert_pem),
+        ],
+    );
+    let mut d = with_process_runner(&home);
+    wait_status(&d, &home, "Listener", "web", "status: Ready");
+    let old_client = tls_client_with(&pki.ca.cert_pem, Some(&pki.client)).unwrap();
+    let (mut open, _) = eventually(
+        "a handshake with a client of the first CA",
+        || tls_connect(port, &old_client).ok(),
+        || d.log(),
+    );
+    tls_echo(&mut open, b"old CA").unwrap();
+    write_by_rename(
+        &home.ns("west").join("input/certs/web/ca.crt"),
+        &new_ca.cert_pem,
+    );
+    let new = tls_client_with(&pki.ca.cert_pem, Some(&new_client)).unwrap();
+    eventually(
+        "a client of the new CA to get through",
+        || {
+            let (mut s, _) = tls_connect(port, &new).ok()?;
+            tls_echo(&mut s, b"new CA").ok()
+        },
+        || d.log(),
+    );
+    let refused = match tls_connect(port, &old_client) {
+        Err(_) => true,
+        Ok((mut s, _)) => tls_echo(&mut s, b"old CA again").is_err(),
+    };
+    assert!(refused, "a client of the old CA still got in");
+    tls_echo(&mut open, b"the open connection stays").unwrap();
+    d.stop();
+}
