@@ -47,7 +47,7 @@ use crate::daemon::sdnotify::{Health, Latch};
 use crate::plan::{
     self, Inputs, Outcome, Platform, PortPicker, Prior, ResourceSummary, RouterState,
 };
-use crate::problem::Problem;
+use crate::problem::{escape_controls, Problem};
 use crate::status::Phase;
 use crate::store::fsio::{self, ScanError, StoreError};
 use crate::store::ports::DataHomePorts;
@@ -563,13 +563,14 @@ impl State {
     /// unreadable part stands for (and, after the grace period, the Site).
     /// Logged at ERROR once per distinct failure.
     fn scan_failed(&mut self, e: &ScanError) {
-        let message = e.to_string();
+        // The path is the input's: any byte but `/` and NUL.
+        let message = escape_controls(&e.to_string()).into_owned();
         if self.scan_failure.as_deref() == Some(message.as_str()) {
             debug!("{message}; still nothing changed");
             return;
         }
         error!(
-            path = %e.path.display(),
+            path = %escape_controls(&e.path.to_string_lossy()),
             error = %e.source,
             "{message}; nothing is changed until it can be read (retried on the next change or resync)"
         );
@@ -644,6 +645,8 @@ impl State {
                     continue;
                 }
                 let was = prev.map_or("(new)", |p| p.status.as_str());
+                // Names are RFC 1123 labels; messages were escaped
+                // when made, and are again here in case one was not.
                 info!(
                     kind = r.kind.as_str(),
                     name = %r.name,
@@ -651,7 +654,7 @@ impl State {
                     r.kind.lower(),
                     r.name,
                     r.status.as_str(),
-                    r.message
+                    escape_controls(&r.message)
                 );
             }
             old.for_each(removed);
@@ -667,10 +670,14 @@ impl State {
             }
             let severity = if p.is_error() { "error" } else { "warning" };
             let place = p.place().map(|s| format!("{s}: ")).unwrap_or_default();
+            // Kind and name may be any text of an unknown kind's
+            // document, the file any name a directory can hold.
+            let field =
+                |v: &Option<String>| escape_controls(v.as_deref().unwrap_or("")).into_owned();
             warn!(
-                kind = p.kind.as_deref().unwrap_or(""),
-                name = p.name.as_deref().unwrap_or(""),
-                file = p.file.as_deref().unwrap_or(""),
+                kind = field(&p.kind),
+                name = field(&p.name),
+                file = field(&p.file),
                 "{place}{severity}: {}",
                 p.message
             );

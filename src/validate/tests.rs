@@ -35,6 +35,26 @@ fn err(body: &str, message: &str) {
 }
 
 #[test]
+fn control_characters_from_the_input_are_shown_escaped() {
+    // YAML's own escapes put a NUL and an ESC into the host.
+    let found = problems(&format!("{L}  host: \"a\\0b\\e[2Jc\"\n  port: 8080\n"));
+    assert_eq!(
+        found,
+        vec![(
+            Severity::Error,
+            "listener \"backend\": spec.host \"a\\0b\\u{1b}[2Jc\" is not an IP address or a lower-case DNS name (a-z, 0-9, '-' and '.', at most 253 characters)".to_string()
+        )]
+    );
+    let found = problems(&format!(
+        "{L}  host: a\n  port: 8080\n  routingKey: \"k\\x07\"\n"
+    ));
+    assert!(
+        found.iter().any(|(_, m)| m == "listener \"backend\": spec.routingKey \"k\\u{7}\" contains whitespace or control characters"),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn listener_rules() {
     err("  port: 8080\n", "listener \"backend\": spec.host is required; use 0.0.0.0 to listen on all interfaces or 127.0.0.1 for this host only");
     err(

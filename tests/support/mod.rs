@@ -119,6 +119,10 @@ pub fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().mode() & 0o7777
 }
 
+/// How long a one-shot command may take before the test fails: a command
+/// that blocks on its input fails instead of hanging the suite.
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub const SITE: &str = "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: west\n";
 
 pub fn listener(name: &str, host: &str, port: &str) -> String {

@@ -1,0 +1,98 @@
+//! Input that cannot be read, is not a regular file, or holds control
+//! characters: `check` and `render` finish promptly, report it where it
+//! matters, and never print a raw control character.
+
+use crate::support::*;
+use std::path::Path;
+
+/// `skupperd <command> <ns>`, failing the test when it does not finish
+/// within [`COMMAND_TIMEOUT`].
+fn run(command: &str, ns: &Path) -> assert_cmd::assert::Assert {
+    skupperd()
+        .arg(command)
+        .arg(ns)
+        .timeout(COMMAND_TIMEOUT)
+        .assert()
+}
+
+/// Every byte of `bytes` that is a control character other than a line
+/// end, with its offset.
+fn raw_controls(bytes: &[u8]) -> Vec<(usize, u8)> {
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.is_ascii_control() && **b != b'\n')
+        .map(|(i, b)| (i, *b))
+        .collect()
+}
+
+#[test]
+fn control_characters_of_a_host_are_shown_escaped_everywhere() {
+    let home = DataHome::new();
+    let ns = home.sample("west");
+    // YAML's escapes put a NUL and an ESC (a terminal's clear-screen
+    // sequence) into the host.
+    home.write(
+        "west",
+        "input/resources/evil.yaml",
+        &listener("evil", "\"a\\0b\\e[2Jc\"", "9090"),
+    );
+    let expected = "listener \"evil\": spec.host \"a\\0b\\u{1b}[2Jc\" is not an IP address";
+
+    let out = run("check", &ns).code(1);
+    let text = out.get_output().stdout.clone();
+    assert_eq!(
+        raw_controls(&text),
+        vec![],
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains(&format!("input/resources/evil.yaml:6:9: error: {expected}")),
+        "{text}"
+    );
+
+    let out = skupperd()
+        .args(["check", "--output", "json"])
+        .arg(&ns)
+        .timeout(COMMAND_TIMEOUT)
+        .assert()
+        .code(1);
+    let json = out.get_output().stdout.clone();
+    assert_eq!(raw_controls(&json), vec![]);
+    let doc: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(doc["problems"][0]["field"], "spec.host");
+    assert!(doc["problems"][0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with(expected));
+
+    run("render", &ns).code(1);
+    for rel in [
+        "runtime/status.yaml",
+        "runtime/resources/Listener-evil.yaml",
+    ] {
+        let bytes = std::fs::read(ns.join(rel)).unwrap();
+        assert_eq!(raw_controls(&bytes), vec![], "{rel}");
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.contains("spec.host"), "{rel}: {text}");
+    }
+    let status = home.read("west", "runtime/status.yaml");
+    assert!(status.contains("field: spec.host"), "{status}");
+
+    // `status` shows the rejected host from the record, escaped.
+    let out = skupperd()
+        .args(["status", "--data-home"])
+        .arg(home.path())
+        .timeout(COMMAND_TIMEOUT)
+        .assert()
+        .code(0);
+    let table = out.get_output().stdout.clone();
+    assert_eq!(
+        raw_controls(&table),
+        vec![],
+        "{}",
+        String::from_utf8_lossy(&table)
+    );
+}
