@@ -15,6 +15,53 @@ fn run(command: &str, ns: &Path) -> assert_cmd::assert::Assert {
         .assert()
 }
 
+fn stdout(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8(a.get_output().stdout.clone()).unwrap()
+}
+
+fn tls_listener(name: &str, port: &str, cred: &str) -> String {
+    format!(
+        "{}  tlsCredentials: {cred}\n",
+        listener(name, "127.0.0.1", port)
+    )
+}
+
+#[test]
+fn check_and_render_refuse_fifos_without_blocking() {
+    let home = DataHome::new();
+    let ns = home.sample("west");
+    mkfifo(&ns.join("input/certs/web/tls.crt"));
+    home.write(
+        "west",
+        "input/certs/web/tls.key",
+        "not read: the bundle fails",
+    );
+    home.write(
+        "west",
+        "input/resources/web.yaml",
+        &tls_listener("web", "8443", "web"),
+    );
+    mkfifo(&ns.join("input/resources/pipe.yaml"));
+    for command in ["check", "render"] {
+        let out = run(command, &ns).code(1);
+        let text = stdout(&out);
+        for line in [
+            "input/resources/web.yaml:8:19: error: listener \"web\": input/certs/web/tls.crt is a FIFO: not a regular file, refused",
+            "input/resources/pipe.yaml: warning: input/resources/pipe.yaml is a FIFO: not a regular file, ignored",
+        ] {
+            assert!(text.contains(line), "{command}: {line}\nin\n{text}");
+        }
+    }
+    let status = home.read("west", "runtime/status.yaml");
+    assert!(
+        status.contains("input/resources/pipe.yaml is a FIFO: not a regular file, ignored"),
+        "{status}"
+    );
+    assert!(home
+        .read("west", "runtime/router/skrouterd.json")
+        .contains("listener/backend"));
+}
+
 /// Every byte of `bytes` that is a control character other than a line
 /// end, with its offset.
 fn raw_controls(bytes: &[u8]) -> Vec<(usize, u8)> {

@@ -29,6 +29,10 @@ pub enum FileRefusal {
     SymlinkLeavesNamespace,
     TooLarge,
     Unreadable(String),
+    /// A FIFO, socket, device or directory where a file should be, named
+    /// with its article (`a FIFO`): never opened for reading, since that
+    /// could block or mean nothing.
+    NotRegular(&'static str),
 }
 
 /// `input/certs/<name>/` as the shell found it: each of `tls.crt`, `tls.key`
@@ -263,6 +267,10 @@ impl<'r> Report<'r> {
                 Err(FileRefusal::Unreadable(why)) => self.error(
                     "spec.tlsCredentials",
                     format!("{path} is not readable: {why}"),
+                ),
+                Err(FileRefusal::NotRegular(what)) => self.error(
+                    "spec.tlsCredentials",
+                    format!("{path} is {what}: not a regular file, refused"),
                 ),
             }
         }

@@ -347,4 +347,18 @@ mod bundles {
             r.message
         );
     }
+
+    #[test]
+    fn a_fifo_in_a_bundle_a_listener_uses_is_its_error() {
+        let (_, key, _) = server_cert("a");
+        let doc = format!("{L}  host: a\n  port: 8443\n  tlsCredentials: web\n");
+        let mut b = bundle(&[("tls.key", &key)]);
+        b.files
+            .insert("tls.crt".into(), Err(FileRefusal::NotRegular("a FIFO")));
+        let s = scenario(&doc, "web", b);
+        assert!(messages(&s).contains(
+            &"listener \"backend\": input/certs/web/tls.crt is a FIFO: not a regular file, refused"
+                .to_string()
+        ));
+    }
 }
