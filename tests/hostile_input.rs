@@ -26,6 +26,81 @@ fn tls_listener(name: &str, port: &str, cred: &str) -> String {
     )
 }
 
+const LOOP: &str = "Too many levels of symbolic links (os error 40)";
+
+#[test]
+fn a_symlink_loop_in_input_certs_that_nothing_uses_is_a_warning() {
+    let home = DataHome::new();
+    let ns = home.sample("west");
+    std::fs::create_dir_all(ns.join("input/certs")).unwrap();
+    std::os::unix::fs::symlink("loop", ns.join("input/certs/loop")).unwrap();
+    for command in ["check", "render"] {
+        let out = run(command, &ns).code(0);
+        let text = stdout(&out);
+        assert!(
+            text.contains(&format!(
+                "input/certs/loop: warning: input/certs/loop cannot be read, ignored: {LOOP}"
+            )),
+            "{command}: {text}"
+        );
+        assert!(
+            text.contains("0 error(s), 1 warning(s)"),
+            "{command}: {text}"
+        );
+    }
+    // The pass ran: the listener is configured, and the status says what
+    // could not be read.
+    assert!(home
+        .read("west", "runtime/router/skrouterd.json")
+        .contains("listener/backend"));
+    let status = home.read("west", "runtime/status.yaml");
+    assert!(status.contains("result: Degraded"), "{status}");
+    assert!(
+        status.contains("input/certs/loop cannot be read"),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_listener_naming_an_unreadable_bundle_is_the_only_error() {
+    let home = DataHome::new();
+    let ns = home.sample("west");
+    std::fs::create_dir_all(ns.join("input/certs")).unwrap();
+    std::os::unix::fs::symlink("loop", ns.join("input/certs/loop")).unwrap();
+    home.write(
+        "west",
+        "input/resources/web.yaml",
+        &tls_listener("web", "8443", "loop"),
+    );
+    let out = run("check", &ns).code(1);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "input/resources/web.yaml:8:19: error: listener \"web\": input/certs/loop cannot be read: {LOOP}"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("1 error(s), 0 warning(s)"), "{text}");
+
+    run("render", &ns).code(1);
+    let status = home.read("west", "runtime/status.yaml");
+    let web = status
+        .split("- kind: ")
+        .find(|r| r.starts_with("Listener\n  name: web\n"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(web.contains("status: Error"), "{status}");
+    assert!(web.contains("input/certs/loop cannot be read"), "{status}");
+    assert!(
+        status.contains("name: backend\n  status: Pending"),
+        "{status}"
+    );
+    let config = home.read("west", "runtime/router/skrouterd.json");
+    assert!(config.contains("listener/backend"), "{config}");
+    assert!(!config.contains("listener/web"), "{config}");
+    // No certificate was generated in place of the one it names.
+    assert!(!ns.join("runtime/certs/loop").exists());
+}
+
 #[test]
 fn check_and_render_refuse_fifos_without_blocking() {
     let home = DataHome::new();
@@ -42,12 +117,14 @@ fn check_and_render_refuse_fifos_without_blocking() {
         &tls_listener("web", "8443", "web"),
     );
     mkfifo(&ns.join("input/resources/pipe.yaml"));
+    mkfifo(&ns.join("input/certs/spare/ca.crt"));
     for command in ["check", "render"] {
         let out = run(command, &ns).code(1);
         let text = stdout(&out);
         for line in [
             "input/resources/web.yaml:8:19: error: listener \"web\": input/certs/web/tls.crt is a FIFO: not a regular file, refused",
             "input/resources/pipe.yaml: warning: input/resources/pipe.yaml is a FIFO: not a regular file, ignored",
+            "input/certs/spare/ca.crt: warning: input/certs/spare/ca.crt is a FIFO: not a regular file, ignored",
         ] {
             assert!(text.contains(line), "{command}: {line}\nin\n{text}");
         }

@@ -29,11 +29,14 @@
 //!   write) never clears the site.
 //! - A deleted namespace directory is never written to (and never
 //!   re-created by a late write).
-//! - A part of the namespace that exists but cannot be read (permission
-//!   denied, EIO, a file where `input/resources/` should be) skips the
-//!   pass: nothing is written or removed, the failure is logged once at
-//!   ERROR, and the next change or resync tries again. A directory that
-//!   does not exist is simply empty.
+//! - A part of the namespace that exists but cannot be listed (permission
+//!   denied, EIO, a file where `input/resources/` or a directory of
+//!   `runtime/` should be) skips the pass: nothing is written or removed,
+//!   the failure is logged once at ERROR, and the next change or resync
+//!   tries again. A directory that does not exist is simply empty. What
+//!   cannot be read below that (one input file, anything under
+//!   `input/certs/`) never skips a pass: it is a problem of the resources
+//!   that need it, reported in `runtime/status.yaml` like any other.
 //!
 //! # Errors
 //! An I/O error while writing, or a panic inside a pass, ends the actor
@@ -51,7 +54,7 @@ use crate::problem::{escape_controls, Problem};
 use crate::status::Phase;
 use crate::store::fsio::{self, ScanError, StoreError};
 use crate::store::ports::DataHomePorts;
-use crate::validate::InputBundle;
+use crate::validate::InputCerts;
 use crate::watch::{sleep_until, Changed, Coalescer, Trigger};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -444,7 +447,7 @@ impl State {
             debug!("the namespace directory is gone; pass skipped");
             return Ok(PassResult::Skipped);
         }
-        let (stats, bundles) = match self.read(trigger) {
+        let (stats, certs) = match self.read(trigger) {
             Ok(read) => read,
             Err(e) => {
                 self.scan_failed(&e);
@@ -465,7 +468,7 @@ impl State {
             version: env!("CARGO_PKG_VERSION"),
             now: time::OffsetDateTime::now_utc(),
             files: self.cache.files(),
-            bundles: &bundles,
+            certs: &certs,
             runtime: &self.runtime,
             prior: &self.prior,
             router: self.router.clone(),
@@ -529,10 +532,7 @@ impl State {
 
     /// The runtime files (when they are due) and the input, or the first
     /// part that could not be read.
-    fn read(
-        &mut self,
-        trigger: Trigger,
-    ) -> Result<(ScanStats, BTreeMap<String, InputBundle>), ScanError> {
+    fn read(&mut self, trigger: Trigger) -> Result<(ScanStats, InputCerts), ScanError> {
         if !self.loaded {
             // Records are listed, then read, parsed and dropped one by one.
             self.runtime = fsio::read_runtime_hollow(&self.ns_dir)?;
@@ -555,8 +555,10 @@ impl State {
             self.cache.note(Changed::Everything);
         }
         let stats = self.cache.scan(&self.ns_dir)?;
-        let bundles = fsio::read_bundles(&self.ns_dir)?;
-        Ok((stats, bundles))
+        // Never a reason to skip the pass: what cannot be read there is
+        // an error of the resources that need it (and a warning if none).
+        let certs = fsio::read_bundles(&self.ns_dir);
+        Ok((stats, certs))
     }
 
     /// Unreadable is not empty: reconciling now would delete what the

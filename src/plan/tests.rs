@@ -10,7 +10,7 @@ pub const NOW: OffsetDateTime = time::macros::datetime!(2026-11-26 10:00:00 UTC)
 
 pub struct Scenario {
     pub files: BTreeMap<String, String>,
-    pub bundles: BTreeMap<String, InputBundle>,
+    pub certs: InputCerts,
     pub runtime: BTreeMap<String, Vec<u8>>,
     pub platform: Result<Platform, String>,
     pub now: OffsetDateTime,
@@ -23,7 +23,7 @@ impl Scenario {
     pub fn new() -> Scenario {
         let mut s = Scenario {
             files: BTreeMap::new(),
-            bundles: BTreeMap::new(),
+            certs: InputCerts::default(),
             runtime: BTreeMap::new(),
             platform: Ok(Platform::Linux),
             now: NOW,
@@ -60,7 +60,7 @@ impl Scenario {
             version: "0.1.0",
             now: self.now,
             files: &parsed,
-            bundles: &self.bundles,
+            certs: &self.certs,
             runtime: &self.runtime,
             prior: &prior,
             router: self.router.clone(),

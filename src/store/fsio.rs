@@ -12,7 +12,11 @@
 //! Reading distinguishes "not there" from "cannot be read": a directory
 //! that does not exist holds nothing, but one that fails to list is a
 //! [`ScanError`], so an unreadable `input/resources/` is never taken for
-//! an empty one (which would delete every resource's outputs).
+//! an empty one (which would delete every resource's outputs). Below
+//! that, what cannot be read is a problem of what needs it: an input file
+//! that cannot be read is that file's error, an entry of `input/certs/`
+//! that cannot be read is refused (an error of the resources naming it, a
+//! warning otherwise), and the rest of the namespace keeps reconciling.
 //!
 //! Only regular files are read. Every input file is opened without
 //! blocking and its type taken from the open handle before a byte is read
@@ -22,7 +26,7 @@
 use crate::input::{is_input_file_name, parse_file, too_large, ParsedFile, MAX_FILE_BYTES};
 use crate::plan::{is_owned, OutFile, Outcome, Platform};
 use crate::problem::Problem;
-use crate::validate::{FileRefusal, InputBundle};
+use crate::validate::{FileRefusal, InputBundle, InputCerts};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -298,36 +302,52 @@ pub(crate) fn read_regular(path: &Path, links: Links) -> Result<(Vec<u8>, fs::Me
 }
 
 /// `input/certs/<name>/` bundles, with symbolic links that leave the
-/// namespace refused. A file of a bundle that cannot be read, or that is
-/// not a regular file, is refused (a problem of the resources using it);
-/// `input/certs/` itself, or a bundle directory, that cannot be read is a
-/// [`ScanError`].
-pub fn read_bundles(ns_dir: &Path) -> Result<BTreeMap<String, InputBundle>, ScanError> {
-    let mut out = BTreeMap::new();
+/// namespace refused. Never fails as a whole: an entry (or a file of a
+/// bundle) that cannot be read or is not what it should be is refused,
+/// which is an error of the resources naming it and nothing else, and an
+/// `input/certs/` that cannot be listed is [`InputCerts::unreadable`],
+/// which is an error of every resource naming TLS credentials. What is
+/// unknown is never taken for absent (absent means "generate one").
+pub fn read_bundles(ns_dir: &Path) -> InputCerts {
+    let mut out = InputCerts::default();
     let root = fs::canonicalize(ns_dir).unwrap_or_else(|_| ns_dir.to_path_buf());
     let certs = ns_dir.join("input/certs");
     let entries = match fs::read_dir(&certs) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(scan_at(&certs)(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return out,
+        Err(e) => {
+            out.unreadable = Some(e.to_string());
+            return out;
+        }
     };
     for entry in entries {
-        let entry = entry.map_err(scan_at(&certs))?;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                // The listing broke off: what it had not reached is unknown.
+                out.unreadable = Some(e.to_string());
+                break;
+            }
+        };
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
             continue;
         }
         let dir = entry.path();
-        match fs::metadata(&dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => continue,
+        // Symbolic links followed: a bundle may be a link to a directory.
+        let bundle = match fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => read_bundle(&dir, &root),
+            // A stray file is no bundle, as it always was.
+            Ok(m) if m.is_file() => continue,
+            Ok(m) => InputBundle::refused(FileRefusal::NotRegular(kind_of(m.file_type()))),
             // Removed since it was listed, or a dangling link.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(scan_at(&dir)(e)),
-        }
-        out.insert(name, read_bundle(&dir, &root));
+            // A link loop (ELOOP), a directory we may not enter...
+            Err(e) => InputBundle::refused(FileRefusal::Unreadable(e.to_string())),
+        };
+        out.bundles.insert(name, bundle);
     }
-    Ok(out)
+    out
 }
 
 /// The files of one bundle directory.
@@ -1203,7 +1223,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(list_input_files(dir.path()).unwrap(), vec![]);
         assert!(read_runtime(dir.path()).unwrap().is_empty());
-        assert!(read_bundles(dir.path()).unwrap().is_empty());
+        assert_eq!(read_bundles(dir.path()), InputCerts::default());
     }
 
     #[test]
@@ -1349,11 +1369,15 @@ mod tests {
     }
 
     #[test]
-    fn a_file_where_input_certs_should_be_is_an_error() {
+    fn a_file_where_input_certs_should_be_makes_every_bundle_unknown_not_absent() {
         let dir = tempfile::tempdir().unwrap();
         touch(&dir.path().join("input/certs"));
-        let err = read_bundles(dir.path()).unwrap_err();
-        assert_eq!(err.path, dir.path().join("input/certs"));
+        let certs = read_bundles(dir.path());
+        assert!(certs.bundles.is_empty());
+        assert_eq!(
+            certs.get("web"),
+            Err("input/certs cannot be read: Not a directory (os error 20)".to_string())
+        );
     }
 
     /// Runs `f` on its own thread and fails the test when it takes longer
@@ -1379,12 +1403,73 @@ mod tests {
         .unwrap();
     }
 
-    fn refusal(
-        read: &BTreeMap<String, InputBundle>,
-        bundle: &str,
-        file: &str,
-    ) -> Option<FileRefusal> {
-        read[bundle].files[file].clone().err()
+    fn refusal(certs: &InputCerts, bundle: &str, file: &str) -> Option<FileRefusal> {
+        certs.bundles[bundle].files[file].clone().err()
+    }
+
+    #[test]
+    fn an_input_certs_entry_that_cannot_be_read_is_refused_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("input/certs");
+        fs::create_dir_all(&certs).unwrap();
+        std::os::unix::fs::symlink("loop", certs.join("loop")).unwrap();
+        fs::create_dir(certs.join("web")).unwrap();
+        fs::write(certs.join("web/tls.crt"), "CRT").unwrap();
+        std::os::unix::fs::symlink("missing", certs.join("web/tls.key")).unwrap();
+        std::os::unix::fs::symlink("ca.crt", certs.join("web/ca.crt")).unwrap();
+        // A stray file is no bundle; a dangling link to a bundle is none.
+        fs::write(certs.join("README"), "notes").unwrap();
+        std::os::unix::fs::symlink("missing", certs.join("gone")).unwrap();
+
+        let read = read_bundles(dir.path());
+        assert_eq!(read.unreadable, None);
+        assert_eq!(
+            read.bundles.keys().collect::<Vec<_>>(),
+            ["loop", "web"],
+            "{read:?}"
+        );
+        let why = match &read.bundles["loop"].refused {
+            Some(FileRefusal::Unreadable(why)) => why.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(why.contains("Too many levels of symbolic links"), "{why}");
+        assert!(read
+            .get("loop")
+            .unwrap_err()
+            .starts_with("input/certs/loop cannot be read: Too many levels of symbolic links"));
+        // Its neighbour is read as ever, with its own refusals.
+        let web = read.get("web").unwrap().unwrap();
+        assert_eq!(web.files["tls.crt"].as_ref().unwrap().bytes, b"CRT");
+        assert!(matches!(
+            refusal(&read, "web", "tls.key"),
+            Some(FileRefusal::Unreadable(w)) if w.contains("No such file")
+        ));
+        assert!(matches!(
+            refusal(&read, "web", "ca.crt"),
+            Some(FileRefusal::Unreadable(w)) if w.contains("Too many levels")
+        ));
+        assert_eq!(read.get("other"), Ok(None));
+    }
+
+    #[test]
+    fn bundle_links_are_read_inside_the_namespace_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("key"), "SECRET").unwrap();
+        let web = dir.path().join("input/certs/web");
+        fs::create_dir_all(&web).unwrap();
+        fs::write(dir.path().join("input/shared.crt"), "SHARED").unwrap();
+        std::os::unix::fs::symlink("../../shared.crt", web.join("tls.crt")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("key"), web.join("tls.key")).unwrap();
+        let read = read_bundles(dir.path());
+        assert_eq!(
+            read.bundles["web"].files["tls.crt"].as_ref().unwrap().bytes,
+            b"SHARED"
+        );
+        assert_eq!(
+            refusal(&read, "web", "tls.key"),
+            Some(FileRefusal::SymlinkLeavesNamespace)
+        );
     }
 
     #[test]
@@ -1395,17 +1480,31 @@ mod tests {
         fs::write(certs.join("web/tls.key"), "KEY").unwrap();
         // A link inside the namespace to a FIFO is refused the same way.
         std::os::unix::fs::symlink("tls.crt", certs.join("web/ca.crt")).unwrap();
+        mkfifo(&certs.join("pipe"));
+        let _socket = std::os::unix::net::UnixListener::bind(certs.join("sock")).unwrap();
         fs::create_dir(certs.join("web2")).unwrap();
         let _inner = std::os::unix::net::UnixListener::bind(certs.join("web2/tls.crt")).unwrap();
         let ns = dir.path().to_path_buf();
-        let read = promptly(move || read_bundles(&ns)).unwrap();
+        let read = promptly(move || read_bundles(&ns));
         let fifo = FileRefusal::NotRegular("a FIFO");
         assert_eq!(refusal(&read, "web", "tls.crt"), Some(fifo.clone()));
-        assert_eq!(refusal(&read, "web", "ca.crt"), Some(fifo));
-        assert_eq!(read["web"].files["tls.key"].as_ref().unwrap().bytes, b"KEY");
+        assert_eq!(refusal(&read, "web", "ca.crt"), Some(fifo.clone()));
+        assert_eq!(
+            read.bundles["web"].files["tls.key"].as_ref().unwrap().bytes,
+            b"KEY"
+        );
+        assert_eq!(read.bundles["pipe"].refused, Some(fifo));
+        assert_eq!(
+            read.bundles["sock"].refused,
+            Some(FileRefusal::NotRegular("a socket"))
+        );
         assert_eq!(
             refusal(&read, "web2", "tls.crt"),
             Some(FileRefusal::NotRegular("a socket"))
+        );
+        assert_eq!(
+            read.get("pipe"),
+            Err("input/certs/pipe is a FIFO: not a regular file, refused".to_string())
         );
     }
 
