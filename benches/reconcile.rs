@@ -31,7 +31,7 @@ fn pass(
     prior: &plan::Prior,
     memo: &mut plan::Memo,
 ) -> plan::Outcome {
-    let bundles = BTreeMap::new();
+    let certs = skupperd::validate::InputCerts::default();
     let inputs = Inputs {
         namespace: "west",
         namespace_path: "/data/namespaces/west",
@@ -40,7 +40,7 @@ fn pass(
         version: "0.1.0",
         now: time::OffsetDateTime::now_utc(),
         files: parsed,
-        bundles: &bundles,
+        certs: &certs,
         runtime,
         prior,
         router: RouterState::default(),

@@ -253,11 +253,14 @@ pub struct ConfigProblem {
 }
 
 impl fmt::Display for ConfigProblem {
+    /// One line: keys, values and paths echoed from the configuration are
+    /// shown with their control characters escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.key {
-            Some(key) => write!(f, "{}: {key}: {}", self.origin, self.message),
-            None => write!(f, "{}: {}", self.origin, self.message),
-        }
+        let line = match &self.key {
+            Some(key) => format!("{}: {key}: {}", self.origin, self.message),
+            None => format!("{}: {}", self.origin, self.message),
+        };
+        f.write_str(&crate::problem::escape_controls(&line))
     }
 }
 

@@ -1,8 +1,15 @@
 //! Problems found in a namespace's input: one value type shared by the
 //! parser, the validators, the certificate checks, `check` and the status
 //! files, so every message carries the same place information everywhere.
+//!
+//! Messages echo input (hosts, names, paths), and input can hold control
+//! characters: a NUL or an ESC printed raw reaches a terminal or the
+//! journal as a command or a cut. Every message is made of visible text
+//! ([`escape_controls`]) when the problem is made, so each of its readers
+//! (`check`, the log, the status files) shows the same safe text.
 
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// How bad a problem is. Errors make `skupperd check` exit 1 and the
 /// resource `Error`; warnings are only reported.
@@ -54,7 +61,7 @@ impl Problem {
             kind: None,
             name: None,
             field: None,
-            message: message.into(),
+            message: escape_controls(&message.into()).into_owned(),
         }
     }
 
@@ -63,12 +70,63 @@ impl Problem {
     }
 
     /// `file:line:col` when known, for messages that point at the input.
+    /// The path is the input's own and may hold any byte but `/` and NUL:
+    /// shown escaped.
     pub fn place(&self) -> Option<String> {
-        let file = self.file.as_ref()?;
+        let file = escape_controls(self.file.as_ref()?);
         Some(match (self.line, self.column) {
             (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
             (Some(l), None) => format!("{file}:{l}"),
-            _ => file.clone(),
+            _ => file.into_owned(),
         })
+    }
+}
+
+/// `text` with every control character (C0, DEL, C1) written the way
+/// Rust's `escape_debug` writes it (`\0`, `\t`, `\n`, `\u{1b}`), and
+/// everything else, backslashes included, as it is. So escaping what was
+/// already escaped changes nothing: messages built from other messages
+/// (a file that no longer parses) are never escaped twice.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_nothing_else_is() {
+        assert_eq!(escape_controls("a\0b \"c\" é"), "a\\0b \"c\" é");
+        assert!(matches!(escape_controls("plain"), Cow::Borrowed("plain")));
+        let raw = "a\0b\x1b[31mc\td\ne\u{7f}f\u{9b}g";
+        let shown = escape_controls(raw);
+        assert_eq!(shown, "a\\0b\\u{1b}[31mc\\td\\ne\\u{7f}f\\u{9b}g");
+        assert!(!shown.chars().any(char::is_control));
+        assert_eq!(
+            escape_controls(&shown),
+            shown,
+            "escaping twice is escaping once"
+        );
+    }
+
+    #[test]
+    fn messages_and_places_never_hold_control_characters() {
+        let mut p = Problem::error("spec.host \"a\0b\x1b[2J\" is bad");
+        assert_eq!(p.message, "spec.host \"a\\0b\\u{1b}[2J\" is bad");
+        p.file = Some("input/resources/\x1b.yaml".into());
+        p.line = Some(3);
+        assert_eq!(p.place().as_deref(), Some("input/resources/\\u{1b}.yaml:3"));
     }
 }

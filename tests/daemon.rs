@@ -870,3 +870,72 @@ fn status_changes_and_new_input_problems_are_logged_once() {
     );
     assert!(d.stop().success(), "{log}");
 }
+
+/// `reconcile.lastRun` of a namespace's `runtime/status.yaml`.
+fn last_run(home: &DataHome, ns: &str) -> Option<String> {
+    let status = fs::read_to_string(ns_path(home, ns).join("runtime/status.yaml")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("lastRun: "))
+        .map(|v| v.trim_matches('"').to_string())
+}
+
+#[test]
+fn unreadable_certs_and_fifos_fail_only_their_users_and_later_changes_apply() {
+    let home = DataHome::new();
+    home.sample("west");
+    let ns = ns_path(&home, "west");
+    let res = resources(&home, "west");
+    let mut d = Daemon::start(&home);
+    d.wait_ready();
+    wait_listeners(&home, &d, "west", &[("backend", "8080")]);
+
+    // A symbolic link loop where a bundle would be, a listener naming it,
+    // and FIFOs among the resources and in another bundle.
+    fs::create_dir_all(ns.join("input/certs")).unwrap();
+    std::os::unix::fs::symlink("loop", ns.join("input/certs/loop")).unwrap();
+    mkfifo(&ns.join("input/certs/spare/tls.crt"));
+    mkfifo(&res.join("pipe.yaml"));
+    write_by_rename(
+        &res.join("web.yaml"),
+        &format!(
+            "{}  tlsCredentials: loop\n",
+            listener("web", "127.0.0.1", "8443")
+        ),
+    );
+    let status = || fs::read_to_string(ns.join("runtime/status.yaml")).unwrap_or_default();
+    let wanted = [
+        "listener \"web\": input/certs/loop cannot be read: Too many levels of symbolic links",
+        "input/resources/pipe.yaml is a FIFO: not a regular file, ignored",
+        "input/certs/spare/tls.crt is a FIFO: not a regular file, ignored",
+    ];
+    eventually(
+        "the unreadable entries reported in runtime/status.yaml",
+        || wanted.iter().all(|w| status().contains(w)).then_some(()),
+        || format!("{}\n{}", status(), d.log()),
+    );
+    d.wait_log("listener web: (new) -> Error: listener \"web\": input/certs/loop cannot be read");
+    let before = last_run(&home, "west");
+
+    // The namespace keeps reconciling: a port change is applied, and the
+    // status file is that pass's, still naming what cannot be read.
+    write_by_rename(
+        &res.join("Listener-backend.yaml"),
+        &listener("backend", "127.0.0.1", "8181"),
+    );
+    wait_listeners(&home, &d, "west", &[("backend", "8181")]);
+    eventually(
+        "a new lastRun",
+        || (last_run(&home, "west") != before).then_some(()),
+        || format!("{}\n{}", status(), d.log()),
+    );
+    let now = status();
+    assert!(now.contains("result: Degraded"), "{now}");
+    assert!(wanted.iter().all(|w| now.contains(w)), "{now}");
+    let log = d.log();
+    assert!(
+        !log.contains("nothing is changed until it can be read"),
+        "{log}"
+    );
+    assert!(d.stop().success(), "{log}");
+}

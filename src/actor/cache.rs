@@ -26,9 +26,8 @@
 //! cold start parses every file); the result does not depend on how the
 //! work was split.
 
-use crate::input::is_input_file_name;
 use crate::resources::{decode_file, DecodedFile};
-use crate::store::fsio::{self, ScanError};
+use crate::store::fsio::{self, EntryKind, ScanError};
 use crate::watch::Changed;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
@@ -118,10 +117,11 @@ impl Default for FileCache {
 
 /// Where a named path stands in the tree.
 enum Found {
-    /// An input file (or a symbolic link, read through) at this path.
+    /// An input file (or a symbolic link, read through), or a FIFO,
+    /// socket or device (read as a warning), at this path.
     Input(PathBuf),
-    /// Nothing that a listing would return: gone, hidden, not an input
-    /// file name, or not a regular file; nor anything below it.
+    /// Nothing that a listing would return: gone, hidden, or a file
+    /// without an input file name; nor anything below it.
     NotInput,
 }
 
@@ -312,10 +312,18 @@ fn probe(ns_dir: &Path, rel: &str) -> Option<Found> {
     path.push(name);
     match std::fs::symlink_metadata(&path) {
         Ok(meta) if meta.is_dir() => None,
-        Ok(meta) if (meta.is_file() || meta.is_symlink()) && is_input_file_name(name) => {
-            Some(Found::Input(path))
+        Ok(meta) => {
+            let kind = if meta.is_file() || meta.is_symlink() {
+                EntryKind::File
+            } else {
+                EntryKind::Other
+            };
+            Some(if fsio::is_listed(name, kind) {
+                Found::Input(path)
+            } else {
+                Found::NotInput
+            })
         }
-        Ok(_) => Some(Found::NotInput),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Found::NotInput),
         Err(_) => None,
     }
@@ -561,6 +569,36 @@ mod tests {
         let stats = cache.scan(dir.path()).unwrap();
         assert_eq!((stats.files, stats.parsed, stats.listed), (2, 1, false));
         assert!(cache.files().contains_key("input/resources/sub/b.yaml"));
+    }
+
+    #[test]
+    fn a_fifo_named_by_an_event_is_a_warning_as_in_a_full_listing() {
+        let (dir, res, mut cache) = scanned(&["a.yaml"]);
+        for name in ["b.yaml", "pipe", ".hidden"] {
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                res.join(name),
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o644),
+                0,
+            )
+            .unwrap();
+            cache.note(Changed::file(format!("input/resources/{name}")));
+        }
+        let stats = cache.scan(dir.path()).unwrap();
+        assert_eq!((stats.files, stats.parsed, stats.listed), (3, 2, false));
+        let fifo = &cache.files()["input/resources/b.yaml"];
+        assert!(fifo.resources.is_empty());
+        assert_eq!(
+            fifo.problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>(),
+            ["input/resources/b.yaml is a FIFO: not a regular file, ignored"]
+        );
+        let mut fresh = FileCache::new();
+        fresh.scan(dir.path()).unwrap();
+        assert_eq!(fresh.files(), cache.files());
     }
 
     #[test]

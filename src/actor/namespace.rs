@@ -29,11 +29,14 @@
 //!   write) never clears the site.
 //! - A deleted namespace directory is never written to (and never
 //!   re-created by a late write).
-//! - A part of the namespace that exists but cannot be read (permission
-//!   denied, EIO, a file where `input/resources/` should be) skips the
-//!   pass: nothing is written or removed, the failure is logged once at
-//!   ERROR, and the next change or resync tries again. A directory that
-//!   does not exist is simply empty.
+//! - A part of the namespace that exists but cannot be listed (permission
+//!   denied, EIO, a file where `input/resources/` or a directory of
+//!   `runtime/` should be) skips the pass: nothing is written or removed,
+//!   the failure is logged once at ERROR, and the next change or resync
+//!   tries again. A directory that does not exist is simply empty. What
+//!   cannot be read below that (one input file, anything under
+//!   `input/certs/`) never skips a pass: it is a problem of the resources
+//!   that need it, reported in `runtime/status.yaml` like any other.
 //!
 //! # Errors
 //! An I/O error while writing, or a panic inside a pass, ends the actor
@@ -47,11 +50,11 @@ use crate::daemon::sdnotify::{Health, Latch};
 use crate::plan::{
     self, Inputs, Outcome, Platform, PortPicker, Prior, ResourceSummary, RouterState,
 };
-use crate::problem::Problem;
+use crate::problem::{escape_controls, Problem};
 use crate::status::Phase;
 use crate::store::fsio::{self, ScanError, StoreError};
 use crate::store::ports::DataHomePorts;
-use crate::validate::InputBundle;
+use crate::validate::InputCerts;
 use crate::watch::{sleep_until, Changed, Coalescer, Trigger};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -444,7 +447,7 @@ impl State {
             debug!("the namespace directory is gone; pass skipped");
             return Ok(PassResult::Skipped);
         }
-        let (stats, bundles) = match self.read(trigger) {
+        let (stats, certs) = match self.read(trigger) {
             Ok(read) => read,
             Err(e) => {
                 self.scan_failed(&e);
@@ -465,7 +468,7 @@ impl State {
             version: env!("CARGO_PKG_VERSION"),
             now: time::OffsetDateTime::now_utc(),
             files: self.cache.files(),
-            bundles: &bundles,
+            certs: &certs,
             runtime: &self.runtime,
             prior: &self.prior,
             router: self.router.clone(),
@@ -529,10 +532,7 @@ impl State {
 
     /// The runtime files (when they are due) and the input, or the first
     /// part that could not be read.
-    fn read(
-        &mut self,
-        trigger: Trigger,
-    ) -> Result<(ScanStats, BTreeMap<String, InputBundle>), ScanError> {
+    fn read(&mut self, trigger: Trigger) -> Result<(ScanStats, InputCerts), ScanError> {
         if !self.loaded {
             // Records are listed, then read, parsed and dropped one by one.
             self.runtime = fsio::read_runtime_hollow(&self.ns_dir)?;
@@ -555,21 +555,24 @@ impl State {
             self.cache.note(Changed::Everything);
         }
         let stats = self.cache.scan(&self.ns_dir)?;
-        let bundles = fsio::read_bundles(&self.ns_dir)?;
-        Ok((stats, bundles))
+        // Never a reason to skip the pass: what cannot be read there is
+        // an error of the resources that need it (and a warning if none).
+        let certs = fsio::read_bundles(&self.ns_dir);
+        Ok((stats, certs))
     }
 
     /// Unreadable is not empty: reconciling now would delete what the
     /// unreadable part stands for (and, after the grace period, the Site).
     /// Logged at ERROR once per distinct failure.
     fn scan_failed(&mut self, e: &ScanError) {
-        let message = e.to_string();
+        // The path is the input's: any byte but `/` and NUL.
+        let message = escape_controls(&e.to_string()).into_owned();
         if self.scan_failure.as_deref() == Some(message.as_str()) {
             debug!("{message}; still nothing changed");
             return;
         }
         error!(
-            path = %e.path.display(),
+            path = %escape_controls(&e.path.to_string_lossy()),
             error = %e.source,
             "{message}; nothing is changed until it can be read (retried on the next change or resync)"
         );
@@ -644,6 +647,8 @@ impl State {
                     continue;
                 }
                 let was = prev.map_or("(new)", |p| p.status.as_str());
+                // Names are RFC 1123 labels; messages were escaped
+                // when made, and are again here in case one was not.
                 info!(
                     kind = r.kind.as_str(),
                     name = %r.name,
@@ -651,7 +656,7 @@ impl State {
                     r.kind.lower(),
                     r.name,
                     r.status.as_str(),
-                    r.message
+                    escape_controls(&r.message)
                 );
             }
             old.for_each(removed);
@@ -667,10 +672,14 @@ impl State {
             }
             let severity = if p.is_error() { "error" } else { "warning" };
             let place = p.place().map(|s| format!("{s}: ")).unwrap_or_default();
+            // Kind and name may be any text of an unknown kind's
+            // document, the file any name a directory can hold.
+            let field =
+                |v: &Option<String>| escape_controls(v.as_deref().unwrap_or("")).into_owned();
             warn!(
-                kind = p.kind.as_deref().unwrap_or(""),
-                name = p.name.as_deref().unwrap_or(""),
-                file = p.file.as_deref().unwrap_or(""),
+                kind = field(&p.kind),
+                name = field(&p.name),
+                file = field(&p.file),
                 "{place}{severity}: {}",
                 p.message
             );

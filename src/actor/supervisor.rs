@@ -107,9 +107,11 @@ impl Supervisor {
     pub fn appeared(&mut self, name: &str) {
         if !crate::names::is_label(name) {
             if self.warned.insert(name.to_string()) {
+                // Not a label, so possibly any text a directory name holds.
+                let shown = crate::problem::escape_controls(name);
                 warn!(
-                    namespace = name,
-                    "namespaces/{name} is ignored: a namespace name {}",
+                    namespace = %shown,
+                    "namespaces/{shown} is ignored: a namespace name {}",
                     crate::names::LABEL_RULE
                 );
             }

@@ -80,7 +80,9 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("skupperd: {e:#}");
+            // Errors name paths and directory names as given: shown escaped.
+            let shown = format!("{e:#}");
+            eprintln!("skupperd: {}", crate::problem::escape_controls(&shown));
             ExitCode::from(2)
         }
     }

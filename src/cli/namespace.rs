@@ -16,7 +16,7 @@ pub struct Loaded {
     pub ns_dir: PathBuf,
     pub name: String,
     pub files: BTreeMap<String, crate::resources::DecodedFile>,
-    pub bundles: BTreeMap<String, crate::validate::InputBundle>,
+    pub certs: crate::validate::InputCerts,
     pub runtime: BTreeMap<String, Vec<u8>>,
     pub platform: Result<Platform, String>,
 }
@@ -45,8 +45,10 @@ pub fn load(ns_dir: &Path) -> Result<Loaded> {
             crate::names::LABEL_RULE
         );
     }
-    // An unreadable directory is not an empty one: rendering as if it were
-    // would delete outputs, so it is an error of the whole command.
+    // An unreadable input/resources/ or runtime/ is not an empty one:
+    // rendering as if it were would delete outputs, so it is an error of
+    // the whole command. What cannot be read below them (one input file,
+    // anything under input/certs/) is a problem of what needs it.
     const UNKNOWN: &str = "the namespace cannot be read; nothing was done";
     let files = fsio::list_input_files(&ns_dir)
         .context(UNKNOWN)?
@@ -58,7 +60,7 @@ pub fn load(ns_dir: &Path) -> Result<Loaded> {
         .collect();
     Ok(Loaded {
         files,
-        bundles: fsio::read_bundles(&ns_dir).context(UNKNOWN)?,
+        certs: fsio::read_bundles(&ns_dir),
         runtime: fsio::read_runtime(&ns_dir).context(UNKNOWN)?,
         platform: fsio::read_platform(&ns_dir, default_platform()),
         name,
@@ -80,7 +82,7 @@ fn inputs<'a>(
         version: env!("CARGO_PKG_VERSION"),
         now: time::OffsetDateTime::now_utc(),
         files: &l.files,
-        bundles: &l.bundles,
+        certs: &l.certs,
         runtime: &l.runtime,
         prior,
         router: RouterState {

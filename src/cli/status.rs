@@ -79,18 +79,21 @@ fn table(rows: &[&Row], matching: &str) {
         matching,
         "MESSAGE",
     ];
+    // Records carry the spec as written (a rejected host included): every
+    // cell is shown with its control characters escaped.
     let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
             [
-                r.name.clone(),
-                r.status.clone(),
-                r.routing_key.clone(),
-                r.host.clone(),
-                r.port.clone(),
-                r.matched.to_string(),
-                r.message.clone(),
+                &r.name,
+                &r.status,
+                &r.routing_key,
+                &r.host,
+                &r.port,
+                &r.matched.to_string(),
+                &r.message,
             ]
+            .map(|c| crate::problem::escape_controls(c).into_owned())
         })
         .collect();
     let mut widths = header.map(str::len);
@@ -146,7 +149,7 @@ pub fn run(
                         .filter(|r| &r.namespace == ns && r.kind == k)
                         .collect::<Vec<_>>()
                 };
-                println!("Namespace {ns}");
+                println!("Namespace {}", crate::problem::escape_controls(ns));
                 println!("Listeners:");
                 table(&of("Listener"), "MATCHING-CONNECTOR");
                 println!("Connectors:");

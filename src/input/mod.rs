@@ -42,20 +42,24 @@ pub fn is_input_file_name(name: &str) -> bool {
         && (name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json"))
 }
 
-/// Parses every document of one file. `file` is used in messages only.
-pub fn parse_file(file: &str, bytes: &[u8]) -> ParsedFile {
-    let mut out = ParsedFile::default();
-    if bytes.len() > MAX_FILE_BYTES {
-        out.problems.push(file_problem(
+/// A file of `len` bytes, over [`MAX_FILE_BYTES`]: refused unread.
+pub fn too_large(file: &str, len: u64) -> ParsedFile {
+    ParsedFile {
+        documents: Vec::new(),
+        problems: vec![file_problem(
             file,
             None,
-            format!(
-                "{file} is {} bytes; files over 1 MiB are refused",
-                bytes.len()
-            ),
-        ));
-        return out;
+            format!("{file} is {len} bytes; files over 1 MiB are refused"),
+        )],
     }
+}
+
+/// Parses every document of one file. `file` is used in messages only.
+pub fn parse_file(file: &str, bytes: &[u8]) -> ParsedFile {
+    if bytes.len() > MAX_FILE_BYTES {
+        return too_large(file, bytes.len() as u64);
+    }
+    let mut out = ParsedFile::default();
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {

@@ -198,7 +198,16 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
                 let Some(cred) = &l.tls_credentials else {
                     continue;
                 };
-                match inputs.bundles.get(cred) {
+                // A bundle that cannot be read is one with no usable file:
+                // the copy made when it last was serves, or nothing does.
+                // Never a generated certificate in its place.
+                let unknown = InputBundle::default();
+                let bundle = match inputs.certs.get(cred) {
+                    Ok(Some(bundle)) => Some(bundle),
+                    Ok(None) => None,
+                    Err(_) => Some(&unknown),
+                };
+                match bundle {
                     Some(bundle) => match b.bundle(cred, bundle, cred, &BUNDLE_FILES) {
                         Some(p) => {
                             profiles.insert(cred.clone(), p);
@@ -222,10 +231,12 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
                 } else {
                     (format!("{cred}-profile"), &["ca.crt"])
                 };
-                let profile = inputs
-                    .bundles
-                    .get(cred)
-                    .and_then(|bundle| b.bundle(cred, bundle, &dir, want));
+                let unknown = InputBundle::default();
+                let profile = match inputs.certs.get(cred) {
+                    Ok(Some(bundle)) => b.bundle(cred, bundle, &dir, want),
+                    Ok(None) => None,
+                    Err(_) => b.bundle(cred, &unknown, &dir, want),
+                };
                 match profile {
                     Some(p) if p.ca => {
                         profiles.insert(dir, p);

@@ -184,11 +184,14 @@ pub fn from_broken_file(
     problem: &Problem,
 ) -> Entry {
     let mut p = problem.clone();
-    p.message = format!(
+    // The source is a path as the directory holds it: escaped like every
+    // message (the parse error already is).
+    p.message = crate::problem::escape_controls(&format!(
         "{} \"{name}\": {source} no longer parses: {}",
         kind.lower(),
         problem.message
-    );
+    ))
+    .into_owned();
     let mut entry = Entry {
         kind,
         name: name.to_string(),

@@ -35,7 +35,7 @@ use crate::problem::Problem;
 use crate::resources::DecodedFile;
 use crate::resources::Kind;
 use crate::status::Phase;
-use crate::validate::InputBundle;
+use crate::validate::InputCerts;
 pub use memo::Memo;
 pub use prior::{read_prior, Identity, Prior, PriorRecord};
 use std::collections::{BTreeMap, BTreeSet};
@@ -199,8 +199,8 @@ pub struct Inputs<'a> {
     pub now: OffsetDateTime,
     /// Parsed `input/resources` files by path relative to the namespace.
     pub files: &'a BTreeMap<String, DecodedFile>,
-    /// `input/certs/<name>/` bundles by name.
-    pub bundles: &'a BTreeMap<String, InputBundle>,
+    /// `input/certs/`: bundles by name, and whether it could be listed.
+    pub certs: &'a InputCerts,
     /// Bytes of every runtime file skupperd owns, by relative path.
     pub runtime: &'a BTreeMap<String, Vec<u8>>,
     /// The prior state read from `runtime` (callers keep it between passes).

@@ -138,7 +138,7 @@ impl Shell {
     fn pass(&mut self, lost: bool) -> Result<usize, TestCaseError> {
         use crate::certs::MemoMint;
         use crate::store::ports::FixedPorts;
-        let bundles = std::collections::BTreeMap::new();
+        let certs = crate::validate::InputCerts::default();
         let inputs = super::Inputs {
             namespace: "west",
             namespace_path: "/data/namespaces/west",
@@ -147,7 +147,7 @@ impl Shell {
             version: "0.1.0",
             now: self.now,
             files: &self.parsed,
-            bundles: &bundles,
+            certs: &certs,
             runtime: &self.runtime,
             prior: &self.prior,
             router: self.router.clone(),

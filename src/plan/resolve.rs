@@ -6,7 +6,7 @@ use super::entry::{self, Config, Entry};
 use super::memo::{Built, Memo, Slot};
 use super::Inputs;
 use crate::problem::Problem;
-use crate::resources::{InputResource, Kind};
+use crate::resources::{InputResource, Kind, Spec};
 use crate::validate::{self, cross::Placement, Context, SiteConfig};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -94,9 +94,12 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
         }
     }
     let (_, ca_names) = memo.context.insert(context);
+    if inputs.certs.has_refusals() {
+        problems.extend(inputs.certs.unused_problems(&cred_names(&decoded)));
+    }
     let cx = Context {
         namespace: inputs.namespace,
-        bundles: inputs.bundles,
+        certs: inputs.certs,
         ca_names: ca_names.clone(),
         now: inputs.now,
     };
@@ -227,6 +230,20 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
 }
 
 type Defs<'k, 'a> = Vec<((Kind, &'a str), &'k [&'a Arc<InputResource>])>;
+
+/// The TLS credential names the definitions name, valid or not: what
+/// `input/certs/` entries are needed for.
+fn cred_names<'a>(decoded: &Defs<'_, 'a>) -> BTreeSet<&'a str> {
+    decoded
+        .iter()
+        .flat_map(|(_, defs)| defs.iter())
+        .filter_map(|d| match &d.spec {
+            Some(Spec::Listener(l)) => l.tls_credentials.as_deref(),
+            Some(Spec::Connector(c)) => c.tls_credentials.as_deref(),
+            _ => None,
+        })
+        .collect()
+}
 
 /// Runs of equal keys of a sorted list, as (key, definitions).
 fn group<'k, 'a>(keys: &[(Kind, &'a str)], refs: &'k [&'a Arc<InputResource>]) -> Defs<'k, 'a> {

@@ -10,7 +10,7 @@ pub const NOW: OffsetDateTime = time::macros::datetime!(2026-11-26 10:00:00 UTC)
 
 pub struct Scenario {
     pub files: BTreeMap<String, String>,
-    pub bundles: BTreeMap<String, InputBundle>,
+    pub certs: InputCerts,
     pub runtime: BTreeMap<String, Vec<u8>>,
     pub platform: Result<Platform, String>,
     pub now: OffsetDateTime,
@@ -23,7 +23,7 @@ impl Scenario {
     pub fn new() -> Scenario {
         let mut s = Scenario {
             files: BTreeMap::new(),
-            bundles: BTreeMap::new(),
+            certs: InputCerts::default(),
             runtime: BTreeMap::new(),
             platform: Ok(Platform::Linux),
             now: NOW,
@@ -60,7 +60,7 @@ impl Scenario {
             version: "0.1.0",
             now: self.now,
             files: &parsed,
-            bundles: &self.bundles,
+            certs: &self.certs,
             runtime: &self.runtime,
             prior: &prior,
             router: self.router.clone(),
@@ -724,6 +724,7 @@ mod with_a_router {
 mod rotation {
     use super::*;
     use crate::certs::{FileBytes, Mint};
+    use crate::validate::InputBundle;
 
     /// A bundle for `input/certs/<name>/` with a fresh leaf from a CA
     /// minted with `seed` (a different seed: a different certificate).
@@ -739,6 +740,7 @@ mod rotation {
             })
         };
         InputBundle {
+            refused: None,
             files: [
                 ("tls.crt".to_string(), file(&leaf.cert_pem, 0o644)),
                 ("tls.key".to_string(), file(&leaf.key_pem, 0o600)),
@@ -762,7 +764,9 @@ mod rotation {
             &listener("web", "127.0.0.1", "8443")
                 .replace("port: 8443", "port: 8443\n  tlsCredentials: web"),
         );
-        s.bundles.insert("web".into(), bundle(1, &["127.0.0.1"]));
+        s.certs
+            .bundles
+            .insert("web".into(), bundle(1, &["127.0.0.1"]));
         s.pass();
         assert_eq!(
             ordinal(&s, "web"),
@@ -774,7 +778,9 @@ mod rotation {
             "an unchanged pass writes nothing"
         );
 
-        s.bundles.insert("web".into(), bundle(2, &["127.0.0.1"]));
+        s.certs
+            .bundles
+            .insert("web".into(), bundle(2, &["127.0.0.1"]));
         let rotated = s.pass();
         assert!(rotated.writes.contains_key("runtime/certs/web/tls.crt"));
         assert_eq!(ordinal(&s, "web"), Some(1));
@@ -783,7 +789,9 @@ mod rotation {
 
         // A restart reads the ordinal back from skrouterd.json; the next
         // rotation goes on from it.
-        s.bundles.insert("web".into(), bundle(3, &["127.0.0.1"]));
+        s.certs
+            .bundles
+            .insert("web".into(), bundle(3, &["127.0.0.1"]));
         s.pass();
         assert_eq!(ordinal(&s, "web"), Some(2));
         assert_eq!(
@@ -801,7 +809,9 @@ mod rotation {
             &listener("web", "127.0.0.1", "8443")
                 .replace("port: 8443", "port: 8443\n  tlsCredentials: web"),
         );
-        s.bundles.insert("web".into(), bundle(1, &["127.0.0.1"]));
+        s.certs
+            .bundles
+            .insert("web".into(), bundle(1, &["127.0.0.1"]));
         s.pass();
         let served = s.text("runtime/certs/web/tls.crt");
         // The certificate written before its key: the pair does not match.
@@ -809,7 +819,7 @@ mod rotation {
         let new = bundle(2, &["127.0.0.1"]);
         half.files
             .insert("tls.crt".into(), new.files["tls.crt"].clone());
-        s.bundles.insert("web".into(), half);
+        s.certs.bundles.insert("web".into(), half);
         let outcome = s.pass();
         assert!(!outcome.writes.contains_key("runtime/certs/web/tls.crt"));
         assert_eq!(s.text("runtime/certs/web/tls.crt"), served);
@@ -827,7 +837,7 @@ mod rotation {
             outcome.problems
         );
         // The key arrives: now the rotation happens, once.
-        s.bundles.insert("web".into(), new);
+        s.certs.bundles.insert("web".into(), new);
         s.pass();
         assert_eq!(ordinal(&s, "web"), Some(1));
     }

@@ -12,16 +12,26 @@
 //! Reading distinguishes "not there" from "cannot be read": a directory
 //! that does not exist holds nothing, but one that fails to list is a
 //! [`ScanError`], so an unreadable `input/resources/` is never taken for
-//! an empty one (which would delete every resource's outputs).
+//! an empty one (which would delete every resource's outputs). Below
+//! that, what cannot be read is a problem of what needs it: an input file
+//! that cannot be read is that file's error, an entry of `input/certs/`
+//! that cannot be read is refused (an error of the resources naming it, a
+//! warning otherwise), and the rest of the namespace keeps reconciling.
+//!
+//! Only regular files are read. Every input file is opened without
+//! blocking and its type taken from the open handle before a byte is read
+//! (see [`read_regular`]): a FIFO, socket or device under `input/` is
+//! reported (`not a regular file`), never waited on.
 
-use crate::input::{is_input_file_name, parse_file, ParsedFile, MAX_FILE_BYTES};
+use crate::input::{is_input_file_name, parse_file, too_large, ParsedFile, MAX_FILE_BYTES};
 use crate::plan::{is_owned, OutFile, Outcome, Platform};
-use crate::validate::{FileRefusal, InputBundle};
+use crate::problem::Problem;
+use crate::validate::{FileRefusal, InputBundle, InputCerts};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -113,26 +123,44 @@ pub(crate) fn list_input_files_with(
     ns_dir: &Path,
 ) -> Result<Vec<(String, PathBuf)>, ScanError> {
     let mut out = Vec::new();
-    walk(reader, &ns_dir.join("input/resources"), &mut |path| {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if is_input_file_name(name) {
-            if let Ok(rel) = path.strip_prefix(ns_dir) {
-                out.push((rel.to_string_lossy().into_owned(), path.to_path_buf()));
+    walk(
+        reader,
+        &ns_dir.join("input/resources"),
+        &mut |path, kind| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if is_listed(name, kind) {
+                if let Ok(rel) = path.strip_prefix(ns_dir) {
+                    out.push((rel.to_string_lossy().into_owned(), path.to_path_buf()));
+                }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     out.sort();
     Ok(out)
 }
 
-/// Calls `f` for every file below `dir`, skipping hidden directories. A
-/// directory that is not there (never was, or removed while we walk) has
-/// no files; any other failure to list one ends the walk.
+/// Whether an entry of `input/resources/` named `name` is listed: input
+/// file names, and anything that is neither a file nor a directory
+/// (whatever its name, unless hidden), which reading reports as not a
+/// regular file rather than leave it unmentioned. `probe` in the actor's
+/// cache judges a single path the same way.
+pub(crate) fn is_listed(name: &str, kind: EntryKind) -> bool {
+    match kind {
+        EntryKind::File => is_input_file_name(name),
+        EntryKind::Other => !name.starts_with('.'),
+        EntryKind::Dir => false,
+    }
+}
+
+/// Calls `f` for every file and special file below `dir`, skipping hidden
+/// directories. A directory that is not there (never was, or removed
+/// while we walk) has no files; any other failure to list one ends the
+/// walk.
 fn walk(
     reader: &dyn DirReader,
     dir: &Path,
-    f: &mut dyn FnMut(&Path) -> Result<(), ScanError>,
+    f: &mut dyn FnMut(&Path, EntryKind) -> Result<(), ScanError>,
 ) -> Result<(), ScanError> {
     let entries = match reader.entries(dir) {
         Ok(entries) => entries,
@@ -151,114 +179,220 @@ fn walk(
             .is_some_and(|n| n.to_string_lossy().starts_with('.'));
         match entry.kind {
             EntryKind::Dir if !hidden => walk(reader, &entry.path, f)?,
-            EntryKind::File => f(&entry.path)?,
-            EntryKind::Dir | EntryKind::Other => {}
+            EntryKind::File | EntryKind::Other => f(&entry.path, entry.kind)?,
+            EntryKind::Dir => {}
         }
     }
     Ok(())
 }
 
 /// Reads and parses one input file; an unreadable file is a problem of
-/// that file, never of the namespace.
+/// that file, never of the namespace, and one that is not a regular file
+/// (a FIFO, socket, device, or a link to a directory) is a warning.
 pub fn read_input_file(rel: &str, path: &Path) -> ParsedFile {
-    match read_limited(path) {
-        Ok(bytes) => parse_file(rel, &bytes),
-        Err(e) => {
-            let mut p = crate::problem::Problem::error(format!("{rel} cannot be read: {e}"));
-            p.file = Some(rel.to_string());
-            ParsedFile {
-                documents: Vec::new(),
-                problems: vec![p],
-            }
+    let problem = match read_regular(path, Links::Follow) {
+        Ok((bytes, _)) => return parse_file(rel, &bytes),
+        Err(Refusal::TooLarge(len)) => return too_large(rel, len),
+        Err(Refusal::NotRegular(what)) => {
+            Problem::warning(format!("{rel} is {what}: not a regular file, ignored"))
         }
+        Err(Refusal::Io(e)) => Problem::error(format!("{rel} cannot be read: {e}")),
+    };
+    let mut p = problem;
+    p.file = Some(rel.to_string());
+    ParsedFile {
+        documents: Vec::new(),
+        problems: vec![p],
+    }
+}
+
+/// Why [`read_regular`] read nothing.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// Not a regular file, as its open handle says: what it is, with its
+    /// article (`a FIFO`).
+    NotRegular(&'static str),
+    /// Larger than [`MAX_FILE_BYTES`]: its size.
+    TooLarge(u64),
+    Io(io::Error),
+}
+
+/// Whether [`read_regular`] may follow a symbolic link in the last
+/// component of the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Links {
+    Follow,
+    /// The path must be the file itself (a link gives `ELOOP`): for paths
+    /// already resolved and checked.
+    Refuse,
+}
+
+/// What a file is, with its article, for messages.
+fn kind_of(t: fs::FileType) -> &'static str {
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "an unknown kind of file"
     }
 }
 
 /// One open, one fstat, the reads: a path is looked up once (a scan of a
-/// big namespace reads thousands of files).
-fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
-    let mut file = fs::File::open(path)?;
-    let len = file.metadata()?.len();
-    if len > MAX_FILE_BYTES as u64 {
-        // parse_file reports the size; hand it something of that size only
-        // in length, not in memory.
-        return Ok(vec![b'#'; MAX_FILE_BYTES + 1]);
+/// big namespace reads thousands of files), and what is read is what was
+/// checked, whatever replaces the path meanwhile.
+///
+/// The open never blocks: `O_NONBLOCK` makes opening a FIFO without a
+/// writer return at once (a plain open would wait for one forever), and
+/// `O_NOCTTY` keeps a terminal device from becoming ours. The type comes
+/// from the open handle, and anything but a regular file is refused
+/// before a byte is read. Reads stop one byte past [`MAX_FILE_BYTES`].
+pub(crate) fn read_regular(path: &Path, links: Links) -> Result<(Vec<u8>, fs::Metadata), Refusal> {
+    use rustix::fs::{Mode, OFlags};
+    let mut flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    if links == Links::Refuse {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        // A socket cannot be opened at all (ENXIO): say what it is.
+        Err(rustix::io::Errno::NXIO) => {
+            let meta = match links {
+                Links::Follow => fs::metadata(path),
+                Links::Refuse => fs::symlink_metadata(path),
+            };
+            return Err(match meta {
+                Ok(m) if !m.is_file() => Refusal::NotRegular(kind_of(m.file_type())),
+                _ => Refusal::Io(rustix::io::Errno::NXIO.into()),
+            });
+        }
+        Err(e) => return Err(Refusal::Io(e.into())),
+    };
+    let mut file = fs::File::from(fd);
+    let meta = file.metadata().map_err(Refusal::Io)?;
+    if !meta.is_file() {
+        return Err(Refusal::NotRegular(kind_of(meta.file_type())));
+    }
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        return Err(Refusal::TooLarge(meta.len()));
     }
     // One byte more than announced, so the end is found without a second
     // allocation; a file that grew meanwhile is read only to one byte over
-    // the limit, which parse_file refuses.
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
+    // the limit, and refused.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
     io::Read::read_to_end(
         &mut io::Read::take(&mut file, MAX_FILE_BYTES as u64 + 1),
         &mut bytes,
-    )?;
-    Ok(bytes)
+    )
+    .map_err(Refusal::Io)?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(Refusal::TooLarge(bytes.len() as u64));
+    }
+    Ok((bytes, meta))
 }
 
 /// `input/certs/<name>/` bundles, with symbolic links that leave the
-/// namespace refused. A file of a bundle that cannot be read is refused
-/// (a problem of the resources using it); `input/certs/` itself, or a
-/// bundle directory, that cannot be read is a [`ScanError`].
-pub fn read_bundles(ns_dir: &Path) -> Result<BTreeMap<String, InputBundle>, ScanError> {
-    let mut out = BTreeMap::new();
+/// namespace refused. Never fails as a whole: an entry (or a file of a
+/// bundle) that cannot be read or is not what it should be is refused,
+/// which is an error of the resources naming it and nothing else, and an
+/// `input/certs/` that cannot be listed is [`InputCerts::unreadable`],
+/// which is an error of every resource naming TLS credentials. What is
+/// unknown is never taken for absent (absent means "generate one").
+pub fn read_bundles(ns_dir: &Path) -> InputCerts {
+    let mut out = InputCerts::default();
     let root = fs::canonicalize(ns_dir).unwrap_or_else(|_| ns_dir.to_path_buf());
     let certs = ns_dir.join("input/certs");
     let entries = match fs::read_dir(&certs) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(scan_at(&certs)(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return out,
+        Err(e) => {
+            out.unreadable = Some(e.to_string());
+            return out;
+        }
     };
     for entry in entries {
-        let entry = entry.map_err(scan_at(&certs))?;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                // The listing broke off: what it had not reached is unknown.
+                out.unreadable = Some(e.to_string());
+                break;
+            }
+        };
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
             continue;
         }
         let dir = entry.path();
-        match fs::metadata(&dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => continue,
+        // Symbolic links followed: a bundle may be a link to a directory.
+        let bundle = match fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => read_bundle(&dir, &root),
+            // A stray file is no bundle, as it always was.
+            Ok(m) if m.is_file() => continue,
+            Ok(m) => InputBundle::refused(FileRefusal::NotRegular(kind_of(m.file_type()))),
             // Removed since it was listed, or a dangling link.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(scan_at(&dir)(e)),
-        }
-        let mut bundle = InputBundle::default();
-        for file in ["tls.crt", "tls.key", "ca.crt"] {
-            let path = dir.join(file);
-            let link_meta = match fs::symlink_metadata(&path) {
-                Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    bundle.files.insert(
-                        file.to_string(),
-                        Err(FileRefusal::Unreadable(e.to_string())),
-                    );
-                    continue;
-                }
-            };
-            let result = if link_meta.file_type().is_symlink()
-                && !fs::canonicalize(&path)
-                    .map(|t| t.starts_with(&root))
-                    .unwrap_or(false)
-            {
-                Err(FileRefusal::SymlinkLeavesNamespace)
-            } else {
-                match fs::metadata(&path) {
-                    Ok(m) if m.len() > MAX_FILE_BYTES as u64 => Err(FileRefusal::TooLarge),
-                    Ok(m) => fs::read(&path)
-                        .map(|bytes| crate::certs::FileBytes {
-                            bytes,
-                            mode: m.mode() & 0o777,
-                        })
-                        .map_err(|e| FileRefusal::Unreadable(e.to_string())),
-                    Err(e) => Err(FileRefusal::Unreadable(e.to_string())),
-                }
-            };
+            // A link loop (ELOOP), a directory we may not enter...
+            Err(e) => InputBundle::refused(FileRefusal::Unreadable(e.to_string())),
+        };
+        out.bundles.insert(name, bundle);
+    }
+    out
+}
+
+/// The files of one bundle directory.
+fn read_bundle(dir: &Path, root: &Path) -> InputBundle {
+    let mut bundle = InputBundle::default();
+    for file in ["tls.crt", "tls.key", "ca.crt"] {
+        if let Some(result) = read_bundle_file(&dir.join(file), root) {
             bundle.files.insert(file.to_string(), result);
         }
-        out.insert(name, bundle);
     }
-    Ok(out)
+    bundle
+}
+
+/// One file of a bundle, `None` when there is none. A symbolic link is
+/// followed only to a target inside the namespace `root`, and the target
+/// is then opened by its resolved path without following links, so the
+/// file read is the one checked.
+fn read_bundle_file(
+    path: &Path,
+    root: &Path,
+) -> Option<Result<crate::certs::FileBytes, FileRefusal>> {
+    let link_meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(Err(FileRefusal::Unreadable(e.to_string()))),
+    };
+    let target = if link_meta.file_type().is_symlink() {
+        match fs::canonicalize(path) {
+            Ok(t) if t.starts_with(root) => t,
+            Ok(_) => return Some(Err(FileRefusal::SymlinkLeavesNamespace)),
+            // Dangling, or a loop: it names no file that can be read.
+            Err(e) => return Some(Err(FileRefusal::Unreadable(e.to_string()))),
+        }
+    } else {
+        path.to_path_buf()
+    };
+    Some(match read_regular(&target, Links::Refuse) {
+        Ok((bytes, meta)) => Ok(crate::certs::FileBytes {
+            bytes,
+            mode: meta.mode() & 0o777,
+        }),
+        Err(Refusal::NotRegular(what)) => Err(FileRefusal::NotRegular(what)),
+        Err(Refusal::TooLarge(_)) => Err(FileRefusal::TooLarge),
+        Err(Refusal::Io(e)) => Err(FileRefusal::Unreadable(e.to_string())),
+    })
 }
 
 fn scan_at(path: &Path) -> impl FnOnce(io::Error) -> ScanError + '_ {
@@ -269,9 +403,19 @@ fn scan_at(path: &Path) -> impl FnOnce(io::Error) -> ScanError + '_ {
 }
 
 /// The namespace's platform from `internal/platform.yaml`, or `default`.
+/// Read like input: a FIFO there would otherwise block every pass.
 pub fn read_platform(ns_dir: &Path, default: Platform) -> Result<Platform, String> {
-    let Ok(text) = fs::read_to_string(ns_dir.join("internal/platform.yaml")) else {
-        return Ok(default);
+    let text = match read_regular(&ns_dir.join("internal/platform.yaml"), Links::Follow) {
+        Ok((bytes, _)) => match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(_) => return Ok(default),
+        },
+        Err(Refusal::NotRegular(what)) => {
+            return Err(format!(
+                "internal/platform.yaml is {what}: not a regular file, refused"
+            ))
+        }
+        Err(_) => return Ok(default),
     };
     let value = text
         .lines()
@@ -305,10 +449,14 @@ fn read_runtime_with(
 ) -> Result<BTreeMap<String, Vec<u8>>, ScanError> {
     let mut owned = Vec::new();
     let mut listed_records = Vec::new();
-    walk(reader, &ns_dir.join("runtime"), &mut |path| {
+    walk(reader, &ns_dir.join("runtime"), &mut |path, kind| {
         let Ok(rel) = path.strip_prefix(ns_dir) else {
             return Ok(());
         };
+        if kind == EntryKind::Other {
+            // Never one skupperd wrote.
+            return Ok(());
+        }
         let rel = rel.to_string_lossy().into_owned();
         if !is_owned(&rel) {
             return Ok(());
@@ -1075,7 +1223,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(list_input_files(dir.path()).unwrap(), vec![]);
         assert!(read_runtime(dir.path()).unwrap().is_empty());
-        assert!(read_bundles(dir.path()).unwrap().is_empty());
+        assert_eq!(read_bundles(dir.path()), InputCerts::default());
     }
 
     #[test]
@@ -1221,10 +1369,233 @@ mod tests {
     }
 
     #[test]
-    fn a_file_where_input_certs_should_be_is_an_error() {
+    fn a_file_where_input_certs_should_be_makes_every_bundle_unknown_not_absent() {
         let dir = tempfile::tempdir().unwrap();
         touch(&dir.path().join("input/certs"));
-        let err = read_bundles(dir.path()).unwrap_err();
-        assert_eq!(err.path, dir.path().join("input/certs"));
+        let certs = read_bundles(dir.path());
+        assert!(certs.bundles.is_empty());
+        assert_eq!(
+            certs.get("web"),
+            Err("input/certs cannot be read: Not a directory (os error 20)".to_string())
+        );
+    }
+
+    /// Runs `f` on its own thread and fails the test when it takes longer
+    /// than a few seconds: a read that blocks is a failure, not a hang.
+    fn promptly<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading blocked")
+    }
+
+    fn mkfifo(path: &Path) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+    }
+
+    fn refusal(certs: &InputCerts, bundle: &str, file: &str) -> Option<FileRefusal> {
+        certs.bundles[bundle].files[file].clone().err()
+    }
+
+    #[test]
+    fn an_input_certs_entry_that_cannot_be_read_is_refused_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("input/certs");
+        fs::create_dir_all(&certs).unwrap();
+        std::os::unix::fs::symlink("loop", certs.join("loop")).unwrap();
+        fs::create_dir(certs.join("web")).unwrap();
+        fs::write(certs.join("web/tls.crt"), "CRT").unwrap();
+        std::os::unix::fs::symlink("missing", certs.join("web/tls.key")).unwrap();
+        std::os::unix::fs::symlink("ca.crt", certs.join("web/ca.crt")).unwrap();
+        // A stray file is no bundle; a dangling link to a bundle is none.
+        fs::write(certs.join("README"), "notes").unwrap();
+        std::os::unix::fs::symlink("missing", certs.join("gone")).unwrap();
+
+        let read = read_bundles(dir.path());
+        assert_eq!(read.unreadable, None);
+        assert_eq!(
+            read.bundles.keys().collect::<Vec<_>>(),
+            ["loop", "web"],
+            "{read:?}"
+        );
+        let why = match &read.bundles["loop"].refused {
+            Some(FileRefusal::Unreadable(why)) => why.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(why.contains("Too many levels of symbolic links"), "{why}");
+        assert!(read
+            .get("loop")
+            .unwrap_err()
+            .starts_with("input/certs/loop cannot be read: Too many levels of symbolic links"));
+        // Its neighbour is read as ever, with its own refusals.
+        let web = read.get("web").unwrap().unwrap();
+        assert_eq!(web.files["tls.crt"].as_ref().unwrap().bytes, b"CRT");
+        assert!(matches!(
+            refusal(&read, "web", "tls.key"),
+            Some(FileRefusal::Unreadable(w)) if w.contains("No such file")
+        ));
+        assert!(matches!(
+            refusal(&read, "web", "ca.crt"),
+            Some(FileRefusal::Unreadable(w)) if w.contains("Too many levels")
+        ));
+        assert_eq!(read.get("other"), Ok(None));
+    }
+
+    #[test]
+    fn bundle_links_are_read_inside_the_namespace_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("key"), "SECRET").unwrap();
+        let web = dir.path().join("input/certs/web");
+        fs::create_dir_all(&web).unwrap();
+        fs::write(dir.path().join("input/shared.crt"), "SHARED").unwrap();
+        std::os::unix::fs::symlink("../../shared.crt", web.join("tls.crt")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("key"), web.join("tls.key")).unwrap();
+        let read = read_bundles(dir.path());
+        assert_eq!(
+            read.bundles["web"].files["tls.crt"].as_ref().unwrap().bytes,
+            b"SHARED"
+        );
+        assert_eq!(
+            refusal(&read, "web", "tls.key"),
+            Some(FileRefusal::SymlinkLeavesNamespace)
+        );
+    }
+
+    #[test]
+    fn special_files_in_input_certs_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("input/certs");
+        mkfifo(&certs.join("web/tls.crt"));
+        fs::write(certs.join("web/tls.key"), "KEY").unwrap();
+        // A link inside the namespace to a FIFO is refused the same way.
+        std::os::unix::fs::symlink("tls.crt", certs.join("web/ca.crt")).unwrap();
+        mkfifo(&certs.join("pipe"));
+        let _socket = std::os::unix::net::UnixListener::bind(certs.join("sock")).unwrap();
+        fs::create_dir(certs.join("web2")).unwrap();
+        let _inner = std::os::unix::net::UnixListener::bind(certs.join("web2/tls.crt")).unwrap();
+        let ns = dir.path().to_path_buf();
+        let read = promptly(move || read_bundles(&ns));
+        let fifo = FileRefusal::NotRegular("a FIFO");
+        assert_eq!(refusal(&read, "web", "tls.crt"), Some(fifo.clone()));
+        assert_eq!(refusal(&read, "web", "ca.crt"), Some(fifo.clone()));
+        assert_eq!(
+            read.bundles["web"].files["tls.key"].as_ref().unwrap().bytes,
+            b"KEY"
+        );
+        assert_eq!(read.bundles["pipe"].refused, Some(fifo));
+        assert_eq!(
+            read.bundles["sock"].refused,
+            Some(FileRefusal::NotRegular("a socket"))
+        );
+        assert_eq!(
+            refusal(&read, "web2", "tls.crt"),
+            Some(FileRefusal::NotRegular("a socket"))
+        );
+        assert_eq!(
+            read.get("pipe"),
+            Err("input/certs/pipe is a FIFO: not a regular file, refused".to_string())
+        );
+    }
+
+    #[test]
+    fn a_fifo_as_the_platform_file_is_an_error_not_a_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        mkfifo(&dir.path().join("internal/platform.yaml"));
+        let ns = dir.path().to_path_buf();
+        assert_eq!(
+            promptly(move || read_platform(&ns, Platform::Podman)),
+            Err("internal/platform.yaml is a FIFO: not a regular file, refused".to_string())
+        );
+    }
+
+    #[test]
+    fn special_files_in_input_resources_are_listed_and_read_as_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = dir.path().join("input/resources");
+        touch(&res.join("a.yaml"));
+        mkfifo(&res.join("fifo.yaml"));
+        // Whatever its name: it is reported, not silently skipped.
+        mkfifo(&res.join("team/pipe"));
+        mkfifo(&res.join(".hidden-pipe"));
+        std::os::unix::fs::symlink("fifo.yaml", res.join("link.yaml")).unwrap();
+        let _socket = std::os::unix::net::UnixListener::bind(res.join("sock.yaml")).unwrap();
+        let ns = dir.path().to_path_buf();
+        let parsed = promptly(move || {
+            list_input_files(&ns)
+                .unwrap()
+                .into_iter()
+                .map(|(rel, path)| {
+                    let file = read_input_file(&rel, &path);
+                    (rel, file.problems)
+                })
+                .collect::<Vec<_>>()
+        });
+        let shown: Vec<(String, Vec<String>)> = parsed
+            .into_iter()
+            .map(|(rel, problems)| {
+                let texts = problems
+                    .iter()
+                    .map(|p| {
+                        assert_eq!(p.file.as_deref(), Some(rel.as_str()));
+                        assert!(!p.is_error(), "{p:?}");
+                        p.message.clone()
+                    })
+                    .collect();
+                (rel, texts)
+            })
+            .collect();
+        let warn = |rel: &str, what: &str| {
+            (
+                rel.to_string(),
+                vec![format!("{rel} is {what}: not a regular file, ignored")],
+            )
+        };
+        assert_eq!(
+            shown,
+            vec![
+                ("input/resources/a.yaml".to_string(), vec![]),
+                warn("input/resources/fifo.yaml", "a FIFO"),
+                warn("input/resources/link.yaml", "a FIFO"),
+                warn("input/resources/sock.yaml", "a socket"),
+                warn("input/resources/team/pipe", "a FIFO"),
+            ]
+        );
+    }
+
+    #[test]
+    fn big_files_are_refused_with_their_size_and_resolved_paths_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.yaml");
+        fs::write(&big, vec![b'#'; MAX_FILE_BYTES + 10]).unwrap();
+        match read_regular(&big, Links::Follow) {
+            Err(Refusal::TooLarge(n)) => assert_eq!(n, MAX_FILE_BYTES as u64 + 10),
+            other => panic!("{other:?}"),
+        }
+        let parsed = read_input_file("input/resources/big.yaml", &big);
+        assert_eq!(
+            parsed.problems[0].message,
+            format!(
+                "input/resources/big.yaml is {} bytes; files over 1 MiB are refused",
+                MAX_FILE_BYTES + 10
+            )
+        );
+        // Links are refused where the caller resolved them already.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&big, &link).unwrap();
+        match read_regular(&link, Links::Refuse) {
+            Err(Refusal::Io(e)) => assert_eq!(e.raw_os_error(), Some(40), "{e}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -23,22 +23,70 @@ pub const RESERVED_CREDS: [&str; 3] = [
 pub const SERVICE_CA: &str = "skupper-service-ca";
 pub const SITE_CA: &str = "skupper-site-ca";
 
-/// Why a file of an input bundle could not be used.
+/// Why a file of an input bundle (or the bundle's entry itself) could not
+/// be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileRefusal {
     SymlinkLeavesNamespace,
     TooLarge,
     Unreadable(String),
+    /// A FIFO, socket, device or directory where a file should be, named
+    /// with its article (`a FIFO`): never opened for reading, since that
+    /// could block or mean nothing.
+    NotRegular(&'static str),
+}
+
+impl FileRefusal {
+    /// The error of a resource that needs `path`.
+    pub fn refused(&self, path: &str) -> String {
+        match self {
+            FileRefusal::SymlinkLeavesNamespace => {
+                format!("{path} is a symbolic link that leaves the namespace; refused")
+            }
+            FileRefusal::TooLarge => format!("{path} is larger than 1 MiB; refused"),
+            FileRefusal::Unreadable(why) => format!("{path} cannot be read: {why}"),
+            FileRefusal::NotRegular(what) => {
+                format!("{path} is {what}: not a regular file, refused")
+            }
+        }
+    }
+
+    /// The warning when no resource needs `path`: the pass still says it
+    /// could not use it.
+    pub fn ignored(&self, path: &str) -> String {
+        match self {
+            FileRefusal::SymlinkLeavesNamespace => {
+                format!("{path} is a symbolic link that leaves the namespace; ignored")
+            }
+            FileRefusal::TooLarge => format!("{path} is larger than 1 MiB; ignored"),
+            FileRefusal::Unreadable(why) => format!("{path} cannot be read, ignored: {why}"),
+            FileRefusal::NotRegular(what) => {
+                format!("{path} is {what}: not a regular file, ignored")
+            }
+        }
+    }
 }
 
 /// `input/certs/<name>/` as the shell found it: each of `tls.crt`, `tls.key`
 /// and `ca.crt` that exists, read or refused.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InputBundle {
+    /// Why `input/certs/<name>` itself cannot be used (it cannot be read,
+    /// or it is a FIFO or the like): then `files` is empty and what the
+    /// bundle holds is unknown.
+    pub refused: Option<FileRefusal>,
     pub files: BTreeMap<String, Result<FileBytes, FileRefusal>>,
 }
 
 impl InputBundle {
+    /// A bundle whose entry cannot be used at all.
+    pub fn refused(why: FileRefusal) -> InputBundle {
+        InputBundle {
+            refused: Some(why),
+            files: BTreeMap::new(),
+        }
+    }
+
     /// The usable files, for the PEM checks and for copying.
     pub fn bundle_files(&self, name: &str) -> BundleFiles {
         let get = |f: &str| self.files.get(f).and_then(|r| r.as_ref().ok()).cloned();
@@ -55,10 +103,88 @@ impl InputBundle {
     }
 }
 
+/// `input/certs/` as the shell found it. One entry that cannot be read
+/// affects only the resources that name it; a directory that cannot be
+/// listed at all affects every resource naming TLS credentials, and no
+/// other.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InputCerts {
+    /// `input/certs/<name>/` bundles by name.
+    pub bundles: BTreeMap<String, InputBundle>,
+    /// Why `input/certs/` could not be listed (or not to its end): whether
+    /// a bundle not in `bundles` exists is unknown, which is not the same
+    /// as absent (absent means "generate a certificate").
+    pub unreadable: Option<String>,
+}
+
+impl InputCerts {
+    /// The bundle `name`: `Ok(None)` when there is none, `Err` with the
+    /// message for a resource that needs it when it cannot be used or
+    /// cannot be known.
+    pub fn get(&self, name: &str) -> Result<Option<&InputBundle>, String> {
+        match self.bundles.get(name) {
+            Some(b) => match &b.refused {
+                Some(why) => Err(why.refused(&format!("input/certs/{name}"))),
+                None => Ok(Some(b)),
+            },
+            None => match &self.unreadable {
+                Some(why) => Err(format!("input/certs cannot be read: {why}")),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// Whether anything of `input/certs/` could not be read or used.
+    pub fn has_refusals(&self) -> bool {
+        self.unreadable.is_some()
+            || self
+                .bundles
+                .values()
+                .any(|b| b.refused.is_some() || b.files.values().any(Result::is_err))
+    }
+
+    /// Warnings for what could not be read or used and that no resource
+    /// needs (`used`: the bundle names resources name): a pass that could
+    /// not read something says so even when nothing depends on it.
+    /// Resources that need a refused entry report it as their error.
+    pub fn unused_problems(&self, used: &BTreeSet<&str>) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut warn = |file: String, message: String| {
+            let mut p = Problem::warning(message);
+            p.file = Some(file);
+            out.push(p);
+        };
+        if let (Some(why), true) = (&self.unreadable, used.is_empty()) {
+            warn(
+                "input/certs".to_string(),
+                format!("input/certs cannot be read, so no bundle in it can be used: {why}"),
+            );
+        }
+        for (name, bundle) in &self.bundles {
+            if used.contains(name.as_str()) {
+                continue;
+            }
+            let dir = format!("input/certs/{name}");
+            if let Some(why) = &bundle.refused {
+                let message = why.ignored(&dir);
+                warn(dir.clone(), message);
+            }
+            for (file, result) in &bundle.files {
+                if let Err(why) = result {
+                    let path = format!("{dir}/{file}");
+                    let message = why.ignored(&path);
+                    warn(path, message);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// What every validator may look at besides the resource itself.
 pub struct Context<'a> {
     pub namespace: &'a str,
-    pub bundles: &'a BTreeMap<String, InputBundle>,
+    pub certs: &'a InputCerts,
     /// Names of CAs, which may not be used as a certificate bundle.
     pub ca_names: BTreeSet<String>,
     pub now: OffsetDateTime,
@@ -249,21 +375,9 @@ impl<'r> Report<'r> {
     /// Files that exist but cannot be used, each reported once.
     fn refused_files(&mut self, cred: &str, bundle: &InputBundle) {
         for (file, result) in &bundle.files {
-            let path = format!("input/certs/{cred}/{file}");
-            match result {
-                Ok(_) => {}
-                Err(FileRefusal::SymlinkLeavesNamespace) => self.error(
-                    "spec.tlsCredentials",
-                    format!("{path} is a symbolic link that leaves the namespace; refused"),
-                ),
-                Err(FileRefusal::TooLarge) => self.error(
-                    "spec.tlsCredentials",
-                    format!("{path} is larger than 1 MiB; refused"),
-                ),
-                Err(FileRefusal::Unreadable(why)) => self.error(
-                    "spec.tlsCredentials",
-                    format!("{path} is not readable: {why}"),
-                ),
+            if let Err(why) = result {
+                let path = format!("input/certs/{cred}/{file}");
+                self.error("spec.tlsCredentials", why.refused(&path));
             }
         }
     }
@@ -341,19 +455,23 @@ pub fn listener(
 
     if let Some(cred) = &spec.tls_credentials {
         if rep.credential_name(cred, cx) {
-            if let Some(bundle) = cx.bundles.get(cred) {
-                rep.refused_files(cred, bundle);
-                for required in ["tls.crt", "tls.key"] {
-                    if !bundle.has(required) {
-                        rep.error(
-                            "spec.tlsCredentials",
-                            format!("input/certs/{cred}/{required} is missing"),
-                        );
+            match cx.certs.get(cred) {
+                Err(why) => rep.error("spec.tlsCredentials", why),
+                // No bundle: a server certificate is generated from the service CA.
+                Ok(None) => {}
+                Ok(Some(bundle)) => {
+                    rep.refused_files(cred, bundle);
+                    for required in ["tls.crt", "tls.key"] {
+                        if !bundle.has(required) {
+                            rep.error(
+                                "spec.tlsCredentials",
+                                format!("input/certs/{cred}/{required} is missing"),
+                            );
+                        }
                     }
+                    rep.pem_checks(cred, bundle, cx, Some(&host));
                 }
-                rep.pem_checks(cred, bundle, cx, Some(&host));
             }
-            // No bundle: a server certificate is generated from the service CA.
         }
     }
 
@@ -414,12 +532,13 @@ pub fn connector(
         }
         Some(cred) => {
             if rep.credential_name(cred, cx) {
-                match cx.bundles.get(cred) {
-                    None => rep.error(
+                match cx.certs.get(cred) {
+                    Err(why) => rep.error("spec.tlsCredentials", why),
+                    Ok(None) => rep.error(
                         "spec.tlsCredentials",
                         format!("input/certs/{cred}/ does not exist; put the CA that signed the server's certificate in input/certs/{cred}/ca.crt"),
                     ),
-                    Some(bundle) => {
+                    Ok(Some(bundle)) => {
                         rep.refused_files(cred, bundle);
                         if !bundle.has("ca.crt") {
                             rep.error(

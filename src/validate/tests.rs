@@ -35,6 +35,26 @@ fn err(body: &str, message: &str) {
 }
 
 #[test]
+fn control_characters_from_the_input_are_shown_escaped() {
+    // YAML's own escapes put a NUL and an ESC into the host.
+    let found = problems(&format!("{L}  host: \"a\\0b\\e[2Jc\"\n  port: 8080\n"));
+    assert_eq!(
+        found,
+        vec![(
+            Severity::Error,
+            "listener \"backend\": spec.host \"a\\0b\\u{1b}[2Jc\" is not an IP address or a lower-case DNS name (a-z, 0-9, '-' and '.', at most 253 characters)".to_string()
+        )]
+    );
+    let found = problems(&format!(
+        "{L}  host: a\n  port: 8080\n  routingKey: \"k\\x07\"\n"
+    ));
+    assert!(
+        found.iter().any(|(_, m)| m == "listener \"backend\": spec.routingKey \"k\\u{7}\" contains whitespace or control characters"),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn listener_rules() {
     err("  port: 8080\n", "listener \"backend\": spec.host is required; use 0.0.0.0 to listen on all interfaces or 127.0.0.1 for this host only");
     err(
@@ -184,6 +204,7 @@ mod bundles {
 
     fn bundle(files: &[(&str, &str)]) -> InputBundle {
         InputBundle {
+            refused: None,
             files: files
                 .iter()
                 .map(|(n, t)| {
@@ -211,7 +232,7 @@ mod bundles {
 
     fn scenario(doc: &str, name: &str, b: InputBundle) -> Scenario {
         let mut s = Scenario::new();
-        s.bundles.insert(name.to_string(), b);
+        s.certs.bundles.insert(name.to_string(), b);
         s.put("r.yaml", doc);
         s
     }
@@ -304,7 +325,7 @@ mod bundles {
         let doc = format!("{L}  host: a\n  port: 8443\n  tlsCredentials: web\n");
         let mut s = scenario(&doc, "web", bundle(&[("tls.crt", &crt), ("tls.key", &key)]));
         s.pass();
-        s.bundles.insert(
+        s.certs.bundles.insert(
             "web".into(),
             bundle(&[("tls.crt", "garbage"), ("tls.key", &key)]),
         );
@@ -321,6 +342,151 @@ mod bundles {
             "{}",
             r.message
         );
+        assert!(
+            r.message.ends_with("still serving generation 1"),
+            "{}",
+            r.message
+        );
+    }
+
+    fn warnings(s: &Scenario) -> Vec<(Option<String>, String)> {
+        s.outcome()
+            .problems
+            .into_iter()
+            .filter(|p| !p.is_error())
+            .map(|p| (p.file, p.message))
+            .collect()
+    }
+
+    const LOOP: &str = "Too many levels of symbolic links (os error 40)";
+
+    #[test]
+    fn a_bundle_that_cannot_be_read_is_an_error_of_its_users_only() {
+        let doc = format!("{L}  host: a\n  port: 8443\n  tlsCredentials: loop\n");
+        let mut s = scenario(
+            &doc,
+            "loop",
+            InputBundle::refused(FileRefusal::Unreadable(LOOP.into())),
+        );
+        s.put("other.yaml", &listener("other", "0.0.0.0", "9090"));
+        let out = s.pass();
+        let errors: Vec<_> = out.problems.iter().filter(|p| p.is_error()).collect();
+        assert_eq!(errors.len(), 1, "{:?}", out.problems);
+        assert_eq!(
+            errors[0].message,
+            format!("listener \"backend\": input/certs/loop cannot be read: {LOOP}")
+        );
+        assert_eq!(errors[0].field.as_deref(), Some("spec.tlsCredentials"));
+        let r = out.resources.iter().find(|r| r.name == "backend").unwrap();
+        assert_eq!(r.status, crate::status::Phase::Error);
+        assert!(
+            r.message.contains("input/certs/loop cannot be read"),
+            "{}",
+            r.message
+        );
+        // Nothing was generated in the bundle's place; the other listener
+        // is configured as ever.
+        assert!(s.entity("tcpListener", "listener/backend").is_none());
+        assert!(!s.runtime.contains_key("runtime/certs/loop/tls.crt"));
+        assert!(s.entity("tcpListener", "listener/other").is_some());
+    }
+
+    #[test]
+    fn what_no_resource_needs_is_a_warning_naming_its_path() {
+        let mut b = InputBundle::default();
+        b.files
+            .insert("tls.crt".into(), Err(FileRefusal::NotRegular("a FIFO")));
+        let mut s = Scenario::new();
+        s.certs.bundles.insert("web".into(), b);
+        s.certs.bundles.insert(
+            "loop".into(),
+            InputBundle::refused(FileRefusal::Unreadable(LOOP.into())),
+        );
+        s.put("l.yaml", &listener("backend", "0.0.0.0", "8080"));
+        let out = s.pass();
+        assert!(
+            out.problems.iter().all(|p| !p.is_error()),
+            "{:?}",
+            out.problems
+        );
+        assert_eq!(
+            warnings(&s),
+            vec![
+                (
+                    Some("input/certs/loop".to_string()),
+                    format!("input/certs/loop cannot be read, ignored: {LOOP}")
+                ),
+                (
+                    Some("input/certs/web/tls.crt".to_string()),
+                    "input/certs/web/tls.crt is a FIFO: not a regular file, ignored".to_string()
+                ),
+            ]
+        );
+        assert!(s.entity("tcpListener", "listener/backend").is_some());
+        assert!(s
+            .text("runtime/status.yaml")
+            .contains("not a regular file, ignored"));
+    }
+
+    #[test]
+    fn a_fifo_in_a_bundle_a_listener_uses_is_its_error() {
+        let (_, key, _) = server_cert("a");
+        let doc = format!("{L}  host: a\n  port: 8443\n  tlsCredentials: web\n");
+        let mut b = bundle(&[("tls.key", &key)]);
+        b.files
+            .insert("tls.crt".into(), Err(FileRefusal::NotRegular("a FIFO")));
+        let s = scenario(&doc, "web", b);
+        assert!(messages(&s).contains(
+            &"listener \"backend\": input/certs/web/tls.crt is a FIFO: not a regular file, refused"
+                .to_string()
+        ));
+        assert_eq!(warnings(&s), vec![]);
+    }
+
+    #[test]
+    fn an_unlistable_input_certs_fails_only_resources_naming_credentials() {
+        let doc = format!("{L}  host: a\n  port: 8443\n  tlsCredentials: web\n");
+        let mut s = scenario(&doc, "unused", InputBundle::default());
+        s.certs = crate::validate::InputCerts {
+            unreadable: Some("Permission denied (os error 13)".into()),
+            ..Default::default()
+        };
+        s.put("other.yaml", &listener("other", "0.0.0.0", "9090"));
+        let out = s.pass();
+        let shown: Vec<_> = out.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            shown,
+            ["listener \"backend\": input/certs cannot be read: Permission denied (os error 13)"]
+        );
+        // Unknown is not absent: no certificate is generated for it.
+        assert!(!s.runtime.contains_key("runtime/certs/web/tls.crt"));
+        assert!(s.entity("tcpListener", "listener/other").is_some());
+
+        // With nobody naming credentials, it is a warning of the pass.
+        s.remove("r.yaml");
+        let out = s.pass();
+        assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
+        assert_eq!(out.problems[0].severity, Severity::Warning);
+        assert_eq!(
+            out.problems[0].message,
+            "input/certs cannot be read, so no bundle in it can be used: Permission denied (os error 13)"
+        );
+    }
+
+    #[test]
+    fn a_bundle_that_becomes_unreadable_keeps_its_last_accepted_copy() {
+        let (crt, key, _) = server_cert("a");
+        let doc = format!("{L}  host: a\n  port: 8443\n  tlsCredentials: web\n");
+        let mut s = scenario(&doc, "web", bundle(&[("tls.crt", &crt), ("tls.key", &key)]));
+        s.pass();
+        s.certs.bundles.insert(
+            "web".into(),
+            InputBundle::refused(FileRefusal::Unreadable(LOOP.into())),
+        );
+        let out = s.pass();
+        assert_eq!(s.text("runtime/certs/web/tls.crt"), crt);
+        assert!(s.entity("tcpListener", "listener/backend").is_some());
+        let r = out.resources.iter().find(|r| r.name == "backend").unwrap();
         assert!(
             r.message.ends_with("still serving generation 1"),
             "{}",

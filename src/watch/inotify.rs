@@ -512,7 +512,7 @@ impl State {
                 // Unreadable is not empty: announcing every namespace gone
                 // would stop their routers. The next top-level event, or
                 // the periodic resync, lists again.
-                warn!(path = %nsd.display(), error = %err, "cannot list namespaces; keeping the known ones");
+                warn!(path = %shown(&nsd), error = %err, "cannot list namespaces; keeping the known ones");
                 self.namespaces.clone()
             }
         };
@@ -594,7 +594,7 @@ impl State {
                             Err(err) => {
                                 // Unlisted is not empty: keep what is
                                 // armed below rather than disarm it.
-                                warn!(path = %dir.display(), error = %err, "cannot list directory; keeping its watches");
+                                warn!(path = %shown(&dir), error = %err, "cannot list directory; keeping its watches");
                                 seen.extend(self.armed_under(&dir));
                             }
                         }
@@ -640,7 +640,7 @@ impl State {
                 // Still a directory worth walking; the periodic resync
                 // covers what this watch would have seen.
                 if !matches!(err.kind, notify::ErrorKind::MaxFilesWatch) || !self.limit_warned {
-                    warn!(path = %path.display(), error = %err, "cannot watch directory; changes there are seen at the next resync");
+                    warn!(path = %shown(path), error = %err, "cannot watch directory; changes there are seen at the next resync");
                 }
                 self.limit_warned |= matches!(err.kind, notify::ErrorKind::MaxFilesWatch);
                 Some(false)
@@ -707,6 +707,12 @@ fn merge(
             c.merge(changed);
         }
     }
+}
+
+/// A path for the log: directory names below `input/` are the user's and
+/// may hold control characters, shown escaped.
+fn shown(path: &Path) -> String {
+    crate::problem::escape_controls(&path.to_string_lossy()).into_owned()
 }
 
 /// The identity of the directory at `path` (symbolic links followed).

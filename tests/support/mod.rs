@@ -120,6 +120,24 @@ pub fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().mode() & 0o7777
 }
 
+/// Makes a FIFO at `path` (and its directories). Nothing ever writes to
+/// it: a reader that waits for a writer waits forever.
+pub fn mkfifo(path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
+}
+
+/// How long a one-shot command may take before the test fails: a command
+/// that blocks on its input fails instead of hanging the suite.
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub const SITE: &str = "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: west\n";
 
 pub fn listener(name: &str, host: &str, port: &str) -> String {
