@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::daemon::{Daemon, Start};
-use support::tls::{der, tls_client, tls_client_with, tls_connect, tls_echo, tls_echo_server};
+use support::tls::{
+    der, pki, tls_client, tls_client_with, tls_connect, tls_echo, tls_echo_server, Pki,
+};
 use support::{echo_server, DataHome};
 
 type Outcome = Result<(), String>;
@@ -684,31 +686,19 @@ fn two_sites(router: &Path) -> Outcome {
     )
 }
 
-/// A TLS listener served with the user's bundle: the handshake verifies
-/// against the user's CA; replacing the bundle (key first, then the
-/// certificate) reaches new connections within a second through the
-/// sslProfile ordinal, with no router restart and a TLS connection opened
-/// before it still working.
-fn tls_rotation(router: &Path) -> Outcome {
-    use skupperd::certs::{Mint, RcgenMint};
-    let now = time::OffsetDateTime::now_utc();
-    let mut mint = RcgenMint;
-    let sans = ["127.0.0.1".to_string()];
-    let ca = mint.issue_ca("user-ca", now).map_err(|e| e.to_string())?;
-    let first = mint
-        .issue_leaf(&ca, "web", &sans, now)
-        .map_err(|e| e.to_string())?;
-    let second = mint
-        .issue_leaf(&ca, "web", &sans, now)
-        .map_err(|e| e.to_string())?;
+/// Site west with TLS Listener `web` (key `backend`, bundle `web` of
+/// `files`) and Connector `backend` to a local echo server, running until
+/// the Listener is Ready; answers the site, the listener's port and the
+/// bundle's directory.
+fn tls_served_site(router: &Path, files: &[(&str, &str)]) -> Result<(Site, u16, PathBuf), String> {
     let echo = echo_server();
     let port = free_port();
     let mut site = Site::new(router, &["west"]);
     let certs = site.home.ns("west").join("input/certs/web");
     std::fs::create_dir_all(&certs).map_err(|e| e.to_string())?;
-    let put = |file: &str, text: &str| support::daemon::write_by_rename(&certs.join(file), text);
-    put("tls.crt", &first.cert_pem);
-    put("tls.key", &first.key_pem);
+    for (file, text) in files {
+        support::daemon::write_by_rename(&certs.join(file), text);
+    }
     site.write(
         "west",
         "l.yaml",
@@ -721,6 +711,23 @@ fn tls_rotation(router: &Path) -> Outcome {
     );
     site.start();
     site.wait_status("west", "Listener", "web", "Ready")?;
+    Ok((site, port, certs))
+}
+
+/// A TLS listener served with the user's bundle: the handshake verifies
+/// against the user's CA; replacing the bundle (key first, then the
+/// certificate) reaches new connections within a second through the
+/// sslProfile ordinal, with no router restart and a TLS connection opened
+/// before it still working.
+fn tls_rotation(router: &Path) -> Outcome {
+    let Pki {
+        ca, first, second, ..
+    } = pki();
+    let (site, port, certs) = tls_served_site(
+        router,
+        &[("tls.crt", &first.cert_pem), ("tls.key", &first.key_pem)],
+    )?;
+    let put = |file: &str, text: &str| support::daemon::write_by_rename(&certs.join(file), text);
     let client = tls_client(&ca.cert_pem)?;
     let (mut open, leaf) = wait("a TLS handshake verified by the user's CA", || {
         tls_connect(port, &client).ok()
@@ -760,41 +767,20 @@ fn tls_rotation(router: &Path) -> Outcome {
 /// signed by it: a client without one gets nothing through, a client with
 /// one gets its bytes echoed.
 fn mutual_tls(router: &Path) -> Outcome {
-    use skupperd::certs::{Mint, RcgenMint};
-    let now = time::OffsetDateTime::now_utc();
-    let mut mint = RcgenMint;
-    let sans = ["127.0.0.1".to_string()];
-    let ca = mint.issue_ca("user-ca", now).map_err(|e| e.to_string())?;
-    let server = mint
-        .issue_leaf(&ca, "web", &sans, now)
-        .map_err(|e| e.to_string())?;
-    let client_cert = mint
-        .issue_leaf(&ca, "client", &sans, now)
-        .map_err(|e| e.to_string())?;
-    let echo = echo_server();
-    let port = free_port();
-    let mut site = Site::new(router, &["west"]);
-    let certs = site.home.ns("west").join("input/certs/web");
-    std::fs::create_dir_all(&certs).map_err(|e| e.to_string())?;
-    for (file, text) in [
-        ("tls.crt", &server.cert_pem),
-        ("tls.key", &server.key_pem),
-        ("ca.crt", &ca.cert_pem),
-    ] {
-        support::daemon::write_by_rename(&certs.join(file), text);
-    }
-    site.write(
-        "west",
-        "l.yaml",
-        &listener_yaml("web", "backend", port, "  tlsCredentials: web\n"),
-    );
-    site.write(
-        "west",
-        "c.yaml",
-        &connector_yaml("backend", "backend", echo),
-    );
-    site.start();
-    site.wait_status("west", "Listener", "web", "Ready")?;
+    let Pki {
+        ca,
+        first,
+        client: client_cert,
+        ..
+    } = pki();
+    let (_site, port, _) = tls_served_site(
+        router,
+        &[
+            ("tls.crt", &first.cert_pem),
+            ("tls.key", &first.key_pem),
+            ("ca.crt", &ca.cert_pem),
+        ],
+    )?;
     let with_cert = tls_client_with(&ca.cert_pem, Some(&client_cert))?;
     let (mut stream, _) = wait("a handshake with a client certificate", || {
         tls_connect(port, &with_cert).ok()

@@ -4,29 +4,9 @@
 
 use crate::router_live::{serial, site, wait_status, with_process_runner};
 use crate::support::daemon::{eventually, write_by_rename};
-use crate::support::tls::{der, tls_client, tls_client_with, tls_connect, tls_echo};
+use crate::support::tls::{der, pki, tls_client, tls_client_with, tls_connect, tls_echo};
 use crate::support::*;
-use skupperd::certs::{Credential, Mint, RcgenMint};
-
-struct Pki {
-    ca: Credential,
-    first: Credential,
-    second: Credential,
-    client: Credential,
-}
-
-fn pki() -> Pki {
-    let now = time::OffsetDateTime::now_utc();
-    let mut mint = RcgenMint;
-    let sans = ["127.0.0.1".to_string()];
-    let ca = mint.issue_ca("user-ca", now).unwrap();
-    Pki {
-        first: mint.issue_leaf(&ca, "web", &sans, now).unwrap(),
-        second: mint.issue_leaf(&ca, "web", &sans, now).unwrap(),
-        client: mint.issue_leaf(&ca, "client", &sans, now).unwrap(),
-        ca,
-    }
-}
+use skupperd::certs::{Mint, RcgenMint};
 
 /// A TLS listener `web` (routing key `web`) with the bundle's files and a
 /// local connector for its key to an echo server; answers the listener's

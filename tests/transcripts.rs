@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use reference_check::reference_dir;
+use reference_check::transcripts::{self, load_all, Transcript};
 use serde_json::{json, Value as Json};
 use skupperd::router::mgmt::{entity_body, read_answer, read_table};
 use skupperd::router::vanflow::{self, parse_records, read_message, NetworkView, VanflowMessage};
@@ -18,89 +18,34 @@ use skupperd_amqp::codec::{typed, Reader};
 use skupperd_amqp::message::{section_ranges, sections, CORRELATION_ID, PROPERTIES};
 use skupperd_amqp::{Message, Value};
 
-/// One recorded file.
-struct Transcript {
-    /// `NN-name.json`.
-    file: String,
-    doc: Json,
-}
-
-impl Transcript {
-    fn number(&self) -> u32 {
-        self.file[..2].parse().expect("files are numbered NN-")
-    }
-
-    fn messages(&self) -> Vec<&Json> {
-        self.doc["messages"]
-            .as_array()
-            .map(|m| m.iter().collect())
-            .unwrap_or_default()
-    }
-
-    /// The messages in one direction, in order.
-    fn messages_from(&self, dir: &str) -> Vec<&Json> {
-        self.messages()
-            .into_iter()
-            .filter(|m| m["dir"] == dir)
-            .collect()
-    }
-
-    /// Each client request with the router's answer to it, paired by
-    /// correlation-id (request and answer alternate in every file).
-    fn exchanges(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let requests = self.messages_from("client->router");
-        let answers = self.messages_from("router->client");
-        assert_eq!(requests.len(), answers.len(), "{}", self.file);
-        requests
-            .into_iter()
-            .zip(answers)
-            .map(|(q, a)| (payload(q), payload(a)))
-            .collect()
-    }
+/// Each client request with the router's answer to it, paired by
+/// correlation-id (request and answer alternate in every file).
+fn exchanges(t: &Transcript) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let requests = t.messages_from("client->router");
+    let answers = t.messages_from("router->client");
+    assert_eq!(requests.len(), answers.len(), "{}", t.file);
+    requests
+        .into_iter()
+        .zip(answers)
+        .map(|(q, a)| (payload(q), payload(a)))
+        .collect()
 }
 
 /// Every `NN-*.json` of the transcripts, in order. Fails (never skips)
 /// when the reference directory is missing.
 fn transcripts() -> Vec<Transcript> {
-    let dir = reference_dir().join("router-transcripts");
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {} ({e}); set SKUPPERD_REFERENCE_DIR to the reference directory",
-            dir.display()
-        )
-    });
-    let mut files: Vec<String> = entries
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json") && n.as_bytes().first().is_some_and(u8::is_ascii_digit))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 69, "00..68 in {}: {files:?}", dir.display());
-    files
-        .into_iter()
-        .map(|file| {
-            let text = std::fs::read_to_string(dir.join(&file)).unwrap();
-            let doc = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-            Transcript { file, doc }
-        })
-        .collect()
+    let all = load_all().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.len(), 69, "00..68 in the router transcripts");
+    all
 }
 
 fn unhex(text: &str) -> Vec<u8> {
-    assert!(text.len().is_multiple_of(2), "odd hex: {text}");
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-        .collect()
+    transcripts::unhex(text).unwrap_or_else(|| panic!("not hex: {text}"))
 }
 
 /// A message's payload: its sections' bytes, which are contiguous.
 fn payload(message: &Json) -> Vec<u8> {
-    message["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| unhex(s["hex"].as_str().unwrap()))
-        .collect()
+    transcripts::payload(message).unwrap_or_else(|| panic!("no payload in {message}"))
 }
 
 /// The payload as carried by the message's transfer frames: each frame's
@@ -288,7 +233,7 @@ fn answers() -> Vec<Answer> {
         if is_vanflow(&t) {
             continue;
         }
-        for (request, answer) in t.exchanges() {
+        for (request, answer) in exchanges(&t) {
             let (correlation, reply) = read_answer(&answer)
                 .unwrap_or_else(|e| panic!("{}: read_answer failed: {e}", t.file));
             out.push(Answer {

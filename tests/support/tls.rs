@@ -147,3 +147,26 @@ pub fn der(pem: &str) -> Vec<u8> {
         .map(|c| c.to_vec())
         .unwrap_or_default()
 }
+
+/// A user CA with two server certificates for 127.0.0.1 (a rotation's
+/// before and after) and a client certificate, minted now.
+pub struct Pki {
+    pub ca: skupperd::certs::Credential,
+    pub first: skupperd::certs::Credential,
+    pub second: skupperd::certs::Credential,
+    pub client: skupperd::certs::Credential,
+}
+
+pub fn pki() -> Pki {
+    use skupperd::certs::{Mint, RcgenMint};
+    let now = time::OffsetDateTime::now_utc();
+    let mut mint = RcgenMint;
+    let sans = ["127.0.0.1".to_string()];
+    let ca = mint.issue_ca("user-ca", now).expect("a CA");
+    Pki {
+        first: mint.issue_leaf(&ca, "web", &sans, now).expect("a leaf"),
+        second: mint.issue_leaf(&ca, "web", &sans, now).expect("a leaf"),
+        client: mint.issue_leaf(&ca, "client", &sans, now).expect("a leaf"),
+        ca,
+    }
+}

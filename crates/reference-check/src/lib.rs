@@ -20,6 +20,7 @@
 
 pub mod crd;
 pub mod router_schema;
+pub mod transcripts;
 
 pub use crd::Crds;
 pub use router_schema::{Refusal, RouterSchema};

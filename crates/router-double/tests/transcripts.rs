@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::Pki;
-use router_double::{config, reference_dir, DoubleConfig, RouterDouble};
+use reference_check::transcripts::{self, load_all, Transcript};
+use router_double::{config, DoubleConfig, RouterDouble};
 use serde_json::{json, Value as Json};
 use skupperd_amqp::codec::typed;
 use skupperd_amqp::message::section_ranges;
@@ -60,63 +61,14 @@ fn recorded_config(mgmt: u16, backend: u16) -> String {
 // ---------------------------------------------------------------------------
 // Transcripts
 
-struct Transcript {
-    number: u32,
-    file: String,
-    doc: Json,
-}
-
 fn transcripts() -> Vec<Transcript> {
-    let dir = reference_dir().join("router-transcripts");
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {} ({e}); set SKUPPERD_REFERENCE_DIR to the reference directory",
-            dir.display()
-        )
-    });
-    let mut files: Vec<String> = entries
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json") && n.as_bytes().first().is_some_and(u8::is_ascii_digit))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 69, "00..68 in {}", dir.display());
-    files
-        .into_iter()
-        .map(|file| {
-            let doc = serde_json::from_str(&std::fs::read_to_string(dir.join(&file)).unwrap())
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
-            Transcript {
-                number: file[..2].parse().unwrap(),
-                file,
-                doc,
-            }
-        })
-        .collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-        .collect()
+    let all = load_all().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.len(), 69, "00..68 in the router transcripts");
+    all
 }
 
 fn payload(message: &Json) -> Vec<u8> {
-    message["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| unhex(s["hex"].as_str().unwrap()))
-        .collect()
-}
-
-fn messages<'a>(t: &'a Transcript, dir: &str) -> Vec<&'a Json> {
-    t.doc["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["dir"] == dir)
-        .collect()
+    transcripts::payload(message).unwrap_or_else(|| panic!("no payload in {message}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -732,11 +684,11 @@ async fn the_double_answers_every_recorded_management_request_like_the_router() 
     let mut used = Used::new();
     let mut compared = 0;
     for t in &transcripts {
-        if t.number == 0 || t.number == 65 {
+        if t.number() == 0 || t.number() == 65 {
             continue;
         }
         // What happened between the recorded exchanges (the descriptions).
-        match t.number {
+        match t.number() {
             45 => {
                 let back = round_trip(backend_port, b"ping");
                 assert_eq!(back, b"", "nothing listens behind the connector");
@@ -751,7 +703,7 @@ async fn the_double_answers_every_recorded_management_request_like_the_router() 
             _ => {}
         }
         let mut small;
-        let (client, subs) = if t.number == 64 {
+        let (client, subs) = if t.number() == 64 {
             small = connect(mgmt_port, &pki, "mgmt-client-small-frames", 512).await;
             let mut s = Substitutions { pairs: Vec::new() };
             s.add(
@@ -769,8 +721,8 @@ async fn the_double_answers_every_recorded_management_request_like_the_router() 
                 },
             )
         };
-        let requests = messages(t, "client->router");
-        let answers = messages(t, "router->client");
+        let requests = t.messages_from("client->router");
+        let answers = t.messages_from("router->client");
         assert_eq!(requests.len(), answers.len(), "{}", t.file);
         for (i, (request, answer)) in requests.into_iter().zip(answers).enumerate() {
             let recorded_request = payload(request);
@@ -783,7 +735,7 @@ async fn the_double_answers_every_recorded_management_request_like_the_router() 
                 failures.insert(format!("{}#{i}", t.file), diffs);
             }
         }
-        if t.number == 64 {
+        if t.number() == 64 {
             client.connection.close().await;
         }
     }
@@ -820,8 +772,8 @@ async fn the_double_answers_every_recorded_management_request_like_the_router() 
 fn the_comparison_sees_what_differs() {
     let transcripts = transcripts();
     let answer = |n: u32| {
-        let t = transcripts.iter().find(|t| t.number == n).unwrap();
-        payload(messages(t, "router->client")[0])
+        let t = transcripts.iter().find(|t| t.number() == n).unwrap();
+        payload(t.messages_from("router->client")[0])
     };
     let none = Substitutions { pairs: Vec::new() };
     let mut used = Used::new();
