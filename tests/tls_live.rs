@@ -3,8 +3,8 @@
 //! that new connections see while one opened before stays up.
 
 use crate::router_live::{serial, site, wait_status, with_process_runner};
-use crate::support::daemon::{eventually, write_by_rename};
-use crate::support::tls::{der, pki, tls_client, tls_client_with, tls_connect, tls_echo};
+use crate::support::daemon::{eventually, write_by_rename, Daemon};
+use crate::support::tls::{der, pki, tls_client, tls_client_with, tls_connect, tls_echo, Pki};
 use crate::support::*;
 use skupperd::certs::{Mint, RcgenMint};
 
@@ -86,10 +86,9 @@ fn a_rotated_bundle_reaches_new_connections_and_open_ones_stay() {
     d.stop();
 }
 
-#[test]
-fn a_bundle_with_a_ca_refuses_clients_without_a_certificate() {
-    let _one = serial();
-    let pki = pki();
+/// [`tls_site`] with the CA in the bundle (mutual TLS), served by
+/// `skupperd run` until the listener is Ready.
+fn mutual_site(pki: &Pki) -> (DataHome, u16, Daemon) {
     let home = DataHome::new();
     let port = tls_site(
         &home,
@@ -99,8 +98,16 @@ fn a_bundle_with_a_ca_refuses_clients_without_a_certificate() {
             ("ca.crt", &pki.ca.cert_pem),
         ],
     );
-    let mut d = with_process_runner(&home);
+    let d = with_process_runner(&home);
     wait_status(&d, &home, "Listener", "web", "status: Ready");
+    (home, port, d)
+}
+
+#[test]
+fn a_bundle_with_a_ca_refuses_clients_without_a_certificate() {
+    let _one = serial();
+    let pki = pki();
+    let (_home, port, mut d) = mutual_site(&pki);
     let with_cert = tls_client_with(&pki.ca.cert_pem, Some(&pki.client)).unwrap();
     let (mut stream, _) = eventually(
         "a handshake with a client certificate",
@@ -181,17 +188,7 @@ fn a_changed_client_ca_is_enforced_for_new_connections() {
     let new_client = mint
         .issue_leaf(&new_ca, "client", &["127.0.0.1".to_string()], now)
         .unwrap();
-    let home = DataHome::new();
-    let port = tls_site(
-        &home,
-        &[
-            ("tls.crt", &pki.first.cert_pem),
-            ("tls.key", &pki.first.key_pem),
-            ("ca.crt", &pki.ca.cert_pem),
-        ],
-    );
-    let mut d = with_process_runner(&home);
-    wait_status(&d, &home, "Listener", "web", "status: Ready");
+    let (home, port, mut d) = mutual_site(&pki);
     let old_client = tls_client_with(&pki.ca.cert_pem, Some(&pki.client)).unwrap();
     let (mut open, _) = eventually(
         "a handshake with a client of the first CA",

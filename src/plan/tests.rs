@@ -756,8 +756,8 @@ mod rotation {
             .and_then(serde_json::Value::as_u64)
     }
 
-    #[test]
-    fn a_changed_bundle_raises_its_profiles_ordinal_once() {
+    /// A listener `web` with bundle `web` (certificate 1), after one pass.
+    fn tls_listener() -> Scenario {
         let mut s = Scenario::new();
         s.put(
             "l.yaml",
@@ -768,6 +768,12 @@ mod rotation {
             .bundles
             .insert("web".into(), bundle(1, &["127.0.0.1"]));
         s.pass();
+        s
+    }
+
+    #[test]
+    fn a_changed_bundle_raises_its_profiles_ordinal_once() {
+        let mut s = tls_listener();
         assert_eq!(
             ordinal(&s, "web"),
             None,
@@ -803,16 +809,7 @@ mod rotation {
 
     #[test]
     fn a_bundle_whose_key_does_not_match_keeps_the_old_files_and_ordinal() {
-        let mut s = Scenario::new();
-        s.put(
-            "l.yaml",
-            &listener("web", "127.0.0.1", "8443")
-                .replace("port: 8443", "port: 8443\n  tlsCredentials: web"),
-        );
-        s.certs
-            .bundles
-            .insert("web".into(), bundle(1, &["127.0.0.1"]));
-        s.pass();
+        let mut s = tls_listener();
         let served = s.text("runtime/certs/web/tls.crt");
         // The certificate written before its key: the pair does not match.
         let mut half = bundle(1, &["127.0.0.1"]);
