@@ -21,7 +21,7 @@ mod keys;
 mod pem;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::net::IpAddr;
 

@@ -3,8 +3,12 @@
 //! Keys and certificates in formats rcgen cannot produce with the ring
 //! provider (RSA, SEC1, P-521, encrypted keys) are fixtures in `testdata/`,
 //! made once with OpenSSL (see its README); everything else is minted here.
+//! [`fixtures`] makes RSA (PKCS#1, PKCS#8), ECDSA (PKCS#8, SEC1) and
+//! chained bundles when the tests run, for tests that need certificates
+//! with chosen dates and SANs; no further private key is committed.
 
 mod bundle;
+pub(crate) mod fixtures;
 mod issue;
 mod keys;
 
