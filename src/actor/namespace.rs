@@ -60,6 +60,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, info_span, warn, Instrument as _, Span};
 
+/// Bundle directories by name (`input/certs/` or `input/issuers/`).
+type Bundles = BTreeMap<String, InputBundle>;
+
 /// Why an actor ended abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum ActorError {
@@ -88,6 +91,8 @@ pub struct Context {
     pub namespaces_dir: PathBuf,
     pub default_platform: Platform,
     pub hostname: String,
+    /// The renewal window (`renew_before_days`).
+    pub renew_before: time::Duration,
     /// How routers are started.
     pub runner: super::router::RunnerChoice,
     pub ports: SharedPorts,
@@ -444,7 +449,7 @@ impl State {
             debug!("the namespace directory is gone; pass skipped");
             return Ok(PassResult::Skipped);
         }
-        let (stats, bundles) = match self.read(trigger) {
+        let (stats, bundles, issuers) = match self.read(trigger) {
             Ok(read) => read,
             Err(e) => {
                 self.scan_failed(&e);
@@ -466,6 +471,8 @@ impl State {
             now: time::OffsetDateTime::now_utc(),
             files: self.cache.files(),
             bundles: &bundles,
+            issuers: &issuers,
+            renew_before: self.ctx.renew_before,
             runtime: &self.runtime,
             prior: &self.prior,
             router: self.router.clone(),
@@ -529,10 +536,7 @@ impl State {
 
     /// The runtime files (when they are due) and the input, or the first
     /// part that could not be read.
-    fn read(
-        &mut self,
-        trigger: Trigger,
-    ) -> Result<(ScanStats, BTreeMap<String, InputBundle>), ScanError> {
+    fn read(&mut self, trigger: Trigger) -> Result<(ScanStats, Bundles, Bundles), ScanError> {
         if !self.loaded {
             // Records are listed, then read, parsed and dropped one by one.
             self.runtime = fsio::read_runtime_hollow(&self.ns_dir)?;
@@ -556,7 +560,8 @@ impl State {
         }
         let stats = self.cache.scan(&self.ns_dir)?;
         let bundles = fsio::read_bundles(&self.ns_dir)?;
-        Ok((stats, bundles))
+        let issuers = fsio::read_issuers(&self.ns_dir)?;
+        Ok((stats, bundles, issuers))
     }
 
     /// Unreadable is not empty: reconciling now would delete what the

@@ -17,6 +17,7 @@ pub struct Loaded {
     pub name: String,
     pub files: BTreeMap<String, crate::resources::DecodedFile>,
     pub bundles: BTreeMap<String, crate::validate::InputBundle>,
+    pub issuers: BTreeMap<String, crate::validate::InputBundle>,
     pub runtime: BTreeMap<String, Vec<u8>>,
     pub platform: Result<Platform, String>,
 }
@@ -59,6 +60,7 @@ pub fn load(ns_dir: &Path) -> Result<Loaded> {
     Ok(Loaded {
         files,
         bundles: fsio::read_bundles(&ns_dir).context(UNKNOWN)?,
+        issuers: fsio::read_issuers(&ns_dir).context(UNKNOWN)?,
         runtime: fsio::read_runtime(&ns_dir).context(UNKNOWN)?,
         platform: fsio::read_platform(&ns_dir, default_platform()),
         name,
@@ -81,6 +83,9 @@ fn inputs<'a>(
         now: time::OffsetDateTime::now_utc(),
         files: &l.files,
         bundles: &l.bundles,
+        issuers: &l.issuers,
+        // One-off commands read no daemon configuration: the default window.
+        renew_before: crate::certs::DEFAULT_RENEW_BEFORE,
         runtime: &l.runtime,
         prior,
         router: RouterState {

@@ -31,8 +31,9 @@ pub enum FileRefusal {
     Unreadable(String),
 }
 
-/// `input/certs/<name>/` as the shell found it: each of `tls.crt`, `tls.key`
-/// and `ca.crt` that exists, read or refused.
+/// `input/certs/<name>/` (or `input/issuers/<name>/`) as the shell found
+/// it: each of `tls.crt`, `tls.key` and `ca.crt` that exists, read or
+/// refused.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InputBundle {
     pub files: BTreeMap<String, Result<FileBytes, FileRefusal>>,
@@ -41,9 +42,15 @@ pub struct InputBundle {
 impl InputBundle {
     /// The usable files, for the PEM checks and for copying.
     pub fn bundle_files(&self, name: &str) -> BundleFiles {
+        self.files_at(format!("input/certs/{name}"))
+    }
+
+    /// The usable files, with messages naming them under `dir` (relative
+    /// to the namespace directory, e.g. `input/issuers/my-ca`).
+    pub fn files_at(&self, dir: String) -> BundleFiles {
         let get = |f: &str| self.files.get(f).and_then(|r| r.as_ref().ok()).cloned();
         BundleFiles {
-            dir: format!("input/certs/{name}"),
+            dir,
             tls_crt: get("tls.crt"),
             tls_key: get("tls.key"),
             ca_crt: get("ca.crt"),
@@ -62,6 +69,8 @@ pub struct Context<'a> {
     /// Names of CAs, which may not be used as a certificate bundle.
     pub ca_names: BTreeSet<String>,
     pub now: OffsetDateTime,
+    /// The renewal window: bundle leaves expiring within it are warned about.
+    pub renew_before: time::Duration,
 }
 
 /// A usable Listener.
@@ -248,29 +257,15 @@ impl<'r> Report<'r> {
 
     /// Files that exist but cannot be used, each reported once.
     fn refused_files(&mut self, cred: &str, bundle: &InputBundle) {
-        for (file, result) in &bundle.files {
-            let path = format!("input/certs/{cred}/{file}");
-            match result {
-                Ok(_) => {}
-                Err(FileRefusal::SymlinkLeavesNamespace) => self.error(
-                    "spec.tlsCredentials",
-                    format!("{path} is a symbolic link that leaves the namespace; refused"),
-                ),
-                Err(FileRefusal::TooLarge) => self.error(
-                    "spec.tlsCredentials",
-                    format!("{path} is larger than 1 MiB; refused"),
-                ),
-                Err(FileRefusal::Unreadable(why)) => self.error(
-                    "spec.tlsCredentials",
-                    format!("{path} is not readable: {why}"),
-                ),
-            }
+        for message in refusals(&format!("input/certs/{cred}"), bundle) {
+            self.error("spec.tlsCredentials", message);
         }
     }
 
     /// The PEM checks of resources.md 9, reported on this resource.
     fn pem_checks(&mut self, cred: &str, bundle: &InputBundle, cx: &Context, host: Option<&str>) {
-        for finding in certs::check_bundle(&bundle.bundle_files(cred), cx.now, host) {
+        let files = bundle.bundle_files(cred);
+        for finding in certs::check_bundle(&files, cx.now, host, cx.renew_before) {
             match finding.severity {
                 Severity::Error => self.error("spec.tlsCredentials", finding.message),
                 Severity::Warning => self.warning("spec.tlsCredentials", finding.message),
@@ -286,6 +281,26 @@ impl<'r> Report<'r> {
             );
         }
     }
+}
+
+/// Why each file of `bundle` (found under `dir`) that exists cannot be
+/// used, in file order.
+pub fn refusals(dir: &str, bundle: &InputBundle) -> Vec<String> {
+    bundle
+        .files
+        .iter()
+        .filter_map(|(file, result)| {
+            let path = format!("{dir}/{file}");
+            match result {
+                Ok(_) => None,
+                Err(FileRefusal::SymlinkLeavesNamespace) => Some(format!(
+                    "{path} is a symbolic link that leaves the namespace; refused"
+                )),
+                Err(FileRefusal::TooLarge) => Some(format!("{path} is larger than 1 MiB; refused")),
+                Err(FileRefusal::Unreadable(why)) => Some(format!("{path} is not readable: {why}")),
+            }
+        })
+        .collect()
 }
 
 const OBSERVERS: [&str; 4] = ["auto", "none", "http1", "http2"];

@@ -353,9 +353,9 @@ pub(crate) fn around(now: OffsetDateTime, days_left: i64) -> (OffsetDateTime, Of
 
 #[cfg(test)]
 mod tests {
-    use super::super::{bundle, errors, file, key_file, NOW};
+    use super::super::{bundle, check_bundle, errors, file, key_file, NOW};
     use super::*;
-    use crate::certs::check_bundle;
+    use crate::certs::leaf_info;
 
     fn all() -> Vec<(&'static str, Bundle)> {
         let (from, to) = around(NOW, 400);
@@ -400,6 +400,9 @@ mod tests {
                 vec![],
                 "{name}"
             );
+            let info = leaf_info(b.tls_crt.as_bytes()).unwrap();
+            assert_eq!(info.subject, "CN=fixture-leaf", "{name}");
+            assert_eq!(info.serial.len(), 32, "{name}: 16 bytes of hex");
         }
         assert_eq!(made[4].1.tls_crt.matches("BEGIN CERTIFICATE").count(), 2);
         for (i, (a, x)) in made.iter().enumerate() {
