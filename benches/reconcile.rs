@@ -41,6 +41,8 @@ fn pass(
         now: time::OffsetDateTime::now_utc(),
         files: parsed,
         certs: &certs,
+        issuers: &certs,
+        renew_before: skupperd::certs::DEFAULT_RENEW_BEFORE,
         runtime,
         prior,
         router: RouterState::default(),

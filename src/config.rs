@@ -48,9 +48,16 @@ pub fn default_router_image() -> String {
 pub const MAX_MS: u64 = 86_400_000;
 /// Upper bound for `resync_interval_s`: one day.
 pub const MAX_S: u64 = 86_400;
+/// Bounds of `renew_before_days`. At least a day, so a renewal is never
+/// left to the last moment; at most a year, well below the 5-year life of
+/// a generated leaf: a window as long as a certificate's life would issue
+/// it again on every pass.
+pub const RENEW_BEFORE_DAYS: std::ops::RangeInclusive<u64> = 1..=365;
+/// `renew_before_days` when unset (resources.md 9: 30 days).
+pub const DEFAULT_RENEW_BEFORE_DAYS: u32 = 30;
 
 /// Every key of the config file, in the order the packaged file lists them.
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; 16] = [
     "data_home",
     "log_level",
     "default_platform",
@@ -66,6 +73,7 @@ pub const KEYS: [&str; 15] = [
     "max_delay_ms",
     "resync_interval_s",
     "site_grace_period_ms",
+    "renew_before_days",
 ];
 
 /// The environment variable that may set a key, if any.
@@ -198,6 +206,10 @@ pub struct Settings {
     /// [default: 2000]
     #[arg(long, value_name = "MS")]
     pub site_grace_period_ms: Option<u64>,
+    /// Days before expiry that generated certificates are renewed and user
+    /// certificates warned about, 1-365 [default: 30]
+    #[arg(long, value_name = "DAYS")]
+    pub renew_before_days: Option<u64>,
 }
 
 /// The settings flags of `skupperd run` (and of any subcommand that needs
@@ -312,6 +324,10 @@ pub struct Config {
     /// How long a namespace may lack a Site before its router is stopped,
     /// so that an editor's save never restarts a site; live.
     pub site_grace_period: Duration,
+    /// What skupperd issued is issued again this many days before it
+    /// expires; user certificates expiring within as many days are warned
+    /// about. Applies after a restart.
+    pub renew_before_days: u32,
 }
 
 /// One key whose value differs between two configurations.
@@ -445,6 +461,7 @@ impl Config {
                 "site_grace_period_ms",
                 self.site_grace_period.as_millis().to_string(),
             ),
+            ("renew_before_days", self.renew_before_days.to_string()),
         ]
     }
 }

@@ -939,3 +939,54 @@ fn unreadable_certs_and_fifos_fail_only_their_users_and_later_changes_apply() {
     );
     assert!(d.stop().success(), "{log}");
 }
+
+#[test]
+fn an_expiring_bundle_is_logged_once_a_day_not_per_pass_or_per_resource() {
+    use skupperd::certs::{MemoMint, Mint};
+    let home = DataHome::new();
+    home.sample("west");
+    // A leaf with about 35 days left: inside a 40-day window, outside the
+    // default 30 days.
+    let now = time::OffsetDateTime::now_utc();
+    let mut mint = MemoMint::new(77);
+    let ca = mint
+        .issue_ca("expiring-ca", now - time::Duration::days(1))
+        .unwrap();
+    let leaf = mint
+        .issue_leaf(
+            &ca,
+            "web",
+            &["127.0.0.1".to_string()],
+            now - time::Duration::days(5 * 365 + 1) + time::Duration::days(35),
+        )
+        .unwrap();
+    home.write("west", "input/certs/web/tls.crt", &leaf.cert_pem);
+    let key = home.write("west", "input/certs/web/tls.key", &leaf.key_pem);
+    fs::set_permissions(key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    for (name, port) in [("web", "8443"), ("web2", "8444")] {
+        home.write(
+            "west",
+            &format!("input/resources/{name}.yaml"),
+            &format!(
+                "{}  tlsCredentials: web\n",
+                listener(name, "127.0.0.1", port)
+            ),
+        );
+    }
+    let mut d = Start::new(&home)
+        .arg("--renew-before-days=40")
+        .arg("--resync-interval-s=1")
+        .spawn();
+    // The startup pass and three resyncs.
+    d.wait_count("reconcile pass", 4);
+    let needle = "input/certs/web/tls.crt expires on";
+    assert_eq!(d.count(needle), 1, "{}", d.log());
+    assert!(d.log().contains("(repeated once a day)"), "{}", d.log());
+    let status = fs::read_to_string(ns_path(&home, "west").join("runtime/status.yaml")).unwrap();
+    assert_eq!(
+        status.matches(needle).count(),
+        2,
+        "one per listener: {status}"
+    );
+    assert!(d.stop().success(), "{}", d.log());
+}

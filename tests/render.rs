@@ -246,6 +246,74 @@ fn a_symlinked_key_outside_the_namespace_is_refused() {
 }
 
 #[test]
+fn a_user_issuer_signs_generated_certificates_and_status_names_them() {
+    use skupperd::certs::{leaf_info, MemoMint, Mint};
+    let home = DataHome::new();
+    home.sample("west");
+    home.write(
+        "west",
+        "input/resources/gen.yaml",
+        &format!(
+            "{}  tlsCredentials: gen-tls\n",
+            listener("gen", "127.0.0.1", "9443")
+        ),
+    );
+    let now = time::OffsetDateTime::now_utc();
+    let ca = MemoMint::new(41)
+        .issue_ca("Example Services CA", now)
+        .unwrap();
+    home.write(
+        "west",
+        "input/issuers/skupper-service-ca/tls.crt",
+        &ca.cert_pem,
+    );
+    let key = home.write(
+        "west",
+        "input/issuers/skupper-service-ca/tls.key",
+        &ca.key_pem,
+    );
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    render(&home, "west").code(0);
+    assert_eq!(
+        home.read("west", "runtime/certs/gen-tls/ca.crt"),
+        ca.cert_pem
+    );
+    let served = home.read("west", "runtime/certs/gen-tls/tls.crt");
+    let serial = leaf_info(served.as_bytes()).unwrap().serial;
+    let record = home.read("west", "runtime/resources/Listener-gen.yaml");
+    assert!(
+        record.contains(&format!("skupperd.io/certificate: '{{\"profile\":\"gen-tls\",\"file\":\"runtime/certs/gen-tls/tls.crt\",\"subject\":\"CN=gen-tls\",\"serial\":\"{serial}\"")),
+        "{record}"
+    );
+    let status = home.read("west", "runtime/status.yaml");
+    assert!(
+        status.contains(&format!("- profile: gen-tls\n  file: runtime/certs/gen-tls/tls.crt\n  subject: \"CN=gen-tls\"\n  serial: \"{serial}\"\n")),
+        "{status}"
+    );
+
+    // A key that is not the CA's: `check` says so, and `render` keeps the
+    // certificate it made.
+    let other = MemoMint::new(42).issue_ca("Other", now).unwrap();
+    home.write(
+        "west",
+        "input/issuers/skupper-service-ca/tls.key",
+        &other.key_pem,
+    );
+    let out = skupperd()
+        .arg("check")
+        .arg(home.ns("west"))
+        .assert()
+        .code(1);
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.contains("error: issuer \"skupper-service-ca\": input/issuers/skupper-service-ca/tls.key: tls.key does not match tls.crt"),
+        "{text}"
+    );
+    render(&home, "west").code(1);
+    assert_eq!(home.read("west", "runtime/certs/gen-tls/tls.crt"), served);
+}
+
+#[test]
 fn status_prints_the_listener_table() {
     let home = DataHome::new();
     home.sample("west");

@@ -10,6 +10,7 @@
 //! and what to put in `STATUS=`.
 
 pub mod cache;
+pub mod expiry;
 pub mod namespace;
 pub mod router;
 pub mod supervisor;

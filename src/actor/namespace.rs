@@ -91,6 +91,8 @@ pub struct Context {
     pub namespaces_dir: PathBuf,
     pub default_platform: Platform,
     pub hostname: String,
+    /// The renewal window (`renew_before_days`).
+    pub renew_before: time::Duration,
     /// How routers are started.
     pub runner: super::router::RunnerChoice,
     pub ports: SharedPorts,
@@ -165,6 +167,8 @@ struct State {
     scan_failure: Option<String>,
     /// The platform the last pass read, for the router side.
     platform: Option<Platform>,
+    /// Which expiring user certificates were logged when.
+    expiry_log: super::expiry::ExpiryLog,
 }
 
 /// Runs the actor of namespace `name` until it is stopped, its directory
@@ -265,6 +269,7 @@ impl Actor {
                 router: RouterState::default(),
                 scan_failure: None,
                 platform: None,
+                expiry_log: super::expiry::ExpiryLog::new(),
             }),
             name,
             coalescer: Coalescer::new(intervals.quiet_window, coalescer_max(&intervals)),
@@ -447,7 +452,7 @@ impl State {
             debug!("the namespace directory is gone; pass skipped");
             return Ok(PassResult::Skipped);
         }
-        let (stats, certs) = match self.read(trigger) {
+        let (stats, certs, issuers) = match self.read(trigger) {
             Ok(read) => read,
             Err(e) => {
                 self.scan_failed(&e);
@@ -460,15 +465,18 @@ impl State {
         let read_ms = started.elapsed().as_millis();
         let platform = fsio::read_platform(&self.ns_dir, self.ctx.default_platform);
         self.platform = platform.clone().ok();
+        let wall_now = time::OffsetDateTime::now_utc();
         let inputs = Inputs {
             namespace: &self.name,
             namespace_path: &self.ns_path,
             platform,
             hostname: &self.ctx.hostname,
             version: env!("CARGO_PKG_VERSION"),
-            now: time::OffsetDateTime::now_utc(),
+            now: wall_now,
             files: self.cache.files(),
             certs: &certs,
+            issuers: &issuers,
+            renew_before: self.ctx.renew_before,
             runtime: &self.runtime,
             prior: &self.prior,
             router: self.router.clone(),
@@ -515,7 +523,7 @@ impl State {
         }
         let apply_ms = t.elapsed().as_millis();
         let (written, removed) = (outcome.writes.len(), outcome.deletes.len());
-        self.absorb(outcome);
+        self.absorb(outcome, wall_now);
         self.passes += 1;
         let elapsed_ms = started.elapsed().as_millis();
         let message = format!(
@@ -532,7 +540,7 @@ impl State {
 
     /// The runtime files (when they are due) and the input, or the first
     /// part that could not be read.
-    fn read(&mut self, trigger: Trigger) -> Result<(ScanStats, InputCerts), ScanError> {
+    fn read(&mut self, trigger: Trigger) -> Result<(ScanStats, InputCerts, InputCerts), ScanError> {
         if !self.loaded {
             // Records are listed, then read, parsed and dropped one by one.
             self.runtime = fsio::read_runtime_hollow(&self.ns_dir)?;
@@ -558,7 +566,8 @@ impl State {
         // Never a reason to skip the pass: what cannot be read there is
         // an error of the resources that need it (and a warning if none).
         let certs = fsio::read_bundles(&self.ns_dir);
-        Ok((stats, certs))
+        let issuers = fsio::read_issuers(&self.ns_dir);
+        Ok((stats, certs, issuers))
     }
 
     /// Unreadable is not empty: reconciling now would delete what the
@@ -580,9 +589,9 @@ impl State {
     }
 
     /// Takes an applied outcome in: runtime bytes, prior state, statuses.
-    fn absorb(&mut self, mut outcome: Outcome) {
+    fn absorb(&mut self, mut outcome: Outcome, now: time::OffsetDateTime) {
         let first = self.passes == 0;
-        self.log_changes(&mut outcome, first);
+        self.log_changes(&mut outcome, first, now);
         let Outcome {
             writes,
             deletes,
@@ -606,8 +615,9 @@ impl State {
         self.site_active = site_active;
     }
 
-    /// Status changes once at INFO, new input problems once at WARN.
-    fn log_changes(&mut self, outcome: &mut Outcome, first: bool) {
+    /// Status changes once at INFO, new input problems once at WARN,
+    /// user certificates close to their end once a day each.
+    fn log_changes(&mut self, outcome: &mut Outcome, first: bool, now: time::OffsetDateTime) {
         let resources = std::mem::take(&mut outcome.resources);
         let mut summary = NsSummary::default();
         for r in &resources {
@@ -661,13 +671,29 @@ impl State {
             }
             old.for_each(removed);
         }
+        for e in self.expiry_log.due(&outcome.expiring, now) {
+            warn!(
+                file = %e.file,
+                "warning: {}; replace it before then (repeated once a day)",
+                e.message
+            );
+        }
+        // The problems that carry those warnings (one per resource using
+        // the certificate) are left to the once-a-day line.
+        let about_expiry = |p: &Problem| {
+            !p.is_error()
+                && outcome
+                    .expiring
+                    .iter()
+                    .any(|e| p.message.ends_with(&e.message))
+        };
         for p in &outcome.problems {
             if p.is_error() {
                 summary.errors += 1;
             } else {
                 summary.warnings += 1;
             }
-            if self.problems.contains(p) {
+            if self.problems.contains(p) || about_expiry(p) {
                 continue;
             }
             let severity = if p.is_error() { "error" } else { "warning" };

@@ -15,16 +15,21 @@ use super::{info_of, BundleFiles, Finding, LeafInfo, Severity};
 
 /// Clock skew tolerated between this host and whoever issued a certificate.
 pub(crate) const SKEW: Duration = Duration::minutes(5);
-/// A certificate expiring sooner than this gets a warning (and a generated
-/// one is re-issued).
-pub(crate) const EXPIRY_WARNING: Duration = Duration::days(30);
+/// The renewal window when none is configured (resources.md 9): a user
+/// certificate expiring sooner than this gets a warning, and a generated
+/// one is re-issued.
+pub const DEFAULT_RENEW_BEFORE: Duration = Duration::days(30);
 
 /// Runs the PEM checks over the present files of `files`. `listener_host`
 /// is the Listener's `spec.host` when the bundle serves a Listener.
+/// `renew_before` is the renewal window (`renew_before_days`): a leaf that
+/// expires within it gets the "expires on" warning, the same window in
+/// which skupperd renews what it issued itself.
 pub fn check_bundle(
     files: &BundleFiles,
     now: OffsetDateTime,
     listener_host: Option<&str>,
+    renew_before: Duration,
 ) -> Vec<Finding> {
     let mut out = Findings::default();
     let crt_path = files.path("tls.crt");
@@ -39,7 +44,7 @@ pub fn check_bundle(
                 if let Some(cert) = ders.first().and_then(|der| parse_der(der).ok()) {
                     let info = info_of(&cert);
                     check_validity(&mut out, &crt_path, &info, now);
-                    check_expiring(&mut out, &crt_path, &info, now);
+                    check_expiring(&mut out, &crt_path, &info, now, renew_before);
                     if let Some(host) = listener_host {
                         check_host(&mut out, &crt_path, &cert, &info, host);
                     }
@@ -101,11 +106,22 @@ impl Findings {
 
     /// `rest` follows the file path directly: it starts with a space or a colon.
     fn push(&mut self, severity: Severity, file: &str, rest: String) {
+        self.push_finding(severity, file, rest, None);
+    }
+
+    fn push_finding(
+        &mut self,
+        severity: Severity,
+        file: &str,
+        rest: String,
+        not_after: Option<OffsetDateTime>,
+    ) {
         let separator = if rest.starts_with(':') { "" } else { " " };
         let finding = Finding {
             severity,
             file: file.to_string(),
             message: format!("{file}{separator}{rest}"),
+            not_after,
         };
         if !self.0.contains(&finding) {
             self.0.push(finding);
@@ -125,20 +141,91 @@ fn check_validity(out: &mut Findings, file: &str, info: &LeafInfo, now: OffsetDa
     }
 }
 
-fn check_expiring(out: &mut Findings, file: &str, info: &LeafInfo, now: OffsetDateTime) {
+fn check_expiring(
+    out: &mut Findings,
+    file: &str,
+    info: &LeafInfo,
+    now: OffsetDateTime,
+    renew_before: Duration,
+) {
     let left = info.not_after - now;
     // An expired certificate already has its error; within the skew it
     // still counts as expiring (in 0 days).
-    if info.not_after.saturating_add(SKEW) >= now && left < EXPIRY_WARNING {
+    if info.not_after.saturating_add(SKEW) >= now && left < renew_before {
         let days = match left.whole_days().max(0) {
             1 => "1 day".to_string(),
             n => format!("{n} days"),
         };
-        out.warning(
+        out.push_finding(
+            Severity::Warning,
             file,
             format!("expires on {} (in {days})", day(info.not_after)),
+            Some(info.not_after),
         );
     }
+}
+
+/// The checks of a user issuer (`input/issuers/<name>/`, resources.md 9):
+/// `tls.crt` and `tls.key` present, every bundle check, and a certificate
+/// that may sign others (basicConstraints CA, keyUsage keyCertSign) with a
+/// key skupperd can sign with. A CA that fails any of these would issue
+/// certificates no client accepts, or none at all.
+pub fn check_issuer(
+    files: &BundleFiles,
+    now: OffsetDateTime,
+    renew_before: Duration,
+) -> Vec<Finding> {
+    let mut out = Findings::default();
+    for (name, present) in [
+        ("tls.crt", files.tls_crt.is_some()),
+        ("tls.key", files.tls_key.is_some()),
+    ] {
+        if !present {
+            out.error(
+                &files.path(name),
+                "is missing; an issuer needs tls.crt and tls.key".to_string(),
+            );
+        }
+    }
+    for finding in check_bundle(files, now, None, renew_before) {
+        if !out.0.contains(&finding) {
+            out.0.push(finding);
+        }
+    }
+    let crt_path = files.path("tls.crt");
+    let leaf = files
+        .tls_crt
+        .as_ref()
+        .and_then(|crt| certificate_blocks(&crt.bytes).ok())
+        .and_then(|ders| ders.into_iter().next());
+    if let Some(cert) = leaf.as_deref().and_then(|der| parse_der(der).ok()) {
+        let info = info_of(&cert);
+        if !info.is_ca {
+            out.error(
+                &crt_path,
+                "is not a CA certificate (basicConstraints CA is not set); an issuer must be a CA"
+                    .to_string(),
+            );
+        } else if !info.key_cert_sign {
+            out.error(
+                &crt_path,
+                "may not sign certificates (its keyUsage lacks keyCertSign)".to_string(),
+            );
+        }
+    }
+    // Whether the key can sign is only worth asking of an otherwise sound
+    // issuer: a mismatch or a parse error already says what is wrong.
+    let sound = !out.0.iter().any(|f| f.severity == Severity::Error);
+    if let (true, Some(crt), Some(key)) = (sound, &files.tls_crt, &files.tls_key) {
+        let cred = super::Credential {
+            cert_pem: String::from_utf8_lossy(&crt.bytes).into_owned(),
+            key_pem: String::from_utf8_lossy(&key.bytes).into_owned(),
+        };
+        if let Err(e) = super::issue::load_issuer(&cred) {
+            out.error(&files.path("tls.key"), format!(": {e}"));
+        }
+    }
+    out.0
 }
 
 /// Warns when a Listener's specific host is not among the leaf's SANs.

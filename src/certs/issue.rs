@@ -16,9 +16,9 @@ use rcgen::{
 };
 use ring::rand::SecureRandom;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
-use super::bundle::{EXPIRY_WARNING, SKEW};
+use super::bundle::SKEW;
 use super::keys::{certificate_public_key, decode_private_key, key_matches};
 use super::pem::{certificate_blocks, parse_der};
 use super::{info_of, leaf_info, CertError, Credential, LeafInfo};
@@ -54,17 +54,24 @@ pub trait Mint {
 
 /// Whether a generated credential found on disk must be issued again: its
 /// certificate or key is missing or unreadable, the key does not match, it
-/// is not valid yet, it expires within 30 days of `now`, it is not signed by
-/// `issuer` (so re-minting a CA re-issues its leaves), or its SANs differ
-/// from `want_sans` (compared as sets; IP addresses as addresses, names
-/// without regard to case).
+/// is not valid yet, it expires within `renew_before` of `now` (the
+/// renewal window), it is not signed by `issuer` (so re-minting a CA
+/// re-issues its leaves), or its SANs differ from `want_sans` (compared as
+/// sets; IP addresses as addresses, names without regard to case).
+///
+/// A leaf inside the window that already lasts as long as its issuer is
+/// kept: a new one would be cut to the same date (a leaf never outlives
+/// its CA), so issuing it again would only churn keys on every pass. That
+/// happens with a user issuer close to its end; a generated CA is renewed
+/// itself, which re-issues its leaves.
 pub fn needs_reissue(
     found: &Credential,
     issuer: Option<&Credential>,
     want_sans: Option<&[String]>,
     now: OffsetDateTime,
+    renew_before: Duration,
 ) -> bool {
-    !still_good(found, issuer, want_sans, now)
+    !still_good(found, issuer, want_sans, now, renew_before)
 }
 
 fn still_good(
@@ -72,6 +79,7 @@ fn still_good(
     issuer: Option<&Credential>,
     want_sans: Option<&[String]>,
     now: OffsetDateTime,
+    renew_before: Duration,
 ) -> bool {
     let Some(cert_der) = first_der(&found.cert_pem) else {
         return false;
@@ -87,9 +95,10 @@ fn still_good(
         return false;
     }
     let info = info_of(&cert);
-    if info.not_before > now || info.not_after - now < EXPIRY_WARNING {
+    if info.not_before > now || info.not_after < now {
         return false;
     }
+    let mut renewable = true;
     if let Some(issuer) = issuer {
         let Some(issuer_der) = first_der(&issuer.cert_pem) else {
             return false;
@@ -103,6 +112,10 @@ fn still_good(
         {
             return false;
         }
+        renewable = info.not_after < info_of(&issuer_cert).not_after;
+    }
+    if renewable && info.not_after - now < renew_before {
+        return false;
     }
     match want_sans {
         Some(want) => san_set(&info) == want.iter().map(|s| San::parse(s)).collect(),
@@ -205,7 +218,9 @@ impl Mint for RcgenMint {
 }
 
 /// The issuer's certificate and key as rcgen's signer, plus its facts.
-fn load_issuer(issuer: &Credential) -> Result<(Issuer<'static, KeyPair>, LeafInfo), CertError> {
+pub(super) fn load_issuer(
+    issuer: &Credential,
+) -> Result<(Issuer<'static, KeyPair>, LeafInfo), CertError> {
     let info = leaf_info(issuer.cert_pem.as_bytes())?;
     let der = first_der(&issuer.cert_pem).ok_or_else(|| CertError::NotCertificate {
         detail: super::pem::NO_CERTIFICATE.to_string(),

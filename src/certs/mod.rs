@@ -21,7 +21,7 @@ mod keys;
 mod pem;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::net::IpAddr;
 
@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
 
 pub use crate::problem::Severity;
-pub use bundle::check_bundle;
+pub use bundle::{check_bundle, check_issuer, DEFAULT_RENEW_BEFORE};
 pub use issue::{needs_reissue, MemoMint, Mint, RcgenMint};
 
 /// One file of a bundle as read by the shell.
@@ -66,6 +66,9 @@ pub struct Finding {
     pub file: String,
     /// The full message, already starting with the file path.
     pub message: String,
+    /// On the "expires on" warning: the certificate's notAfter, so the
+    /// shell can remember which certificate it already warned about.
+    pub not_after: Option<OffsetDateTime>,
 }
 
 /// A generated credential: PEM text of the certificate and of its private
@@ -91,6 +94,12 @@ pub struct LeafInfo {
     pub key_cert_sign: bool,
     /// The subject's first commonName, when it is a string.
     pub common_name: Option<String>,
+    /// The subject distinguished name as OpenSSL's one-line form prints
+    /// it, e.g. `CN=web, O=Example`.
+    pub subject: String,
+    /// The serial number in upper-case hex without leading zero bytes, as
+    /// `openssl x509 -noout -serial` prints it, so users can compare.
+    pub serial: String,
 }
 
 /// Why a certificate or key could not be used or made.
@@ -124,6 +133,23 @@ pub enum CertError {
         common_name: String,
         source: rcgen::Error,
     },
+}
+
+/// The first CERTIFICATE block of PEM text, through its END line: the
+/// leaf of a `tls.crt` that carries its chain. All of `pem` when it has no
+/// complete block (the checks report that elsewhere).
+pub fn first_certificate_pem(pem: &str) -> &str {
+    const END: &str = "-----END CERTIFICATE-----";
+    let Some(at) = pem.find(END) else {
+        return pem;
+    };
+    let mut end = at + END.len();
+    if pem[end..].starts_with("\r\n") {
+        end += 2;
+    } else if pem[end..].starts_with('\n') {
+        end += 1;
+    }
+    &pem[..end]
 }
 
 /// Facts about the first certificate of `cert_pem`.
@@ -169,6 +195,17 @@ pub(crate) fn info_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> L
         .next()
         .and_then(|cn| cn.as_str().ok())
         .map(str::to_string);
+    let raw = cert.raw_serial();
+    let first = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
+    let mut serial: String = raw
+        .get(first..)
+        .unwrap_or_default()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    if serial.is_empty() {
+        serial.push_str("00");
+    }
     LeafInfo {
         not_before: validity.not_before.to_datetime(),
         not_after: validity.not_after.to_datetime(),
@@ -177,6 +214,8 @@ pub(crate) fn info_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> L
         is_ca,
         key_cert_sign,
         common_name,
+        subject: cert.subject().to_string(),
+        serial,
     }
 }
 

@@ -17,6 +17,7 @@ pub struct Loaded {
     pub name: String,
     pub files: BTreeMap<String, crate::resources::DecodedFile>,
     pub certs: crate::validate::InputCerts,
+    pub issuers: crate::validate::InputCerts,
     pub runtime: BTreeMap<String, Vec<u8>>,
     pub platform: Result<Platform, String>,
 }
@@ -61,6 +62,7 @@ pub fn load(ns_dir: &Path) -> Result<Loaded> {
     Ok(Loaded {
         files,
         certs: fsio::read_bundles(&ns_dir),
+        issuers: fsio::read_issuers(&ns_dir),
         runtime: fsio::read_runtime(&ns_dir).context(UNKNOWN)?,
         platform: fsio::read_platform(&ns_dir, default_platform()),
         name,
@@ -83,6 +85,9 @@ fn inputs<'a>(
         now: time::OffsetDateTime::now_utc(),
         files: &l.files,
         certs: &l.certs,
+        issuers: &l.issuers,
+        // One-off commands read no daemon configuration: the default window.
+        renew_before: crate::certs::DEFAULT_RENEW_BEFORE,
         runtime: &l.runtime,
         prior,
         router: RouterState {

@@ -133,6 +133,7 @@ fn merge(a: Settings, b: Settings) -> Settings {
         max_delay_ms: b.max_delay_ms.or(a.max_delay_ms),
         resync_interval_s: b.resync_interval_s.or(a.resync_interval_s),
         site_grace_period_ms: b.site_grace_period_ms.or(a.site_grace_period_ms),
+        renew_before_days: b.renew_before_days.or(a.renew_before_days),
     }
 }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::env::{self, Env};
 use super::{
     default_router_image, env_var_for, flag_name, Config, ConfigError, ConfigProblem, FileLayer,
-    ImagePull, LinuxRunner, Origin, Platform, RunnerMode, Settings, MAX_MS, MAX_S,
+    ImagePull, LinuxRunner, Origin, Platform, RunnerMode, Settings, DEFAULT_RENEW_BEFORE_DAYS,
+    MAX_MS, MAX_S, RENEW_BEFORE_DAYS,
 };
 
 /// Resolves flags over environment over file over defaults.
@@ -50,6 +51,7 @@ pub fn resolve(flags: &Settings, env: &dyn Env, file: &FileLayer) -> Result<Conf
         MAX_MS,
         0,
     );
+    let renew_before_days = r.renew_before_days();
     // An unset quiet window compares as its default; an invalid one is
     // already reported and is not compared.
     let quiet_ok = !r
@@ -89,6 +91,7 @@ pub fn resolve(flags: &Settings, env: &dyn Env, file: &FileLayer) -> Result<Conf
         max_delay: ms(max_delay, 200),
         resync_interval: Duration::from_secs(resync.map_or(60, |v| v.0)),
         site_grace_period: ms(grace, 2000),
+        renew_before_days: renew_before_days.unwrap_or(DEFAULT_RENEW_BEFORE_DAYS),
     })
 }
 
@@ -219,6 +222,32 @@ impl Resolver<'_> {
             None
         } else {
             Some((v, origin))
+        }
+    }
+
+    /// `renew_before_days`, within [`RENEW_BEFORE_DAYS`].
+    fn renew_before_days(&mut self) -> Option<u32> {
+        let key = "renew_before_days";
+        let (days, origin) = self.layered(
+            key,
+            |s| &s.renew_before_days,
+            |v| v.parse().ok(),
+            "a number",
+        )?;
+        match u32::try_from(days) {
+            Ok(d) if RENEW_BEFORE_DAYS.contains(&days) => Some(d),
+            _ => {
+                self.problem(
+                    origin,
+                    key,
+                    format!(
+                        "{days} is outside {}-{} days (a window as long as a certificate's life would renew it on every pass)",
+                        RENEW_BEFORE_DAYS.start(),
+                        RENEW_BEFORE_DAYS.end()
+                    ),
+                );
+                None
+            }
         }
     }
 

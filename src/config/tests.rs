@@ -55,6 +55,7 @@ fn root_without_file_uses_system_defaults() {
     assert_eq!(config.max_delay, Duration::from_millis(200));
     assert_eq!(config.resync_interval, Duration::from_secs(60));
     assert_eq!(config.site_grace_period, Duration::from_millis(2000));
+    assert_eq!(config.renew_before_days, 30);
     assert_eq!(
         default_config_path(&env),
         Some(PathBuf::from("/etc/skupperd/config.toml"))
@@ -174,6 +175,7 @@ fn every_key_has_a_flag() {
         "--max-delay-ms=70",
         "--resync-interval-s=8",
         "--site-grace-period-ms=0",
+        "--renew-before-days=45",
     ])
     .unwrap();
     assert_eq!(cli.args.config, Some(PathBuf::from("/c.toml")));
@@ -198,9 +200,36 @@ fn every_key_has_a_flag() {
             "6",
             "70",
             "8",
-            "0"
+            "0",
+            "45"
         ]
     );
+}
+
+#[test]
+fn renew_before_days_is_bounded_and_names_where_it_came_from() {
+    let env = user_env(Path::new("/h"));
+    let config = load_text("renew_before_days = 60\n", &env).unwrap();
+    assert_eq!(config.renew_before_days, 60);
+    for (days, ok) in [(1, true), (365, true), (0, false), (366, false)] {
+        let result = load_text(&format!("renew_before_days = {days}\n"), &env);
+        assert_eq!(result.is_ok(), ok, "{days}: {result:?}");
+    }
+    let err = load_text("renew_before_days = 400\n", &env).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(":1:21: renew_before_days: 400 is outside 1-365 days"),
+        "{text}"
+    );
+    let cli =
+        Cli::try_parse_from(["run", "--renew-before-days", "0", "--data-home", "/d"]).unwrap();
+    let err = resolve(&cli.args.settings, &env, &FileLayer::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("invalid configuration:\n  flag --renew-before-days: renew_before_days: 0 is outside 1-365 days"),
+        "{err}"
+    );
+    assert!(Cli::try_parse_from(["run", "--renew-before-days", "-3"]).is_err());
 }
 
 #[test]

@@ -1,16 +1,17 @@
 //! The TLS files a site's router reads (resources.md 9): the management
 //! credentials, copies of user bundles, and generated listener
 //! certificates. Generated material is read back from `runtime/` and only
-//! issued again when missing, unusable, expiring or no longer matching
-//! (SANs, issuer).
+//! issued again when missing, unusable, within the renewal window or no
+//! longer matching (SANs, issuer). A user issuer (`input/issuers/<ca>/`)
+//! signs in place of the generated CA of that name.
 
 use super::entry::Config;
 use super::resolve::Resolution;
-use super::{Inputs, OutFile};
+use super::{Expiring, Inputs, OutFile};
 use crate::certs::{self, CertError, Credential, Mint};
 use crate::problem::Severity;
 use crate::resources::Kind;
-use crate::validate::{InputBundle, SERVICE_CA};
+use crate::validate::{self, InputBundle, SERVICE_CA};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const LOCAL_CA: &str = "skupper-local-ca";
@@ -32,8 +33,74 @@ pub struct Profile {
 pub struct Creds {
     pub files: BTreeMap<String, OutFile>,
     pub profiles: BTreeMap<String, Profile>,
+    /// The certificate each profile serves, by profile name.
+    pub certificates: BTreeMap<String, CertInUse>,
     /// Resources whose credentials cannot be provided, with why.
     pub unusable: Vec<((Kind, String), String)>,
+}
+
+/// The certificate an sslProfile hands the router: its `tls.crt` leaf, or
+/// for a profile with only a CA (a Connector verifying its server) the
+/// first certificate of `ca.crt`. What status files show, so a user can
+/// see which certificate is served and that a rotation happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInUse {
+    /// e.g. `runtime/certs/web-tls/tls.crt`.
+    pub file: String,
+    pub subject: String,
+    /// Upper-case hex, as `openssl x509 -noout -serial` prints it.
+    pub serial: String,
+    /// RFC 3339, UTC.
+    pub not_after: String,
+}
+
+impl CertInUse {
+    /// The value of a resource record's `skupperd.io/certificate`
+    /// annotation: a JSON object (profile, file, subject, serial,
+    /// notAfter). Skupper's CRDs close `status` to unknown fields, so the
+    /// record carries it as an annotation, whose values are free strings.
+    pub fn annotation(&self, profile: &str) -> String {
+        serde_json::json!({
+            "profile": profile,
+            "file": self.file,
+            "subject": self.subject,
+            "serial": self.serial,
+            "notAfter": self.not_after,
+        })
+        .to_string()
+    }
+}
+
+/// The sslProfile a resource's TLS goes through, if it uses TLS: a
+/// Listener's credentials, a Connector's (`<cred>-profile` when it only
+/// verifies the server, as `render::skrouterd` names it).
+pub fn profile_of(config: &Config) -> Option<String> {
+    match config {
+        Config::Listener(l) => l.tls_credentials.clone(),
+        Config::Connector(c) => c.tls.as_ref().map(|t| {
+            if t.use_client_cert {
+                t.credentials.clone()
+            } else {
+                format!("{}-profile", t.credentials)
+            }
+        }),
+        Config::Site(_) => None,
+    }
+}
+
+/// A CA that generated leaves are issued from.
+struct Issuer {
+    /// Its certificate (the first block of `cert_pem`) and key.
+    cred: Credential,
+    /// What a leaf's `ca.crt` holds: the CA clients should trust.
+    trust: String,
+    /// What follows the leaf in its `tls.crt`, so clients that trust
+    /// `trust` can build the path: empty, or the user issuer's own
+    /// certificates when it is not itself the trust anchor (an
+    /// intermediate with the root in `ca.crt`).
+    chain: String,
+    /// `input/issuers/<name>` for a user issuer, `None` for a generated one.
+    user: Option<String>,
 }
 
 fn mode_of(file: &str) -> u32 {
@@ -77,26 +144,73 @@ impl Builder<'_, '_> {
         self.put(dir, "ca.crt", ca.cert_pem.clone().into_bytes());
     }
 
-    fn ca(&mut self, name: &str) -> Result<Credential, CertError> {
+    /// The CA `name`: the user's from `input/issuers/<name>/` when there
+    /// is one (`Ok(Err(why))` when it fails its checks), else the generated
+    /// one in `runtime/issuers/<name>/`, issued when missing or within the
+    /// renewal window. skupperd's management CA is always its own.
+    fn ca(&mut self, name: &str) -> Result<Result<Issuer, String>, CertError> {
+        if name != LOCAL_CA {
+            match self.inputs.issuers.get(name) {
+                Ok(Some(bundle)) => return Ok(user_issuer(self.inputs, name, bundle)),
+                Ok(None) => {}
+                Err(why) => return Ok(Err(why)),
+            }
+        }
+        self.generated_ca(name).map(Ok)
+    }
+
+    /// The generated CA `name` of `runtime/issuers/<name>/`.
+    fn generated_ca(&mut self, name: &str) -> Result<Issuer, CertError> {
         let dir = format!("runtime/issuers/{name}");
         let now = self.inputs.now;
+        let window = self.inputs.renew_before;
         let cred = match self.found(&dir) {
-            Some(c) if !certs::needs_reissue(&c, None, None, now) => c,
+            Some(c) if !certs::needs_reissue(&c, None, None, now, window) => c,
             _ => self.mint.issue_ca(name, now)?,
         };
         self.write(&dir, &cred.clone(), &cred);
-        Ok(cred)
+        Ok(Issuer {
+            trust: cred.cert_pem.clone(),
+            cred,
+            chain: String::new(),
+            user: None,
+        })
     }
 
-    fn leaf(&mut self, name: &str, issuer: &Credential, sans: &[String]) -> Result<(), CertError> {
+    fn leaf(&mut self, name: &str, issuer: &Issuer, sans: &[String]) -> Result<(), CertError> {
         let dir = format!("runtime/certs/{name}");
         let now = self.inputs.now;
+        let window = self.inputs.renew_before;
         let cred = match self.found(&dir) {
-            Some(c) if !certs::needs_reissue(&c, Some(issuer), Some(sans), now) => c,
-            _ => self.mint.issue_leaf(issuer, name, sans, now)?,
+            Some(c) if !certs::needs_reissue(&c, Some(&issuer.cred), Some(sans), now, window) => c,
+            _ => self.mint.issue_leaf(&issuer.cred, name, sans, now)?,
         };
-        self.write(&dir, &cred, issuer);
+        // Read back, tls.crt holds the chain too: the leaf is its first block.
+        let mut crt = certs::first_certificate_pem(&cred.cert_pem).to_string();
+        crt.push_str(&issuer.chain);
+        self.put(&dir, "tls.crt", crt.into_bytes());
+        self.put(&dir, "tls.key", cred.key_pem.into_bytes());
+        self.put(&dir, "ca.crt", issuer.trust.clone().into_bytes());
         Ok(())
+    }
+
+    /// Keeps the leaf of `runtime/certs/<name>/` as it is while its issuer
+    /// cannot sign, if it still serves: valid now, its key matching, for
+    /// these SANs. Returns whether it does.
+    fn keep_leaf(&mut self, name: &str, sans: &[String]) -> bool {
+        let dir = format!("runtime/certs/{name}");
+        let usable = self.found(&dir).is_some_and(|c| {
+            !certs::needs_reissue(&c, None, Some(sans), self.inputs.now, time::Duration::ZERO)
+        });
+        if !usable {
+            return false;
+        }
+        for file in BUNDLE_FILES {
+            if let Some(bytes) = self.inputs.runtime.get(&format!("{dir}/{file}")) {
+                self.put(&dir, file, bytes.clone());
+            }
+        }
+        true
     }
 
     /// Copies the wanted files of a user bundle to `runtime/certs/<dir>/`
@@ -115,9 +229,14 @@ impl Builder<'_, '_> {
             .filter(|f| matches!(bundle.files.get(*f), Some(Ok(_))))
             .collect();
         let refused = bundle.files.values().any(|r| r.is_err());
-        let pem_ok = !certs::check_bundle(&bundle.bundle_files(cred), self.inputs.now, None)
-            .iter()
-            .any(|f| f.severity == Severity::Error);
+        let pem_ok = !certs::check_bundle(
+            &bundle.bundle_files(cred),
+            self.inputs.now,
+            None,
+            self.inputs.renew_before,
+        )
+        .iter()
+        .any(|f| f.severity == Severity::Error);
         let target = format!("runtime/certs/{dir}");
         let source: Vec<(String, Vec<u8>)> = if !refused && pem_ok && !present.is_empty() {
             present
@@ -155,6 +274,42 @@ impl Builder<'_, '_> {
     }
 }
 
+/// The user issuer `input/issuers/<name>/`, when it passes the issuer
+/// checks (their problems are reported by `resolve::issuer_problems`).
+fn user_issuer(inputs: &Inputs, name: &str, bundle: &InputBundle) -> Result<Issuer, String> {
+    let dir = format!("input/issuers/{name}");
+    let unusable = || format!("{dir}/ is not usable");
+    if !validate::refusals(&dir, bundle).is_empty() {
+        return Err(unusable());
+    }
+    let files = bundle.files_at(dir.clone());
+    let failed = certs::check_issuer(&files, inputs.now, inputs.renew_before)
+        .iter()
+        .any(|f| f.severity == Severity::Error);
+    let text = |f: &Option<certs::FileBytes>| {
+        f.as_ref()
+            .and_then(|f| String::from_utf8(f.bytes.clone()).ok())
+    };
+    let (false, Some(cert_pem), Some(key_pem)) =
+        (failed, text(&files.tls_crt), text(&files.tls_key))
+    else {
+        return Err(unusable());
+    };
+    // Without a ca.crt of its own the issuer is the trust anchor and
+    // clients need nothing more; with one, it is an intermediate whose
+    // certificates must come with every leaf.
+    let (trust, chain) = match text(&files.ca_crt) {
+        Some(ca) if ca != cert_pem => (ca, cert_pem.clone()),
+        _ => (cert_pem.clone(), String::new()),
+    };
+    Ok(Issuer {
+        cred: Credential { cert_pem, key_pem },
+        trust,
+        chain,
+        user: Some(dir),
+    })
+}
+
 /// SANs of a generated listener certificate for `host`.
 fn sans_for(host: &str, hostname: &str) -> Vec<String> {
     if host == "0.0.0.0" || host == "::" {
@@ -177,7 +332,7 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
     let mut profiles = BTreeMap::new();
     let mut unusable = Vec::new();
 
-    let local_ca = b.ca(LOCAL_CA)?;
+    let local_ca = b.generated_ca(LOCAL_CA)?;
     let local_sans = ["127.0.0.1", "localhost"].map(String::from);
     b.leaf(LOCAL_SERVER, &local_ca, &local_sans)?;
     b.leaf(LOCAL_CLIENT, &local_ca, &local_sans)?;
@@ -191,6 +346,8 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
     );
 
     let mut generated: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // Who uses each generated certificate, to tell them when it cannot be made.
+    let mut users: BTreeMap<String, Vec<(Kind, String)>> = BTreeMap::new();
     for e in &res.entries {
         let key = || (e.kind, e.name.clone());
         match e.serving.as_ref().map(|(c, _)| c) {
@@ -217,10 +374,13 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
                             format!("input/certs/{cred}/ is not usable and no earlier copy exists"),
                         )),
                     },
-                    None => generated
-                        .entry(cred.clone())
-                        .or_default()
-                        .extend(sans_for(&l.host, inputs.hostname)),
+                    None => {
+                        generated
+                            .entry(cred.clone())
+                            .or_default()
+                            .extend(sans_for(&l.host, inputs.hostname));
+                        users.entry(cred.clone()).or_default().push(key());
+                    }
                 }
             }
             Some(Config::Connector(c)) => {
@@ -254,25 +414,106 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
         let service_ca = b.ca(SERVICE_CA)?;
         for (cred, sans) in generated {
             let sans: Vec<String> = sans.into_iter().collect();
-            b.leaf(&cred, &service_ca, &sans)?;
-            profiles.insert(
-                cred,
-                Profile {
-                    ca: false,
-                    cert: true,
-                    ordinal: 0,
+            // A user issuer that cannot sign is the user's to fix: the
+            // listeners it serves keep their certificate meanwhile, and
+            // only those without one fail. A generated CA that cannot sign
+            // is skupperd's failure and fails the site.
+            let made = match &service_ca {
+                Ok(issuer) => match (b.leaf(&cred, issuer, &sans), &issuer.user) {
+                    (Ok(()), _) => Ok(()),
+                    (Err(e), Some(dir)) => Err(format!("{dir}/ cannot issue its certificate: {e}")),
+                    (Err(e), None) => return Err(e),
                 },
-            );
+                Err(_) if b.keep_leaf(&cred, &sans) => Ok(()),
+                Err(why) => Err(format!("{why} and no earlier certificate exists")),
+            };
+            match made {
+                Ok(()) => {
+                    profiles.insert(
+                        cred,
+                        Profile {
+                            ca: false,
+                            cert: true,
+                            ordinal: 0,
+                        },
+                    );
+                }
+                Err(why) => {
+                    for user in users.remove(&cred).unwrap_or_default() {
+                        unusable.push((user, why.clone()));
+                    }
+                }
+            }
         }
     }
     for (name, profile) in &mut profiles {
         profile.ordinal = ordinal(inputs, &b.files, name);
     }
+    let certificates = profiles
+        .iter()
+        .filter_map(|(name, p)| {
+            let file = format!(
+                "runtime/certs/{name}/{}",
+                if p.cert { "tls.crt" } else { "ca.crt" }
+            );
+            let info = match &b.files.get(&file)?.body {
+                super::Body::Bytes(bytes) => certs::leaf_info(bytes).ok()?,
+                super::Body::Record(..) => return None,
+            };
+            let cert = CertInUse {
+                file,
+                subject: info.subject,
+                serial: info.serial,
+                not_after: crate::render::timestamp(info.not_after),
+            };
+            Some((name.clone(), cert))
+        })
+        .collect();
     Ok(Creds {
         files: b.files,
         profiles,
+        certificates,
         unusable,
     })
+}
+
+/// The user certificates this pass's resources and issuers rely on that
+/// expire within the renewal window, one per file: the leaves of the
+/// bundles that resources name, and the user issuers.
+pub fn expiring(inputs: &Inputs, res: &Resolution) -> Vec<Expiring> {
+    let mut found = BTreeSet::new();
+    let mut add = |files: certs::BundleFiles| {
+        for f in certs::check_bundle(&files, inputs.now, None, inputs.renew_before) {
+            if let Some(not_after) = f.not_after {
+                found.insert(Expiring {
+                    file: f.file,
+                    not_after,
+                    message: f.message,
+                });
+            }
+        }
+    };
+    let named: BTreeSet<&str> = res
+        .entries
+        .iter()
+        .filter_map(|e| e.current.as_ref().or(e.serving.as_ref().map(|(c, _)| c)))
+        .filter_map(|c| match c {
+            Config::Listener(l) => l.tls_credentials.as_deref(),
+            Config::Connector(c) => c.tls.as_ref().map(|t| t.credentials.as_str()),
+            Config::Site(_) => None,
+        })
+        .collect();
+    for name in named {
+        if let Some(bundle) = inputs.certs.bundles.get(name) {
+            add(bundle.bundle_files(name));
+        }
+    }
+    for (name, bundle) in &inputs.issuers.bundles {
+        if name != LOCAL_CA {
+            add(bundle.files_at(format!("input/issuers/{name}")));
+        }
+    }
+    found.into_iter().collect()
 }
 
 /// The ordinal profile `name` gets this pass: the last one written, plus

@@ -201,6 +201,13 @@ pub struct Inputs<'a> {
     pub files: &'a BTreeMap<String, DecodedFile>,
     /// `input/certs/`: bundles by name, and whether it could be listed.
     pub certs: &'a InputCerts,
+    /// `input/issuers/<name>/` user CAs by name: used instead of generating
+    /// `runtime/issuers/<name>/` (resources.md 9).
+    pub issuers: &'a InputCerts,
+    /// The renewal window (`renew_before_days`): what skupperd issued is
+    /// issued again this long before it expires, and user certificates
+    /// expiring within it are warned about.
+    pub renew_before: time::Duration,
     /// Bytes of every runtime file skupperd owns, by relative path.
     pub runtime: &'a BTreeMap<String, Vec<u8>>,
     /// The prior state read from `runtime` (callers keep it between passes).
@@ -231,6 +238,22 @@ pub struct Outcome {
     pub prior: PriorChanges,
     /// A Site is configured (a router should run).
     pub site_active: bool,
+    /// User certificates the input uses that expire within the renewal
+    /// window, one per file, sorted: the daemon logs each once a day.
+    pub expiring: Vec<Expiring>,
+}
+
+/// A user certificate (bundle or issuer) that expires within the renewal
+/// window. The problems already carry the warning; this names the file
+/// and the date, so the shell can tell one certificate from its successor.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Expiring {
+    /// e.g. `input/certs/web/tls.crt`.
+    pub file: String,
+    pub not_after: OffsetDateTime,
+    /// The warning, e.g. `input/certs/web/tls.crt expires on 2026-12-20
+    /// (in 24 days)`; the problems about it end with this text.
+    pub message: String,
 }
 
 /// A record to put (`Some`) or drop (`None`).
@@ -344,3 +367,5 @@ pub fn check(inputs: &Inputs) -> Vec<Problem> {
 mod proptests;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tls_tests;

@@ -97,11 +97,17 @@ pub fn run(
 
     let mut site_error: Option<String> = None;
     let mut ordinals = None;
+    // The certificate each sslProfile serves, and (for status.yaml) with
+    // its ordinal.
+    let mut certificates = BTreeMap::new();
+    let mut profile_certs: Vec<(String, creds::CertInUse, u64)> = Vec::new();
+    outcome.expiring = creds::expiring(inputs, &res);
     if let Some((site_name, site, id)) = &active {
         match creds::ensure(inputs, &res, mint) {
             Ok(Creds {
                 files: cred_files,
                 profiles,
+                certificates: in_use,
                 unusable,
             }) => {
                 for ((kind, name), why) in unusable {
@@ -132,6 +138,14 @@ pub fn run(
                         .map(|(n, p)| (n.clone(), p.ordinal))
                         .collect(),
                 );
+                profile_certs = in_use
+                    .iter()
+                    .map(|(n, c)| {
+                        let ordinal = profiles.get(n).map_or(0, |p| p.ordinal);
+                        (n.clone(), c.clone(), ordinal)
+                    })
+                    .collect();
+                certificates = in_use;
                 let text = render_config(&config, &res, memo);
                 files.insert(
                     super::prior::CONFIG_FILE.to_string(),
@@ -181,6 +195,7 @@ pub fn run(
             &now,
             &mut files,
             &present,
+            &certificates,
             &mut outcome.resources,
         )
     } else {
@@ -210,6 +225,7 @@ pub fn run(
         resources: &outcome.resources,
         problems: &problems,
         no_site: res.site.is_none(),
+        certificates: &profile_certs,
     };
     // The status file records the last pass that changed something: a pass
     // that changes nothing else (a resync, a SIGHUP) keeps it as it is,
@@ -424,6 +440,8 @@ fn render_config(config: &render::skrouterd::Config, res: &Resolution, memo: &mu
 /// connectors the local routing keys) and the prior record are the ones it
 /// was derived from, else derived again; records that changed are added to
 /// `files`. `present`: per entry, whether its record file exists.
+/// `certificates`: the certificate each sslProfile serves, named in the
+/// records of the resources using it.
 #[allow(clippy::too_many_arguments)]
 fn statuses(
     inputs: &Inputs,
@@ -433,6 +451,7 @@ fn statuses(
     now: &str,
     files: &mut BTreeMap<String, OutFile>,
     present: &[bool],
+    certificates: &BTreeMap<String, creds::CertInUse>,
     summaries: &mut Vec<Arc<super::ResourceSummary>>,
 ) -> Vec<(Arc<Entry>, Arc<PriorRecord>)> {
     let router_same = memo.router.as_ref() == Some(&inputs.router);
@@ -463,12 +482,21 @@ fn statuses(
     let sites = inputs.router.view.as_ref().and_then(|v| v.sites_in_network);
     let mut out = Vec::with_capacity(res.entries.len());
     for ((e, slot), &present) in res.entries.iter().zip(memo.slots.iter_mut()).zip(present) {
+        let certificate = e
+            .serving
+            .as_ref()
+            .and_then(|(c, _)| creds::profile_of(c))
+            .and_then(|p| certificates.get(&p).map(|c| c.annotation(&p)));
         if let Some(s) = &slot.status {
+            // Entries using TLS are built anew every pass and so never
+            // reused; the certificate is compared all the same, as it does
+            // not come from the entry.
             let same = router_same
                 && present
                 && (keys_same || e.kind != Kind::Connector)
                 && Arc::ptr_eq(&s.entry, e)
-                && e.prior.as_ref().is_some_and(|p| Arc::ptr_eq(p, &s.record));
+                && e.prior.as_ref().is_some_and(|p| Arc::ptr_eq(p, &s.record))
+                && s.record.certificate == certificate;
             if same {
                 summaries.push(Arc::clone(&s.summary));
                 out.push((Arc::clone(e), Arc::clone(&s.record)));
@@ -487,7 +515,9 @@ fn statuses(
         // records give equal bytes.
         let kept = match &e.prior {
             Some(p)
-                if present && record_unchanged(e, &conditions, inputs.namespace, uid, sites) =>
+                if present
+                    && p.certificate == certificate
+                    && record_unchanged(e, &conditions, inputs.namespace, uid, sites) =>
             {
                 Some(Arc::clone(p))
             }
@@ -496,7 +526,8 @@ fn statuses(
         let record = match kept {
             Some(p) => p,
             None => {
-                let record = record_of(e, conditions, inputs.namespace, identity, sites);
+                let mut record = record_of(e, conditions, inputs.namespace, identity, sites);
+                record.prior.certificate = certificate;
                 let prior = Arc::new(record.prior);
                 let path = record_path(e.kind, &e.name);
                 let body = Body::Record(record.kind, record.name, Arc::clone(&prior));

@@ -16,6 +16,12 @@ pub const RESOURCES_DIR: &str = "runtime/resources/";
 pub const ANN_SHA: &str = "skupperd.io/input-sha256";
 pub const ANN_ACCEPTED: &str = "skupperd.io/accepted-generation";
 pub const ANN_SOURCE: &str = "skupperd.io/source";
+/// The certificate a resource's TLS serves (JSON: profile, file, subject,
+/// serial, notAfter). An annotation because Skupper's CRDs close `status`.
+pub const ANN_CERTIFICATE: &str = "skupperd.io/certificate";
+/// skupperd's own annotations: never taken from the input, always written
+/// by skupperd.
+pub const OWN_ANNOTATIONS: [&str; 4] = [ANN_ACCEPTED, ANN_CERTIFICATE, ANN_SHA, ANN_SOURCE];
 
 /// The site's identity: created once, kept until the namespace directory is
 /// deleted.
@@ -45,6 +51,9 @@ pub struct PriorRecord {
     pub written_spec: Option<serde_json::Value>,
     /// Site only: `status.sitesInNetwork` from the network view.
     pub sites_in_network: Option<u64>,
+    /// The `skupperd.io/certificate` annotation: the certificate the
+    /// resource's sslProfile serves, when it uses TLS.
+    pub certificate: Option<String>,
 }
 
 impl PriorRecord {
@@ -260,6 +269,7 @@ fn read_record(file_name: &str, bytes: &[u8]) -> Option<((Kind, String), PriorRe
         .remove(ANN_ACCEPTED)
         .and_then(|g| g.parse::<u64>().ok());
     let source = annotations.remove(ANN_SOURCE);
+    let certificate = annotations.remove(ANN_CERTIFICATE);
     // A map emptied by `remove` keeps its node (half a kilobyte); most
     // records have no other annotations, and ten thousand are kept.
     if annotations.is_empty() {
@@ -310,6 +320,7 @@ fn read_record(file_name: &str, bytes: &[u8]) -> Option<((Kind, String), PriorRe
             .and_then(int)
             .and_then(|n| u64::try_from(n).ok()),
         written_spec,
+        certificate,
     };
     Some(((kind, name.to_string()), record))
 }

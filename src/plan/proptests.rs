@@ -148,6 +148,8 @@ impl Shell {
             now: self.now,
             files: &self.parsed,
             certs: &certs,
+            issuers: &certs,
+            renew_before: crate::certs::DEFAULT_RENEW_BEFORE,
             runtime: &self.runtime,
             prior: &self.prior,
             router: self.router.clone(),

@@ -3,7 +3,7 @@
 //! already exactly that.
 
 use super::entry::{Config, Entry};
-use super::prior::{Identity, PriorRecord, ANN_ACCEPTED, ANN_SHA, ANN_SOURCE};
+use super::prior::{Identity, PriorRecord, OWN_ANNOTATIONS};
 use crate::resources::{Kind, Spec};
 use crate::status::Condition;
 use std::collections::BTreeMap;
@@ -59,6 +59,8 @@ pub fn record_of(
                 .map(|i| i.site_id.clone()),
             sites_in_network: sites_in_network.filter(|_| e.kind == Kind::Site),
             written_spec,
+            // The pass sets it: it knows which certificate each profile serves.
+            certificate: None,
         },
     }
 }
@@ -99,7 +101,7 @@ pub fn record_unchanged(
             i.labels == p.labels
                 && i.annotations
                     .iter()
-                    .filter(|(k, _)| ![ANN_SHA, ANN_ACCEPTED, ANN_SOURCE].contains(&k.as_str()))
+                    .filter(|(k, _)| !OWN_ANNOTATIONS.contains(&k.as_str()))
                     .eq(p.annotations.iter())
         }
         None => true,
@@ -126,7 +128,7 @@ fn shown_input_spec(input: Option<&crate::resources::InputResource>) -> serde_js
 
 fn user_annotations(a: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     a.iter()
-        .filter(|(k, _)| ![ANN_SHA, ANN_ACCEPTED, ANN_SOURCE].contains(&k.as_str()))
+        .filter(|(k, _)| !OWN_ANNOTATIONS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

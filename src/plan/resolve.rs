@@ -76,6 +76,10 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
     let mut ca_names: BTreeSet<String> = [validate::SITE_CA, validate::SERVICE_CA]
         .map(String::from)
         .into();
+    // A user issuer's name is a CA's name too: a listener naming it would
+    // get the CA's key as its own.
+    ca_names.extend(inputs.issuers.bundles.keys().cloned());
+    problems.extend(issuer_problems(inputs));
     for defs in decoded
         .iter()
         .take_while(|((k, _), _)| *k == Kind::Site)
@@ -102,6 +106,7 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
         certs: inputs.certs,
         ca_names: ca_names.clone(),
         now: inputs.now,
+        renew_before: inputs.renew_before,
     };
 
     // The definitions, the prior records and the memo's slots are all
@@ -392,6 +397,37 @@ pub fn place_listeners(res: &mut Resolution, management_port: Option<u16>) {
             None
         };
     }
+}
+
+/// The problems of the user issuers in `input/issuers/` (resources.md 9),
+/// each starting `issuer "<name>": `: files that cannot be read, and the
+/// issuer checks. skupperd's management CA cannot be replaced: its
+/// directory is ignored with a warning.
+pub fn issuer_problems(inputs: &Inputs) -> Vec<Problem> {
+    // The messages name the file, so the problems carry no place of their
+    // own (a place is where a resource was written).
+    let mut out = Vec::new();
+    for (name, bundle) in &inputs.issuers.bundles {
+        let dir = format!("input/issuers/{name}");
+        if name == super::creds::LOCAL_CA {
+            out.push(Problem::warning(format!(
+                "issuer \"{name}\": {dir}/ is ignored: skupperd always generates its management CA"
+            )));
+            continue;
+        }
+        for message in validate::refusals(&dir, bundle) {
+            out.push(Problem::error(format!("issuer \"{name}\": {message}")));
+        }
+        let files = bundle.files_at(dir);
+        for f in crate::certs::check_issuer(&files, inputs.now, inputs.renew_before) {
+            let message = format!("issuer \"{name}\": {}", f.message);
+            out.push(match f.severity {
+                crate::problem::Severity::Error => Problem::error(message),
+                crate::problem::Severity::Warning => Problem::warning(message),
+            });
+        }
+    }
+    out
 }
 
 /// What `skupperd check` reports.

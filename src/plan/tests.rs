@@ -11,6 +11,8 @@ pub const NOW: OffsetDateTime = time::macros::datetime!(2026-11-26 10:00:00 UTC)
 pub struct Scenario {
     pub files: BTreeMap<String, String>,
     pub certs: InputCerts,
+    pub issuers: InputCerts,
+    pub renew_before: time::Duration,
     pub runtime: BTreeMap<String, Vec<u8>>,
     pub platform: Result<Platform, String>,
     pub now: OffsetDateTime,
@@ -24,6 +26,8 @@ impl Scenario {
         let mut s = Scenario {
             files: BTreeMap::new(),
             certs: InputCerts::default(),
+            issuers: InputCerts::default(),
+            renew_before: crate::certs::DEFAULT_RENEW_BEFORE,
             runtime: BTreeMap::new(),
             platform: Ok(Platform::Linux),
             now: NOW,
@@ -61,6 +65,8 @@ impl Scenario {
             now: self.now,
             files: &parsed,
             certs: &self.certs,
+            issuers: &self.issuers,
+            renew_before: self.renew_before,
             runtime: &self.runtime,
             prior: &prior,
             router: self.router.clone(),

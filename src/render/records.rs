@@ -2,7 +2,7 @@
 //! `runtime/identity.yaml`.
 
 use super::yaml::{pad, push_string, to_yaml, write_value};
-use crate::plan::prior::{ANN_ACCEPTED, ANN_SHA, ANN_SOURCE};
+use crate::plan::prior::{ANN_ACCEPTED, ANN_CERTIFICATE, ANN_SHA, ANN_SOURCE, OWN_ANNOTATIONS};
 use crate::plan::{Identity, PriorRecord};
 use crate::resources::{Kind, API_VERSION};
 use serde_json::json;
@@ -34,16 +34,18 @@ pub fn record(kind: Kind, name: &str, p: &PriorRecord) -> String {
     }
     key(o, 2, "annotations");
     o.push('\n');
-    let ours = [ANN_ACCEPTED, ANN_SHA, ANN_SOURCE];
     for (k, v) in p
         .annotations
         .iter()
-        .filter(|(k, _)| !ours.contains(&k.as_str()))
+        .filter(|(k, _)| !OWN_ANNOTATIONS.contains(&k.as_str()))
     {
         line(o, 4, k, v);
     }
     if let Some(g) = p.accepted_generation {
         line(o, 4, ANN_ACCEPTED, &g.to_string());
+    }
+    if let Some(c) = &p.certificate {
+        line(o, 4, ANN_CERTIFICATE, c);
     }
     line(o, 4, ANN_SHA, &p.input_sha256);
     if let Some(source) = &p.source {
@@ -152,6 +154,9 @@ mod tests {
             .collect();
         if let Some(g) = p.accepted_generation {
             annotations.insert(ANN_ACCEPTED.to_string(), json!(g.to_string()));
+        }
+        if let Some(c) = &p.certificate {
+            annotations.insert(ANN_CERTIFICATE.to_string(), json!(c));
         }
         annotations.insert(ANN_SHA.to_string(), json!(p.input_sha256));
         if let Some(source) = &p.source {
@@ -281,6 +286,10 @@ mod tests {
                 any::<bool>(),
                 0..9u64,
             ),
+            prop::option::of(prop_oneof![
+                text(),
+                Just(r#"{"profile":"web","subject":"CN=web, O=A: b","serial":"0A"}"#.to_string()),
+            ]),
         )
             .prop_map(
                 |(
@@ -291,6 +300,7 @@ mod tests {
                     annotations,
                     conditions,
                     (uid, sites, source, g),
+                    certificate,
                 )| {
                     let kind = [Kind::Site, Kind::Listener, Kind::Connector][k];
                     let record = PriorRecord {
@@ -306,6 +316,7 @@ mod tests {
                         uid: uid.map(|u| format!("uid-{u}")),
                         written_spec: written,
                         sites_in_network: sites.map(u64::from),
+                        certificate,
                     };
                     (kind, name, record)
                 },
@@ -340,6 +351,7 @@ mod tests {
             uid: None,
             written_spec: None,
             sites_in_network: None,
+            certificate: None,
         };
         assert_eq!(
             record(Kind::Listener, "backend", &p),

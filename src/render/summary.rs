@@ -18,6 +18,10 @@ pub struct Summary<'a> {
     pub resources: &'a [std::sync::Arc<ResourceSummary>],
     pub problems: &'a [Problem],
     pub no_site: bool,
+    /// Every sslProfile's certificate in use with the profile's ordinal,
+    /// by profile name: a rotation shows as a new serial and a higher
+    /// ordinal.
+    pub certificates: &'a [(String, crate::plan::creds::CertInUse, u64)],
 }
 
 pub fn render(s: &Summary, last_run: &str) -> String {
@@ -83,6 +87,23 @@ pub fn render(s: &Summary, last_run: &str) -> String {
     router.insert("restarts".into(), json!(s.router.restarts));
     router.insert("message".into(), json!(s.router.message));
     doc.insert("router".into(), Value::Object(router));
+    if !s.certificates.is_empty() {
+        let certificates: Vec<Value> = s
+            .certificates
+            .iter()
+            .map(|(profile, c, ordinal)| {
+                json!({
+                    "profile": profile,
+                    "file": c.file,
+                    "subject": c.subject,
+                    "serial": c.serial,
+                    "notAfter": c.not_after,
+                    "ordinal": ordinal,
+                })
+            })
+            .collect();
+        doc.insert("certificates".into(), Value::Array(certificates));
+    }
 
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for r in s.resources {

@@ -309,9 +309,21 @@ pub(crate) fn read_regular(path: &Path, links: Links) -> Result<(Vec<u8>, fs::Me
 /// which is an error of every resource naming TLS credentials. What is
 /// unknown is never taken for absent (absent means "generate one").
 pub fn read_bundles(ns_dir: &Path) -> InputCerts {
+    read_bundle_dirs(ns_dir, "input/certs")
+}
+
+/// `input/issuers/<name>/` user CAs (resources.md 9), read exactly as
+/// [`read_bundles`] reads `input/certs/`: the same three files, the same
+/// symbolic link, file type and size rules.
+pub fn read_issuers(ns_dir: &Path) -> InputCerts {
+    read_bundle_dirs(ns_dir, "input/issuers")
+}
+
+/// The bundle directories below `rel` (relative to the namespace).
+fn read_bundle_dirs(ns_dir: &Path, rel: &str) -> InputCerts {
     let mut out = InputCerts::default();
     let root = fs::canonicalize(ns_dir).unwrap_or_else(|_| ns_dir.to_path_buf());
-    let certs = ns_dir.join("input/certs");
+    let certs = ns_dir.join(rel);
     let entries = match fs::read_dir(&certs) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return out,
@@ -1366,6 +1378,35 @@ mod tests {
         assert!(parsed.problems[0].message.contains("over 1 MiB"));
         let parsed = read_input_file("input/resources/c.yaml", &dir.path().join("c.yaml"));
         assert!(parsed.problems[0].message.contains("cannot be read"));
+    }
+
+    #[test]
+    fn issuers_are_read_like_bundles_with_links_leaving_the_namespace_refused() {
+        let home = tempfile::tempdir().unwrap();
+        let ns = home.path().join("west");
+        assert!(read_issuers(&ns).bundles.is_empty(), "no input/issuers/");
+        let ca = ns.join("input/issuers/my-ca");
+        fs::create_dir_all(&ca).unwrap();
+        fs::write(ca.join("tls.crt"), "cert").unwrap();
+        fs::write(ca.join("tls.key"), "key").unwrap();
+        fs::set_permissions(ca.join("tls.key"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(home.path().join("outside.crt"), "elsewhere").unwrap();
+        std::os::unix::fs::symlink(home.path().join("outside.crt"), ca.join("ca.crt")).unwrap();
+        fs::write(ca.join("notes.txt"), "ignored").unwrap();
+
+        let issuers = read_issuers(&ns);
+        let files = &issuers.bundles["my-ca"].files;
+        assert_eq!(
+            files.keys().collect::<Vec<_>>(),
+            ["ca.crt", "tls.crt", "tls.key"]
+        );
+        let key = files["tls.key"].as_ref().unwrap();
+        assert_eq!((key.bytes.as_slice(), key.mode), (&b"key"[..], 0o600));
+        assert_eq!(files["ca.crt"], Err(FileRefusal::SymlinkLeavesNamespace));
+        assert!(
+            read_bundles(&ns).bundles.is_empty(),
+            "issuers are not bundles"
+        );
     }
 
     #[test]

@@ -67,8 +67,9 @@ impl FileRefusal {
     }
 }
 
-/// `input/certs/<name>/` as the shell found it: each of `tls.crt`, `tls.key`
-/// and `ca.crt` that exists, read or refused.
+/// `input/certs/<name>/` (or `input/issuers/<name>/`) as the shell found
+/// it: each of `tls.crt`, `tls.key` and `ca.crt` that exists, read or
+/// refused.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InputBundle {
     /// Why `input/certs/<name>` itself cannot be used (it cannot be read,
@@ -89,9 +90,15 @@ impl InputBundle {
 
     /// The usable files, for the PEM checks and for copying.
     pub fn bundle_files(&self, name: &str) -> BundleFiles {
+        self.files_at(format!("input/certs/{name}"))
+    }
+
+    /// The usable files, with messages naming them under `dir` (relative
+    /// to the namespace directory, e.g. `input/issuers/my-ca`).
+    pub fn files_at(&self, dir: String) -> BundleFiles {
         let get = |f: &str| self.files.get(f).and_then(|r| r.as_ref().ok()).cloned();
         BundleFiles {
-            dir: format!("input/certs/{name}"),
+            dir,
             tls_crt: get("tls.crt"),
             tls_key: get("tls.key"),
             ca_crt: get("ca.crt"),
@@ -188,6 +195,8 @@ pub struct Context<'a> {
     /// Names of CAs, which may not be used as a certificate bundle.
     pub ca_names: BTreeSet<String>,
     pub now: OffsetDateTime,
+    /// The renewal window: bundle leaves expiring within it are warned about.
+    pub renew_before: time::Duration,
 }
 
 /// A usable Listener.
@@ -374,17 +383,15 @@ impl<'r> Report<'r> {
 
     /// Files that exist but cannot be used, each reported once.
     fn refused_files(&mut self, cred: &str, bundle: &InputBundle) {
-        for (file, result) in &bundle.files {
-            if let Err(why) = result {
-                let path = format!("input/certs/{cred}/{file}");
-                self.error("spec.tlsCredentials", why.refused(&path));
-            }
+        for message in refusals(&format!("input/certs/{cred}"), bundle) {
+            self.error("spec.tlsCredentials", message);
         }
     }
 
     /// The PEM checks of resources.md 9, reported on this resource.
     fn pem_checks(&mut self, cred: &str, bundle: &InputBundle, cx: &Context, host: Option<&str>) {
-        for finding in certs::check_bundle(&bundle.bundle_files(cred), cx.now, host) {
+        let files = bundle.bundle_files(cred);
+        for finding in certs::check_bundle(&files, cx.now, host, cx.renew_before) {
             match finding.severity {
                 Severity::Error => self.error("spec.tlsCredentials", finding.message),
                 Severity::Warning => self.warning("spec.tlsCredentials", finding.message),
@@ -400,6 +407,19 @@ impl<'r> Report<'r> {
             );
         }
     }
+}
+
+/// Why each file of `bundle` (found under `dir`) that exists cannot be
+/// used, in file order.
+pub fn refusals(dir: &str, bundle: &InputBundle) -> Vec<String> {
+    bundle
+        .files
+        .iter()
+        .filter_map(|(file, result)| {
+            let why = result.as_ref().err()?;
+            Some(why.refused(&format!("{dir}/{file}")))
+        })
+        .collect()
 }
 
 const OBSERVERS: [&str; 4] = ["auto", "none", "http1", "http2"];

@@ -4,7 +4,6 @@ use time::macros::datetime;
 use time::Duration;
 
 use super::*;
-use crate::certs::check_bundle;
 
 fn good() -> Made {
     p256_with_sans(&["web.example", "10.0.0.1"])

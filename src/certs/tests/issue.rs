@@ -8,9 +8,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
 use super::*;
-use crate::certs::{
-    check_bundle, leaf_info, needs_reissue, CertError, Credential, MemoMint, Mint, RcgenMint,
-};
+use crate::certs::{leaf_info, CertError, Credential, MemoMint, Mint, RcgenMint};
 
 fn sans(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -315,4 +313,139 @@ fn a_credential_is_reissued_when_broken_stale_or_foreign() {
     let ca_end = datetime!(2036-11-26 00:00 UTC);
     assert!(needs_reissue(&ca, None, None, ca_end - Duration::days(29)));
     assert!(!needs_reissue(&ca, None, None, ca_end - Duration::days(31)));
+}
+
+#[test]
+fn the_renewal_window_decides_both_the_warning_and_the_reissue() {
+    use crate::certs::check_bundle as check_within;
+    let end = NOW + Duration::days(45);
+    let soon = p256_until(end);
+    let b = bundle(file(soon.cert.clone()), key_file(soon.key.clone()), None);
+    assert_eq!(check_within(&b, NOW, None, Duration::days(30)), vec![]);
+    let findings = check_within(&b, NOW, None, Duration::days(60));
+    assert_eq!(
+        messages(&findings),
+        ["input/certs/web/tls.crt expires on 2027-01-10 (in 45 days)"]
+    );
+    assert_eq!(
+        findings[0].not_after,
+        Some(end),
+        "the date the shell keys on"
+    );
+
+    let ca = MemoMint::new(7).issue_ca("ca", NOW).unwrap();
+    let leaf = MemoMint::new(7)
+        .issue_leaf(
+            &ca,
+            "web",
+            &sans(&["a.example"]),
+            NOW - Duration::days(5 * 365 - 45),
+        )
+        .unwrap();
+    let reissue =
+        |days| crate::certs::needs_reissue(&leaf, Some(&ca), None, NOW, Duration::days(days));
+    assert!(!reissue(30), "45 days left, a 30-day window");
+    assert!(reissue(60), "45 days left, a 60-day window");
+}
+
+#[test]
+fn a_leaf_that_lasts_as_long_as_its_issuer_is_kept_inside_the_window() {
+    // A CA with 10 days left (a user issuer nobody renewed): a new leaf
+    // would end when it ends, so re-issuing gains nothing and would churn
+    // a key on every pass.
+    let ca_start = NOW - Duration::days(10 * 365 + 2) + Duration::days(10);
+    let ca = MemoMint::new(8).issue_ca("user-ca", ca_start).unwrap();
+    let ca_end = leaf_info(ca.cert_pem.as_bytes()).unwrap().not_after;
+    assert!(
+        ca_end > NOW && ca_end < NOW + Duration::days(11),
+        "{ca_end}"
+    );
+    let last = MemoMint::new(8)
+        .issue_leaf(&ca, "web", &sans(&["a.example"]), NOW)
+        .unwrap();
+    assert_eq!(
+        leaf_info(last.cert_pem.as_bytes()).unwrap().not_after,
+        ca_end
+    );
+    assert!(!needs_reissue(&last, Some(&ca), None, NOW));
+    // A leaf ending before its CA still gains from renewal.
+    let earlier = MemoMint::new(8)
+        .issue_leaf(
+            &ca,
+            "web",
+            &sans(&["a.example"]),
+            NOW - Duration::days(5 * 365 - 2),
+        )
+        .unwrap();
+    assert!(leaf_info(earlier.cert_pem.as_bytes()).unwrap().not_after < ca_end);
+    assert!(needs_reissue(&earlier, Some(&ca), None, NOW));
+    // Expired is expired, issuer or not.
+    assert!(needs_reissue(
+        &last,
+        Some(&ca),
+        None,
+        ca_end + Duration::minutes(1)
+    ));
+}
+
+/// `input/issuers/my-ca/` with these files.
+fn issuer_files(crt: &str, key: Option<&str>) -> crate::certs::BundleFiles {
+    crate::certs::BundleFiles {
+        dir: "input/issuers/my-ca".to_string(),
+        tls_crt: file(crt.to_string()),
+        tls_key: key.and_then(|k| key_file(k.to_string())),
+        ca_crt: None,
+    }
+}
+
+#[test]
+fn an_issuer_must_be_a_sound_ca_and_each_fault_is_named() {
+    use super::fixtures::{ca_files, leaf, KeyKind};
+    use crate::certs::{check_issuer, DEFAULT_RENEW_BEFORE as W};
+    let (from, to) = (NOW - Duration::days(30), NOW + Duration::days(3650));
+    let (_, ca, ca_key) = ca_files("my-ca", None, from, to);
+    assert_eq!(
+        check_issuer(&issuer_files(&ca, Some(&ca_key)), NOW, W),
+        vec![]
+    );
+
+    assert_eq!(
+        errors(&check_issuer(&issuer_files(&ca, None), NOW, W)),
+        ["input/issuers/my-ca/tls.key is missing; an issuer needs tls.crt and tls.key"]
+    );
+    let (_, _, other_key) = ca_files("other", None, from, to);
+    assert_eq!(
+        errors(&check_issuer(&issuer_files(&ca, Some(&other_key)), NOW, W)),
+        ["input/issuers/my-ca/tls.key: tls.key does not match tls.crt"]
+    );
+    let not_ca = leaf(KeyKind::EcP256Sec1, &["x.example"], from, to);
+    assert_eq!(
+        errors(&check_issuer(&issuer_files(&not_ca.tls_crt, Some(&not_ca.tls_key)), NOW, W)),
+        ["input/issuers/my-ca/tls.crt is not a CA certificate (basicConstraints CA is not set); an issuer must be a CA"]
+    );
+    // A CA whose keyUsage leaves out keyCertSign.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    let no_sign = params.self_signed(&key).unwrap().pem();
+    assert_eq!(
+        errors(&check_issuer(&issuer_files(&no_sign, Some(&key.serialize_pem())), NOW, W)),
+        ["input/issuers/my-ca/tls.crt may not sign certificates (its keyUsage lacks keyCertSign)"]
+    );
+    // Expired, and close to the end: the bundle checks, with the window.
+    let (_, old, old_key) = ca_files("my-ca", None, from - Duration::days(400), from);
+    assert_eq!(
+        errors(&check_issuer(&issuer_files(&old, Some(&old_key)), NOW, W)),
+        ["input/issuers/my-ca/tls.crt expired on 2026-10-27"]
+    );
+    let (_, ending, ending_key) = ca_files("my-ca", None, from, NOW + Duration::days(20));
+    assert_eq!(
+        messages(&check_issuer(
+            &issuer_files(&ending, Some(&ending_key)),
+            NOW,
+            W
+        )),
+        ["input/issuers/my-ca/tls.crt expires on 2026-12-16 (in 20 days)"]
+    );
 }

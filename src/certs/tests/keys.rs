@@ -3,7 +3,6 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::certs::check_bundle;
 use crate::certs::keys::decode_private_key;
 
 const MISMATCH: &str = "input/certs/web/tls.key: tls.key does not match tls.crt";
@@ -179,7 +178,7 @@ proptest! {
             cert_pem: String::from_utf8_lossy(&crt).into_owned(),
             key_pem: String::from_utf8_lossy(&key).into_owned(),
         };
-        prop_assert!(crate::certs::needs_reissue(&cred, None, None, NOW));
+        prop_assert!(needs_reissue(&cred, None, None, NOW));
     }
 
     #[test]

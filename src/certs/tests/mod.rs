@@ -5,6 +5,7 @@
 //! made once with OpenSSL (see its README); everything else is minted here.
 
 mod bundle;
+pub(crate) mod fixtures;
 mod issue;
 mod keys;
 
@@ -12,7 +13,26 @@ use rcgen::{CertificateParams, KeyPair, SignatureAlgorithm};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
-use super::{BundleFiles, FileBytes, Finding, Severity};
+use super::{BundleFiles, Credential, FileBytes, Finding, Severity, DEFAULT_RENEW_BEFORE};
+
+/// [`super::check_bundle`] with the default renewal window (30 days).
+pub(super) fn check_bundle(
+    files: &BundleFiles,
+    now: OffsetDateTime,
+    listener_host: Option<&str>,
+) -> Vec<Finding> {
+    super::check_bundle(files, now, listener_host, DEFAULT_RENEW_BEFORE)
+}
+
+/// [`super::needs_reissue`] with the default renewal window (30 days).
+pub(super) fn needs_reissue(
+    found: &Credential,
+    issuer: Option<&Credential>,
+    want_sans: Option<&[String]>,
+    now: OffsetDateTime,
+) -> bool {
+    super::needs_reissue(found, issuer, want_sans, now, DEFAULT_RENEW_BEFORE)
+}
 
 /// "Now" in tests: the day the spec's example messages are written from
 /// (`expires on 2026-12-20 (in 24 days)`).
