@@ -534,6 +534,15 @@ impl State {
         trigger: Trigger,
     ) -> Result<(ScanStats, BTreeMap<String, InputBundle>), ScanError> {
         if !self.loaded {
+            // A writer killed mid-apply leaves its temporaries behind.
+            match fsio::remove_temporaries(&self.ns_dir) {
+                Ok(removed) if !removed.is_empty() => info!(
+                    "removed {} temporary file(s) an unfinished write left in runtime/",
+                    removed.len()
+                ),
+                Ok(_) => {}
+                Err(e) => warn!("cannot remove the temporaries an unfinished write left: {e}"),
+            }
             // Records are listed, then read, parsed and dropped one by one.
             self.runtime = fsio::read_runtime_hollow(&self.ns_dir)?;
             let ns_dir = &self.ns_dir;
