@@ -3,6 +3,7 @@
 mod support;
 
 mod check;
+mod crash;
 mod daemon;
 mod live;
 mod reference;
