@@ -8,6 +8,7 @@ mod daemon;
 mod live;
 mod reference;
 mod render;
+mod router_faults;
 mod router_live;
 mod tls_live;
 mod transcripts;
