@@ -776,3 +776,63 @@ fn a_router_sigkilled_50_times_mid_storm_comes_back_with_exactly_the_rendered_en
         started.elapsed()
     );
 }
+
+/// The actor learns that its router died at its next poll or sync, but
+/// the runner knows at once: a pass in between (here, for a change made
+/// right after the exit) must not report what the dead router last
+/// showed. Polling is put off for a minute so that nothing but that pass
+/// talks to the router side.
+#[test]
+fn a_change_right_after_the_router_died_is_not_reported_against_the_dead_router() {
+    let _serial = serial();
+    let home = DataHome::new();
+    let site = Site::new(&home, "west", 0, 1);
+    let config = home.path().join("skupperd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "router_binary = \"{}\"\nrouter_poll_interval_ms = 60000\n",
+            crate::router_live::double_binary().display()
+        ),
+    )
+    .expect("writing the config");
+    let d = crate::support::daemon::Start::new(&home)
+        .arg("--config")
+        .arg(config.to_string_lossy())
+        .spawn();
+    for (kind, name) in [("Site", "west"), ("Listener", "backend")] {
+        eventually(
+            &format!("{kind} {name} Ready"),
+            || {
+                let record = site.read(&format!("runtime/resources/{kind}-{name}.yaml"))?;
+                (Site::statuses(&record).1 == "Ready").then_some(())
+            },
+            || d.log(),
+        );
+    }
+    let pid = router_pid(&home, "west").expect("the router process");
+    sigkill(pid);
+    d.wait_log("router exited: killed by signal 9");
+    write_by_rename(
+        &site.ns.join("input/resources/late.yaml"),
+        &listener("late", "127.0.0.1", "23999"),
+    );
+    d.wait_log("listener late: (new) -> ");
+    let log = d.log();
+    let late = log
+        .lines()
+        .find(|l| l.contains("listener late: (new) -> "))
+        .unwrap_or_default();
+    assert!(
+        late.contains("router not reachable"),
+        "{late}\n--- log ---\n{log}"
+    );
+    // The same pass wrote the others' records (its log lines come after
+    // its files); the router is back only after its 1 s backoff.
+    for (kind, name) in [("Site", "west"), ("Listener", "backend")] {
+        let record = site
+            .read(&format!("runtime/resources/{kind}-{name}.yaml"))
+            .expect("the record");
+        assert_ne!(Site::statuses(&record).1, "Ready", "{kind} {name}");
+    }
+}

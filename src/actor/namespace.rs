@@ -374,6 +374,7 @@ impl Actor {
         // pass loses none of them.
         state.cache.note(changed);
         let grace = self.intervals.site_grace;
+        self.router.forget_exited_router();
         state.router = self.router.state.clone();
         let span = Span::current();
         let joined = tokio::task::spawn_blocking(move || {
