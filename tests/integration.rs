@@ -3,11 +3,13 @@
 mod support;
 
 mod check;
+mod crash;
 mod daemon;
 mod hostile_input;
 mod live;
 mod reference;
 mod render;
+mod router_faults;
 mod router_live;
 mod tls_live;
 mod transcripts;

@@ -29,7 +29,7 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// The router double's binary, built on demand beside skupperd.
-fn double_binary() -> PathBuf {
+pub(crate) fn double_binary() -> PathBuf {
     let skupperd = assert_cmd::cargo::cargo_bin("skupperd");
     let path = skupperd.with_file_name("skrouterd-double");
     if !path.exists() {

@@ -382,6 +382,7 @@ impl Actor {
         // pass loses none of them.
         state.cache.note(changed);
         let grace = self.intervals.site_grace;
+        self.router.forget_exited_router();
         state.router = self.router.state.clone();
         let span = Span::current();
         let joined = tokio::task::spawn_blocking(move || {
@@ -542,6 +543,15 @@ impl State {
     /// part that could not be read.
     fn read(&mut self, trigger: Trigger) -> Result<(ScanStats, InputCerts, InputCerts), ScanError> {
         if !self.loaded {
+            // A writer killed mid-apply leaves its temporaries behind.
+            match fsio::remove_temporaries(&self.ns_dir) {
+                Ok(removed) if !removed.is_empty() => info!(
+                    "removed {} temporary file(s) an unfinished write left in runtime/",
+                    removed.len()
+                ),
+                Ok(_) => {}
+                Err(e) => warn!("cannot remove the temporaries an unfinished write left: {e}"),
+            }
             // Records are listed, then read, parsed and dropped one by one.
             self.runtime = fsio::read_runtime_hollow(&self.ns_dir)?;
             let ns_dir = &self.ns_dir;

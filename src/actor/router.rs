@@ -71,6 +71,8 @@ pub struct RouterSide {
     /// Set after skupperd moved the router off a management port another
     /// process held: the Site's status says so while the router runs.
     port_notice: Option<String>,
+    /// The runner's restart count when the router last answered.
+    restarts_at_view: u32,
 }
 
 fn credentials(runtime: &BTreeMap<String, Vec<u8>>) -> Option<Credentials> {
@@ -98,6 +100,7 @@ impl RouterSide {
             restart_note: None,
             management_port: None,
             port_notice: None,
+            restarts_at_view: 0,
         };
         side.state = side.current(None);
         side
@@ -345,6 +348,22 @@ impl RouterSide {
         }
     }
 
+    /// Before a pass: the runner learns at once that its router exited,
+    /// the session only at its next request. A view from before the exit
+    /// is not what the router shows any more, so a pass in between must
+    /// not report it (it would keep, or even make, statuses `Ready` with
+    /// the router gone). A router restarted since counts as exited too.
+    pub fn forget_exited_router(&mut self) {
+        let exited = self.runner_is_process
+            && self.state.view.is_some()
+            && (self.runner.state() != RouterProcessState::Running
+                || self.runner.restarts() != self.restarts_at_view);
+        if exited {
+            self.session.disconnect();
+            self.update(None);
+        }
+    }
+
     /// The light poll between passes (router.md 3.9); reconnects when the
     /// connection was lost. Returns whether the state changed.
     pub async fn poll(&mut self) -> bool {
@@ -367,6 +386,7 @@ impl RouterSide {
             // The router answers: whatever exits came before, this run
             // is good (a `Failed` from earlier exits no longer holds).
             self.runner.answered();
+            self.restarts_at_view = self.runner.restarts();
         }
         let next = self.current(view);
         let changed = next != self.state;

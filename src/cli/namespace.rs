@@ -158,6 +158,8 @@ fn take_lock(ns_dir: &Path) -> Result<ControllerLock> {
 pub fn render(ns_dir: &Path, output: Output) -> Result<ExitCode> {
     let loaded = load(ns_dir)?;
     let _lock = take_lock(&loaded.ns_dir)?;
+    // What a writer killed mid-apply left behind.
+    fsio::remove_temporaries(&loaded.ns_dir)?;
     let prior = read_prior(&loaded.runtime);
     let ns_path = loaded.ns_dir.to_string_lossy().into_owned();
     let host = fsio::hostname();

@@ -754,13 +754,78 @@ fn umask() -> Option<u32> {
     })
 }
 
+/// What a temporary name ends with.
+const TEMP_SUFFIX: &str = ".skupperd-tmp";
+
 /// The temporary name of `target`: hidden, so input scans and the
 /// runtime walk ignore it, and with a suffix no file skupperd publishes has.
 fn temp_path(target: &Path) -> PathBuf {
     let mut name = OsString::from(".");
     name.push(target.file_name().unwrap_or(OsStr::new("file")));
-    name.push(".skupperd-tmp");
+    name.push(TEMP_SUFFIX);
     target.with_file_name(name)
+}
+
+/// Removes the temporaries of an apply that never finished (the process
+/// was killed between writing them and renaming them into place): hidden
+/// `.<name>.skupperd-tmp` files beside the owned runtime files they were
+/// to replace, and staged trees (`.runtime.skupperd-tmp` beside
+/// `runtime/`, hidden `.<dir>.skupperd-tmp` directories in it). An apply
+/// replaces the temporary of a file it writes again, but the temporary of
+/// a file that is not written again (its resource was removed meanwhile,
+/// or the file is already current) would stay forever. For the
+/// namespace's single writer, before its first apply; returns what it
+/// removed.
+pub fn remove_temporaries(ns_dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut removed = Vec::new();
+    let staged_runtime = temp_path(&ns_dir.join("runtime"));
+    match fs::remove_dir_all(&staged_runtime) {
+        Ok(()) => removed.push(staged_runtime),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_at(&staged_runtime)(e)),
+    }
+    remove_temporaries_in(ns_dir, Path::new("runtime"), &mut removed)?;
+    Ok(removed)
+}
+
+fn remove_temporaries_in(
+    ns_dir: &Path,
+    rel_dir: &Path,
+    removed: &mut Vec<PathBuf>,
+) -> Result<(), StoreError> {
+    let dir = ns_dir.join(rel_dir);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_at(&dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_at(&dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Not following links: a link is never a staged tree.
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let path = entry.path();
+        let result = match name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+        {
+            Some(_) if is_dir => fs::remove_dir_all(&path),
+            Some(target) if is_owned(&rel_dir.join(target).to_string_lossy()) => {
+                fs::remove_file(&path)
+            }
+            None if is_dir && !name.starts_with('.') => {
+                remove_temporaries_in(ns_dir, &rel_dir.join(&name), removed)?;
+                continue;
+            }
+            _ => continue,
+        };
+        match result {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at(&path)(e)),
+        }
+    }
+    Ok(())
 }
 
 /// From this many files on, a first `syncfs` starts once half of them are
@@ -1122,6 +1187,66 @@ mod tests {
         assert_eq!(fs::read_to_string(&key).unwrap(), "KEY");
         assert_eq!(mode_of(&key), 0o600);
         assert_eq!(temporaries(ns), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn temporaries_a_killed_apply_left_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path();
+        let o = outcome(&[
+            ("runtime/resources/Listener-a.yaml", "a\n", 0o644),
+            ("runtime/certs/c/tls.key", "KEY", 0o600),
+            ("runtime/status.yaml", "s\n", 0o644),
+        ]);
+        apply(ns, &o).unwrap();
+        let stale = [
+            // Records of resources removed since, a key, the status.
+            "runtime/resources/.Listener-gone.yaml.skupperd-tmp",
+            "runtime/resources/.Listener-a.yaml.skupperd-tmp",
+            "runtime/certs/c/.tls.key.skupperd-tmp",
+            "runtime/.status.yaml.skupperd-tmp",
+        ];
+        for rel in stale {
+            fs::write(ns.join(rel), "stale").unwrap();
+        }
+        // Staged trees: all of runtime/ (a cold start), a new directory.
+        fs::create_dir_all(ns.join(".runtime.skupperd-tmp/resources")).unwrap();
+        fs::create_dir_all(ns.join("runtime/.router.skupperd-tmp")).unwrap();
+        fs::write(ns.join("runtime/.router.skupperd-tmp/skrouterd.json"), "[").unwrap();
+        // Not skupperd's: another tool's hidden file, a file that merely
+        // ends like a temporary, a temporary of a file skupperd never
+        // writes, and anything in input/.
+        let foreign = [
+            "runtime/resources/.ConfigMap-x.yaml.swp",
+            "runtime/resources/x.skupperd-tmp",
+            "runtime/resources/.ConfigMap-x.yaml.skupperd-tmp",
+            "input/resources/.l.yaml.skupperd-tmp",
+        ];
+        for rel in foreign {
+            fs::create_dir_all(ns.join(rel).parent().unwrap()).unwrap();
+            fs::write(ns.join(rel), "theirs").unwrap();
+        }
+        let mut removed = remove_temporaries(ns).unwrap();
+        removed.sort();
+        let mut want: Vec<PathBuf> = stale
+            .iter()
+            .chain(&[".runtime.skupperd-tmp", "runtime/.router.skupperd-tmp"])
+            .map(|rel| ns.join(rel))
+            .collect();
+        want.sort();
+        assert_eq!(removed, want);
+        for rel in foreign {
+            assert_eq!(text(ns, rel), "theirs", "{rel}");
+        }
+        assert_eq!(text(ns, "runtime/resources/Listener-a.yaml"), "a\n");
+        assert_eq!(text(ns, "runtime/certs/c/tls.key"), "KEY");
+        assert_eq!(remove_temporaries(ns).unwrap(), Vec::<PathBuf>::new());
+        // Nothing to do in a namespace without runtime/.
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(
+            remove_temporaries(empty.path()).unwrap(),
+            Vec::<PathBuf>::new()
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod daemon;
 pub mod live;
+pub mod rng;
 pub mod tls;
 
 use assert_cmd::Command;
