@@ -388,9 +388,39 @@ fn hold_management_port(ns: &Path) -> Option<tokio::net::TcpSocket> {
         .trim()
         .parse()
         .ok()?;
+    plain_bind(port)
+}
+
+/// A socket bound to `port` without `SO_REUSEADDR` and not listening:
+/// while it exists no other socket can bind the port.
+fn plain_bind(port: u16) -> Option<tokio::net::TcpSocket> {
     let socket = tokio::net::TcpSocket::new_v4().ok()?;
     socket.bind(([127, 0, 0, 1], port).into()).ok()?;
     Some(socket)
+}
+
+/// Makes the daemon's pick of a new site's management port (the first
+/// port from 5671 a listener can bind, `SO_REUSEADDR` and all) land on one
+/// the test can hold: a port where connections of an earlier router linger
+/// in TIME_WAIT can be listened on but not plainly bound, so it gets a
+/// listener of the test's for the daemon to skip. Returns those listeners,
+/// to keep until the daemon has picked.
+fn steer_port_pick() -> Vec<std::net::TcpListener> {
+    let mut skip = Vec::new();
+    for port in 5671..=u16::MAX {
+        let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) else {
+            // Taken: the daemon skips it too.
+            continue;
+        };
+        drop(listener);
+        if plain_bind(port).is_some() {
+            break;
+        }
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            skip.push(listener);
+        }
+    }
+    skip
 }
 
 struct Prepared {
@@ -408,9 +438,11 @@ fn prepare(seed: u64) -> Option<Prepared> {
     let config = home.path().join("skupperd.toml");
     std::fs::write(&config, "runner = \"none\"\n").expect("writing the config");
     let storm = Storm::new(home.ns("west"), seed);
+    let skipped = steer_port_pick();
     let mut d = start(&home, &config);
     d.wait_ready();
     let port = hold_management_port(&storm.ns);
+    drop(skipped);
     assert!(d.stop().success(), "{}", d.log());
     Some(Prepared {
         _port: port?,

@@ -183,11 +183,25 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// SIGTERM first, so that skupperd stops the routers it started (a
+    /// SIGKILLed skupperd leaves them running, holding their ports); SIGKILL
+    /// if it has not exited within the patience bound.
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
         }
+        if let Some(pid) = Pid::from_raw(self.child.id() as i32) {
+            let _ = kill_process(pid, Signal::TERM);
+            let start = Instant::now();
+            while start.elapsed() < PATIENCE {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
