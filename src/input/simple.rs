@@ -172,6 +172,7 @@ impl<'a> Reader<'a> {
         }
         let mark = self.mark(self.pos, indent)?;
         let mut entries: Vec<(Node, Node)> = Vec::new();
+        let mut keys = super::tree::KeySet::default();
         loop {
             let (key, used) = token(body)?;
             let key = Node {
@@ -222,7 +223,7 @@ impl<'a> Reader<'a> {
                 node
             };
             // The general parser words the duplicate-key error.
-            if entries.iter().any(|(k, _)| k.value == key.value) {
+            if keys.insert(&key.value, entries.len(), &entries).is_err() {
                 return None;
             }
             entries.push((key, value));
