@@ -111,25 +111,27 @@ fn file_problem(file: &str, mark: Option<Mark>, message: String) -> Problem {
 /// Directive-only chunks (`%YAML 1.2`) are joined to the document they
 /// introduce.
 fn split_documents(text: &str) -> Vec<(u32, &str)> {
-    let mut starts = vec![0usize];
+    // Each start with the number of lines before it, counted on the way:
+    // counting them again per document made a file of many small
+    // documents take time quadratic in its length.
+    let mut starts = vec![(0usize, 0u32)];
     let mut offset = 0usize;
-    for line in text.split_inclusive('\n') {
+    for (line_number, line) in text.split_inclusive('\n').enumerate() {
         if offset > 0 && is_document_marker(line) {
-            starts.push(offset);
+            starts.push((offset, u32::try_from(line_number).unwrap_or(u32::MAX)));
         }
         offset += line.len();
     }
     let mut chunks = Vec::new();
-    let mut pending_start: Option<usize> = None;
-    for (i, &start) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).copied().unwrap_or(text.len());
-        let from = pending_start.take().unwrap_or(start);
+    let mut pending_start: Option<(usize, u32)> = None;
+    for (i, &(start, line)) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(text.len(), |s| s.0);
+        let (from, line_offset) = pending_start.take().unwrap_or((start, line));
         let chunk = &text[start..end];
         if is_directives_only(chunk) && i + 1 < starts.len() {
-            pending_start = Some(from);
+            pending_start = Some((from, line_offset));
             continue;
         }
-        let line_offset = text[..from].matches('\n').count() as u32;
         chunks.push((line_offset, &text[from..end]));
     }
     chunks
