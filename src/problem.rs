@@ -87,19 +87,45 @@ impl Problem {
 /// everything else, backslashes included, as it is. So escaping what was
 /// already escaped changes nothing: messages built from other messages
 /// (a file that no longer parses) are never escaped twice.
+///
+/// The invisible characters that change how the text around them looks
+/// are escaped the same way (`\u{202e}`): bidirectional overrides and
+/// isolates (`listener "\u{202e}dnekcab"` would show as `"backend"`),
+/// zero-width characters, and the line and paragraph separators, which
+/// break a line where no `\n` is.
 pub fn escape_controls(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(shown_escaped) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         if c.is_control() {
             out.extend(c.escape_debug());
+        } else if shown_escaped(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
         } else {
             out.push(c);
         }
     }
     Cow::Owned(out)
+}
+
+/// Control characters, and the invisible format characters and
+/// separators that rearrange or break the text around them.
+fn shown_escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{61c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        )
 }
 
 #[cfg(test)]
@@ -119,6 +145,27 @@ mod tests {
             shown,
             "escaping twice is escaping once"
         );
+    }
+
+    #[test]
+    fn invisible_characters_that_rearrange_text_are_escaped() {
+        let raw = "listener \"\u{202e}dnekcab\": back\u{200b}end\u{2028}x\u{2066}y\u{feff}";
+        let shown = escape_controls(raw);
+        assert_eq!(
+            shown,
+            "listener \"\\u{202e}dnekcab\": back\\u{200b}end\\u{2028}x\\u{2066}y\\u{feff}"
+        );
+        assert_eq!(escape_controls(&shown), shown);
+        // Visible text of any script stays as it is.
+        for text in [
+            "bаckend",
+            "ｂackend",
+            "café",
+            "\u{1f680}-service",
+            "a\u{a0}b",
+        ] {
+            assert!(matches!(escape_controls(text), Cow::Borrowed(_)), "{text}");
+        }
     }
 
     #[test]

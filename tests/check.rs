@@ -95,3 +95,29 @@ fn check_writes_nothing() {
     skupperd().arg("check").arg(&ns).assert().code(0);
     assert_eq!(before, snapshot(home.path()));
 }
+
+#[test]
+fn check_with_its_output_closed_early_exits_with_its_code_and_no_panic() {
+    let home = DataHome::new();
+    home.write("west", "input/resources/Site.yaml", SITE);
+    // Enough problems to fill any pipe buffer.
+    let mut many = String::new();
+    for i in 0..3_000 {
+        many.push_str(&format!("---\nkind: [broken{i}\n"));
+    }
+    home.write("west", "input/resources/many.yaml", &many);
+    for output in ["text", "json"] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("skupperd"))
+            .args(["check", "--output", output])
+            .arg(home.ns("west"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `skupperd check | head -0`: the reader is gone before a byte is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{output}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{output}");
+    }
+}

@@ -3,6 +3,16 @@
 //! Exit codes follow `skupperd check`: 0 fine, 1 input errors, 2 usage or
 //! environment errors.
 
+/// `println!` that never panics: when stdout is closed early (`skupperd
+/// check | head`), the rest of the output is dropped and the command
+/// still ends with its own exit code.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod namespace;
 mod status;
 
@@ -73,7 +83,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => status::run(data_home, namespace.as_deref(), output),
         Command::Run { settings } => return crate::daemon::command(*settings),
         Command::Version => {
-            println!("skupperd {}", env!("CARGO_PKG_VERSION"));
+            say!("skupperd {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
     };
@@ -82,7 +92,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(e) => {
             // Errors name paths and directory names as given: shown escaped.
             let shown = format!("{e:#}");
-            eprintln!("skupperd: {}", crate::problem::escape_controls(&shown));
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skupperd: {}",
+                crate::problem::escape_controls(&shown)
+            );
             ExitCode::from(2)
         }
     }

@@ -107,17 +107,17 @@ pub fn print_problems(problems: &[Problem], output: Output) {
         Output::Json => {
             let doc =
                 serde_json::json!({"errors": errors, "warnings": warnings, "problems": problems});
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            say!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         Output::Text => {
             for p in problems {
                 let severity = if p.is_error() { "error" } else { "warning" };
                 match p.place() {
-                    Some(place) => println!("{place}: {severity}: {}", p.message),
-                    None => println!("{severity}: {}", p.message),
+                    Some(place) => say!("{place}: {severity}: {}", p.message),
+                    None => say!("{severity}: {}", p.message),
                 }
             }
-            println!("{errors} error(s), {warnings} warning(s)");
+            say!("{errors} error(s), {warnings} warning(s)");
         }
     }
 }
@@ -179,7 +179,7 @@ pub fn render(ns_dir: &Path, output: Output) -> Result<ExitCode> {
     fsio::apply(&loaded.ns_dir, &outcome)?;
     print_problems(&outcome.problems, output);
     if output == Output::Text {
-        println!(
+        say!(
             "{}: {} file(s) written, {} removed",
             loaded.ns_dir.display(),
             outcome.writes.len(),

@@ -108,7 +108,7 @@ fn table(rows: &[&Row], matching: &str) {
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", parts.join("  ").trim_end());
+        say!("{}", parts.join("  ").trim_end());
     };
     line(header.to_vec());
     for row in &cells {
@@ -141,7 +141,7 @@ pub fn run(
         .flat_map(|n| rows(&ns_root.join(n), n))
         .collect();
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&all)?),
+        Output::Json => say!("{}", serde_json::to_string_pretty(&all)?),
         Output::Text => {
             for ns in &names {
                 let of = |k: &str| {
@@ -149,10 +149,10 @@ pub fn run(
                         .filter(|r| &r.namespace == ns && r.kind == k)
                         .collect::<Vec<_>>()
                 };
-                println!("Namespace {}", crate::problem::escape_controls(ns));
-                println!("Listeners:");
+                say!("Namespace {}", crate::problem::escape_controls(ns));
+                say!("Listeners:");
                 table(&of("Listener"), "MATCHING-CONNECTOR");
-                println!("Connectors:");
+                say!("Connectors:");
                 table(&of("Connector"), "MATCHING-LISTENER");
             }
         }

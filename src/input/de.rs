@@ -155,6 +155,21 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         }
     }
 
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        // Only a map: a derived struct would also take a sequence, its
+        // items given to the fields in order (`spec: [key, 127.0.0.1, 80]`
+        // a valid Listener), which strict parsing must not allow.
+        match &self.node.value {
+            Value::Map(_) => self.deserialize_any(visitor),
+            _ => Err(self.place(de::Error::invalid_type(self.unexpected(), &visitor))),
+        }
+    }
+
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
@@ -170,7 +185,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char
         bytes byte_buf unit unit_struct seq tuple
-        tuple_struct map struct identifier
+        tuple_struct map identifier
     }
 }
 

@@ -16,7 +16,16 @@ pub struct Marks {
     entries: Box<[Entry]>,
     /// Every map key's text, back to back; entries point into it.
     keys: Box<str>,
+    /// For each map with more than [`WIDE`] entries, by its entry index:
+    /// its string-keyed children sorted by key (document order among
+    /// equal keys). Empty for almost every document.
+    wide: Box<[(u32, Box<[u32]>)]>,
 }
+
+/// Maps with more entries than this are indexed: one warning per unknown
+/// setting asks for each key of the map in turn, which a scan would make
+/// quadratic (minutes for a 1 MiB file of settings).
+const WIDE: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
@@ -45,11 +54,28 @@ impl Marks {
     pub fn of(root: &Node) -> Marks {
         let mut entries = Vec::new();
         let mut keys = String::new();
-        collect(root, NO_PARENT, Key::Other, &mut entries, &mut keys);
-        Marks {
+        let mut wide = Vec::new();
+        collect(
+            root,
+            NO_PARENT,
+            Key::Other,
+            &mut entries,
+            &mut keys,
+            &mut wide,
+        );
+        wide.sort_unstable_by_key(|(map, _)| *map);
+        let mut marks = Marks {
             entries: entries.into_boxed_slice(),
             keys: keys.into_boxed_str(),
+            wide: Box::default(),
+        };
+        for (_, children) in &mut wide {
+            // Stable: equal keys keep document order, so the first wins
+            // as it does in a scan.
+            children.sort_by(|a, b| marks.field_name(*a).cmp(marks.field_name(*b)));
         }
+        marks.wide = wide.into_boxed_slice();
+        marks
     }
 
     /// Where the node at a dotted field path (`spec.settings.observer`,
@@ -63,7 +89,7 @@ impl Marks {
                 Some((k, rest)) => (k, rest.trim_end_matches(']').parse::<usize>().ok()),
                 None => (part, None),
             };
-            match self.child(node, |k| self.is_field(k, key)) {
+            match self.field(node, key) {
                 Some(next) => node = next,
                 None => return self.mark(node),
             }
@@ -91,6 +117,33 @@ impl Marks {
         }
     }
 
+    /// The first child of `node` under the string key `name`.
+    fn field(&self, node: usize, name: &str) -> Option<usize> {
+        let Ok(i) = self
+            .wide
+            .binary_search_by_key(&u32::try_from(node).ok()?, |(map, _)| *map)
+        else {
+            return self.child(node, |k| self.is_field(k, name));
+        };
+        let children = &self.wide[i].1;
+        let at = children.partition_point(|c| self.field_name(*c) < name);
+        children
+            .get(at)
+            .filter(|c| self.field_name(**c) == name)
+            .map(|c| *c as usize)
+    }
+
+    /// The key text of an entry that hangs under a string key.
+    fn field_name(&self, entry: u32) -> &str {
+        match self.entries.get(entry as usize).map(|e| e.key) {
+            Some(Key::Field { start, len }) => {
+                let (start, len) = (start as usize, len as usize);
+                self.keys.get(start..start + len).unwrap_or("")
+            }
+            _ => "",
+        }
+    }
+
     /// The first child of `node` whose key satisfies `wanted`. A node's
     /// subtree is the run of entries after it whose parents are at or
     /// after it (pre-order), so the scan stops where the subtree ends.
@@ -108,7 +161,14 @@ impl Marks {
     }
 }
 
-fn collect(node: &Node, parent: u32, key: Key, entries: &mut Vec<Entry>, keys: &mut String) {
+fn collect(
+    node: &Node,
+    parent: u32,
+    key: Key,
+    entries: &mut Vec<Entry>,
+    keys: &mut String,
+    wide: &mut Vec<(u32, Box<[u32]>)>,
+) {
     let me = u32::try_from(entries.len()).unwrap_or(NO_PARENT);
     entries.push(Entry {
         parent,
@@ -119,10 +179,11 @@ fn collect(node: &Node, parent: u32, key: Key, entries: &mut Vec<Entry>, keys: &
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
                 let key = u32::try_from(i).map(Key::Item).unwrap_or(Key::Other);
-                collect(item, me, key, entries, keys);
+                collect(item, me, key, entries, keys, wide);
             }
         }
         Value::Map(map) => {
+            let mut fields = Vec::new();
             for (k, v) in map {
                 let key = match &k.value {
                     Value::Str(s) => match (u32::try_from(keys.len()), u32::try_from(s.len())) {
@@ -134,7 +195,15 @@ fn collect(node: &Node, parent: u32, key: Key, entries: &mut Vec<Entry>, keys: &
                     },
                     _ => Key::Other,
                 };
-                collect(v, me, key, entries, keys);
+                if map.len() > WIDE && matches!(key, Key::Field { .. }) {
+                    if let Ok(at) = u32::try_from(entries.len()) {
+                        fields.push(at);
+                    }
+                }
+                collect(v, me, key, entries, keys, wide);
+            }
+            if me != NO_PARENT && !fields.is_empty() {
+                wide.push((me, fields.into_boxed_slice()));
             }
         }
         Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_) => {}
@@ -200,6 +269,51 @@ mod tests {
                 prop_assert_eq!(marks.mark_of(p), root.mark_of(p), "path {}", p);
             }
         }
+    }
+
+    /// Maps wide enough to be indexed, nested, with repeated keys (the
+    /// first one answers) and keys that are not strings.
+    fn wide_tree() -> impl Strategy<Value = Node> {
+        let key = prop_oneof![
+            6 => "[a-f]{1,2}".prop_map(Value::Str),
+            1 => (0i64..3).prop_map(Value::Int),
+        ];
+        let flat = prop::collection::vec((node_with(key.clone()), node_with(leaf())), 0..60)
+            .prop_map(Value::Map)
+            .prop_flat_map(|v| node_with(Just(v)));
+        prop::collection::vec((node_with(key), flat), 10..30)
+            .prop_map(Value::Map)
+            .prop_flat_map(|v| node_with(Just(v)))
+    }
+
+    proptest! {
+        #[test]
+        fn marks_of_wide_maps_answer_like_the_tree(root in wide_tree(), paths in prop::collection::vec("[a-f]{1,2}(\\.[a-f]{1,2})?", 1..40)) {
+            let marks = Marks::of(&root);
+            for p in &paths {
+                prop_assert_eq!(marks.mark_of(p), root.mark_of(p), "path {}", p);
+            }
+        }
+    }
+
+    #[test]
+    fn every_key_of_a_huge_map_is_found_quickly() {
+        let mut text = String::from("spec:\n  settings:\n");
+        for i in 0..50_000 {
+            text.push_str(&format!("    k{i}: v\n"));
+        }
+        let root = parse_document(&text, 0).unwrap().unwrap();
+        let marks = Marks::of(&root);
+        let start = std::time::Instant::now();
+        for i in 0..50_000u32 {
+            let m = marks.mark_of(&format!("spec.settings.k{i}"));
+            assert_eq!(
+                (m.line, m.column),
+                (i + 3, 8 + (i.to_string().len() as u32))
+            );
+        }
+        // A scan per key took minutes; the index takes milliseconds.
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -105,31 +105,36 @@ fn file_problem(file: &str, mark: Option<Mark>, message: String) -> Problem {
     p
 }
 
-/// Splits a YAML stream at document start markers. A `---` at column 0
-/// always begins a document (it cannot occur inside content), so the split
-/// is exact. Returns each chunk with the number of lines before it.
-/// Directive-only chunks (`%YAML 1.2`) are joined to the document they
-/// introduce.
+/// Splits a YAML stream at document start markers, and after document
+/// end markers. A `---` or `...` at column 0 always begins or ends a
+/// document (neither can occur inside content), so the split is exact.
+/// Returns each chunk with the number of lines before it. Directive-only
+/// chunks (`%YAML 1.2`, which may only follow a `...`) are joined to the
+/// document they introduce.
 fn split_documents(text: &str) -> Vec<(u32, &str)> {
-    let mut starts = vec![0usize];
+    // Each start with the number of lines before it, counted on the way:
+    // counting them again per document made a file of many small
+    // documents take time quadratic in its length.
+    let mut starts = vec![(0usize, 0u32)];
     let mut offset = 0usize;
-    for line in text.split_inclusive('\n') {
-        if offset > 0 && is_document_marker(line) {
-            starts.push(offset);
+    let mut after_end = false;
+    for (line_number, line) in text.split_inclusive('\n').enumerate() {
+        if offset > 0 && (after_end || is_document_marker(line)) {
+            starts.push((offset, u32::try_from(line_number).unwrap_or(u32::MAX)));
         }
+        after_end = is_document_end(line);
         offset += line.len();
     }
     let mut chunks = Vec::new();
-    let mut pending_start: Option<usize> = None;
-    for (i, &start) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).copied().unwrap_or(text.len());
-        let from = pending_start.take().unwrap_or(start);
+    let mut pending_start: Option<(usize, u32)> = None;
+    for (i, &(start, line)) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(text.len(), |s| s.0);
+        let (from, line_offset) = pending_start.take().unwrap_or((start, line));
         let chunk = &text[start..end];
         if is_directives_only(chunk) && i + 1 < starts.len() {
-            pending_start = Some(from);
+            pending_start = Some((from, line_offset));
             continue;
         }
-        let line_offset = text[..from].matches('\n').count() as u32;
         chunks.push((line_offset, &text[from..end]));
     }
     chunks
@@ -139,6 +144,13 @@ fn is_document_marker(line: &str) -> bool {
     line.strip_prefix("---")
         .map(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
         .unwrap_or(false)
+}
+
+fn is_document_end(line: &str) -> bool {
+    line.strip_prefix("...").is_some_and(|rest| {
+        let rest = rest.trim_start_matches([' ', '\t']);
+        rest.is_empty() || rest.starts_with(['#', '\r', '\n'])
+    })
 }
 
 fn is_directives_only(chunk: &str) -> bool {
@@ -191,6 +203,21 @@ mod tests {
         let parsed = parse_file("f.yaml", b"%YAML 1.2\n---\nkind: A\n");
         assert_eq!(parsed.documents.len(), 1);
         assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        // A directive after a document's end introduces the next one.
+        let text = "%YAML 1.1\n---\nkind: A\n...\n%YAML 1.2\n---\nkind: B\n... # end\nkind: C\n";
+        let parsed = parse_file("f.yaml", text.as_bytes());
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        let found: Vec<_> = parsed
+            .documents
+            .iter()
+            .map(|d| {
+                (
+                    d.root.get("kind").and_then(Node::as_str).unwrap(),
+                    d.mark.line,
+                )
+            })
+            .collect();
+        assert_eq!(found, [("A", 3), ("B", 7), ("C", 9)]);
     }
 
     #[test]

@@ -21,7 +21,10 @@ const MAX_SIMPLE_DEPTH: usize = 32;
 /// The tree of `text` when it is within the subset, else `None`.
 /// `line_offset` is added to every line, as in [`super::tree::parse_document`].
 pub(crate) fn parse_simple(text: &str, line_offset: u32) -> Option<Node> {
-    if !text.is_ascii() || text.contains(['\t', '\r']) {
+    // Tabs and carriage returns have rules of their own; other control
+    // characters (a raw NUL, ESC, DEL) are not YAML text at all, which
+    // only the general parser says.
+    if !text.is_ascii() || text.bytes().any(|b| b.is_ascii_control() && b != b'\n') {
         return None;
     }
     let mut lines = Vec::new();
@@ -172,6 +175,7 @@ impl<'a> Reader<'a> {
         }
         let mark = self.mark(self.pos, indent)?;
         let mut entries: Vec<(Node, Node)> = Vec::new();
+        let mut keys = super::tree::KeySet::default();
         loop {
             let (key, used) = token(body)?;
             let key = Node {
@@ -222,7 +226,7 @@ impl<'a> Reader<'a> {
                 node
             };
             // The general parser words the duplicate-key error.
-            if entries.iter().any(|(k, _)| k.value == key.value) {
+            if keys.insert(&key.value, entries.len(), &entries).is_err() {
                 return None;
             }
             entries.push((key, value));
@@ -614,6 +618,9 @@ mod tests {
             "a:\n",
             "a:\tb\n",
             "a: b # note\n",
+            "a: b\0c\n",
+            "a: \"b\x1bc\"\n",
+            "a: b\x7f\n",
         ] {
             assert_eq!(parse_simple(text, 0), None, "{text}");
         }

@@ -204,3 +204,28 @@ fn sha256_hex_is_the_lower_case_digest() {
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
 }
+
+#[test]
+fn a_spec_written_as_a_list_is_refused_not_read_field_by_field() {
+    for (spec, what) in [
+        ("[key, 127.0.0.1, 9000]", "sequence"),
+        ("[]", "sequence"),
+        ("backend", "string \"backend\""),
+    ] {
+        let text = format!(
+            "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: l\nspec: {spec}\n"
+        );
+        let (rs, ps) = decode_text(&text);
+        assert!(rs[0].spec.is_none(), "{spec}");
+        assert_eq!(
+            ps[0].message,
+            format!("spec: invalid type: {what}, expected struct ListenerSpec at line 5 column 7"),
+        );
+    }
+    let (rs, ps) = decode_text(
+        "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: west}\nspec:\n  settings: {}\n---\napiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: [west]\n",
+    );
+    assert!(rs[0].spec.is_some(), "{ps:?}");
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0].message, "site: metadata.name is required");
+}

@@ -346,9 +346,17 @@ fn read_bundle_dirs(ns_dir: &Path, rel: &str) -> InputCerts {
             continue;
         }
         let dir = entry.path();
-        // Symbolic links followed: a bundle may be a link to a directory.
+        // Symbolic links followed: a bundle may be a link to a directory,
+        // inside the namespace. Its files are read below the resolved
+        // directory, so a link out of the namespace is refused here as a
+        // link to a file is (a file under a linked directory is no link
+        // itself).
         let bundle = match fs::metadata(&dir) {
-            Ok(m) if m.is_dir() => read_bundle(&dir, &root),
+            Ok(m) if m.is_dir() => match fs::canonicalize(&dir) {
+                Ok(resolved) if resolved.starts_with(&root) => read_bundle(&resolved, &root),
+                Ok(_) => InputBundle::refused(FileRefusal::SymlinkLeavesNamespace),
+                Err(e) => InputBundle::refused(FileRefusal::Unreadable(e.to_string())),
+            },
             // A stray file is no bundle, as it always was.
             Ok(m) if m.is_file() => continue,
             Ok(m) => InputBundle::refused(FileRefusal::NotRegular(kind_of(m.file_type()))),
@@ -1635,6 +1643,33 @@ mod tests {
         assert_eq!(
             refusal(&read, "web", "tls.key"),
             Some(FileRefusal::SymlinkLeavesNamespace)
+        );
+    }
+
+    #[test]
+    fn bundle_directories_linked_out_of_the_namespace_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("tls.key"), "SECRET").unwrap();
+        let certs = dir.path().join("input/certs");
+        fs::create_dir_all(dir.path().join("keep/mine")).unwrap();
+        fs::write(dir.path().join("keep/mine/tls.key"), "MINE").unwrap();
+        fs::create_dir_all(&certs).unwrap();
+        std::os::unix::fs::symlink(outside.path(), certs.join("out")).unwrap();
+        std::os::unix::fs::symlink("/etc", certs.join("etc")).unwrap();
+        std::os::unix::fs::symlink("../../keep/mine", certs.join("in")).unwrap();
+        let read = read_bundles(dir.path());
+        for name in ["out", "etc"] {
+            assert_eq!(
+                read.bundles[name].refused,
+                Some(FileRefusal::SymlinkLeavesNamespace),
+                "{name}"
+            );
+            assert!(read.bundles[name].files.is_empty(), "{name}");
+        }
+        assert_eq!(
+            read.bundles["in"].files["tls.key"].as_ref().unwrap().bytes,
+            b"MINE"
         );
     }
 
