@@ -343,6 +343,8 @@ pub fn read_bundles(ns_dir: &Path) -> InputCerts {
             Ok(m) if m.is_dir() => match fs::canonicalize(&dir) {
                 Ok(resolved) if resolved.starts_with(&root) => read_bundle(&resolved, &root),
                 Ok(_) => InputBundle::refused(FileRefusal::SymlinkLeavesNamespace),
+                // Removed since it was looked at: not there.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => InputBundle::refused(FileRefusal::Unreadable(e.to_string())),
             },
             // A stray file is no bundle, as it always was.
