@@ -4,6 +4,7 @@ mod support;
 
 mod check;
 mod daemon;
+mod hostile_corpus;
 mod hostile_input;
 mod live;
 mod reference;
