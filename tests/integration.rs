@@ -5,6 +5,7 @@ mod support;
 mod check;
 mod crash;
 mod daemon;
+mod hostile_corpus;
 mod hostile_input;
 mod live;
 mod reference;

@@ -155,8 +155,9 @@ pub(crate) fn is_listed(name: &str, kind: EntryKind) -> bool {
 
 /// Calls `f` for every file and special file below `dir`, skipping hidden
 /// directories. A directory that is not there (never was, or removed
-/// while we walk) has no files; any other failure to list one ends the
-/// walk.
+/// while we walk) has no files, and so has a sub-directory that became a
+/// file since it was listed (the change is the next pass's input); any
+/// other failure to list one ends the walk.
 fn walk(
     reader: &dyn DirReader,
     dir: &Path,
@@ -178,7 +179,11 @@ fn walk(
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with('.'));
         match entry.kind {
-            EntryKind::Dir if !hidden => walk(reader, &entry.path, f)?,
+            EntryKind::Dir if !hidden => match walk(reader, &entry.path, f) {
+                Err(e)
+                    if e.path == entry.path && e.source.kind() == io::ErrorKind::NotADirectory => {}
+                other => other?,
+            },
             EntryKind::File | EntryKind::Other => f(&entry.path, entry.kind)?,
             EntryKind::Dir => {}
         }
@@ -355,6 +360,8 @@ fn read_bundle_dirs(ns_dir: &Path, rel: &str) -> InputCerts {
             Ok(m) if m.is_dir() => match fs::canonicalize(&dir) {
                 Ok(resolved) if resolved.starts_with(&root) => read_bundle(&resolved, &root),
                 Ok(_) => InputBundle::refused(FileRefusal::SymlinkLeavesNamespace),
+                // Removed since it was looked at: not there.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => InputBundle::refused(FileRefusal::Unreadable(e.to_string())),
             },
             // A stray file is no bundle, as it always was.
@@ -1403,6 +1410,41 @@ mod tests {
             names,
             ["input/resources/a.yaml", "input/resources/team/b.yaml"]
         );
+    }
+
+    /// The real file system, except that `changed` has become a file
+    /// since its parent was listed.
+    struct ChangedDir {
+        changed: PathBuf,
+    }
+
+    impl DirReader for ChangedDir {
+        fn entries(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
+            if dir == self.changed {
+                return Err(io::Error::from_raw_os_error(20));
+            }
+            Disk.entries(dir)
+        }
+    }
+
+    #[test]
+    fn a_subdirectory_replaced_by_a_file_while_listed_is_skipped_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = dir.path().join("input/resources");
+        touch(&res.join("a.yaml"));
+        touch(&res.join("team/b.yaml"));
+        let reader = ChangedDir {
+            changed: res.join("team"),
+        };
+        let names: Vec<String> = list_input_files_with(&reader, dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(rel, _)| rel)
+            .collect();
+        assert_eq!(names, ["input/resources/a.yaml"]);
+        // input/resources/ itself is never taken for empty.
+        let reader = ChangedDir { changed: res };
+        assert!(list_input_files_with(&reader, dir.path()).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::plan::{read_prior, PortPicker};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
 pub struct DataHomePorts {
@@ -41,8 +41,19 @@ impl DataHomePorts {
     }
 }
 
+/// Whether 127.0.0.1:`port` can be bound now: a socket is bound and
+/// closed, never put in the listening state (skupperd opens no port of its
+/// own, and a probe that listened would take connections for its moment).
 fn can_bind(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_ok()
+    use rustix::net::{bind, socket, sockopt, AddressFamily, SocketType};
+    let Ok(fd) = socket(AddressFamily::INET, SocketType::STREAM, None) else {
+        return false;
+    };
+    // As std's TcpListener does: a port left in TIME_WAIT is free.
+    if sockopt::set_socket_reuseaddr(&fd, true).is_err() {
+        return false;
+    }
+    bind(&fd, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
 impl PortPicker for DataHomePorts {
@@ -58,5 +69,21 @@ pub struct FixedPorts(pub BTreeSet<u16>);
 impl PortPicker for FixedPorts {
     fn pick(&mut self, from: u16, avoid: &BTreeSet<u16>) -> Option<u16> {
         (from..=u16::MAX).find(|p| !avoid.contains(p) && !self.0.contains(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_held_by_another_socket_cannot_be_bound_and_a_free_one_can() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        assert!(!can_bind(port));
+        drop(held);
+        assert!(can_bind(port));
+        // The probe left nothing behind: the port is still free.
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
     }
 }
