@@ -131,6 +131,9 @@ impl PortPicker for NsPorts<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PassResult {
     Applied,
+    /// Planned and taken in; its files are still to be written (see
+    /// [`Deferred`]).
+    Planned,
     /// Held back by the Site grace period: run again at `until`.
     Held {
         until: Instant,
@@ -384,24 +387,31 @@ impl Actor {
         let grace = self.intervals.site_grace;
         self.router.forget_exited_router();
         state.router = self.router.state.clone();
-        let span = Span::current();
-        let joined = tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            let result = state.pass(trigger, grace);
-            (state, result)
-        })
-        .await;
-        let (state, result) = match joined {
-            Ok(done) => done,
-            Err(e) => return Err(ActorError::Panic(panic_message(e))),
-        };
-        let summary = state.summary;
-        let applied = matches!(result, Ok(PassResult::Applied));
         // A pass the router caused does not drive the router again: that
         // would loop. Every other applied pass brings the router in line,
         // and so does one that moved the management port (the router must
         // be restarted on the new one).
-        if applied && (trigger != Trigger::Router || self.router.awaits_pass()) {
+        let drives_router = trigger != Trigger::Router || self.router.awaits_pass();
+        let may_defer = drives_router && self.router.syncs_live();
+        let span = Span::current();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let result = state.pass(trigger, grace, may_defer);
+            (state, result)
+        })
+        .await;
+        let (mut state, result) = match joined {
+            Ok(done) => done,
+            Err(e) => return Err(ActorError::Panic(panic_message(e))),
+        };
+        let (result, writing) = match result {
+            Ok((r, deferred)) => (Ok(r), deferred.map(Deferred::start)),
+            Err(e) => (Err(e), None),
+        };
+        let summary = state.summary;
+        let applied = matches!(result, Ok(PassResult::Applied | PassResult::Planned));
+        let mut files = super::router::Files::new(writing);
+        if applied && drives_router {
             let facts = super::router::Facts {
                 namespace: &state.name,
                 ns_dir: &state.ns_dir,
@@ -410,15 +420,31 @@ impl Actor {
                 identity: state.prior.identity.as_ref(),
                 runtime: &state.runtime,
             };
-            if self.router.after_pass(&facts).await {
+            if self.router.after_pass(&facts, &mut files).await {
                 self.coalescer.mark(now(), Trigger::Router, Changed::none());
             }
             self.schedule_poll();
         }
+        let written = match files.written().await {
+            Ok(written) => written,
+            Err(e) => return Err(ActorError::Panic(panic_message(e))),
+        };
+        if let Err(e) = written {
+            // What was taken in is not what the disk has: a fresh actor
+            // reads the runtime files again (see Errors above).
+            state.loaded = false;
+            let gone = !state.ns_dir.is_dir();
+            self.state = Some(state);
+            if gone {
+                debug!("the namespace directory went away during the pass: {e}");
+                return Ok(());
+            }
+            return Err(ActorError::Store(e));
+        }
         self.state = Some(state);
         match result? {
             PassResult::Held { until } => self.held = Some((until, trigger)),
-            PassResult::Applied | PassResult::Skipped => self.held = None,
+            PassResult::Applied | PassResult::Planned | PassResult::Skipped => self.held = None,
             // Retried on the next event or resync; a grace re-run that is
             // still pending stays, as one more retry.
             PassResult::InputUnknown => {}
@@ -431,6 +457,35 @@ impl Actor {
         });
         Ok(())
     }
+}
+
+/// The files of a pass whose router sync runs while they are written.
+/// The router reads TLS files itself (an sslProfile CREATE or a higher
+/// ordinal), so a pass that writes any is never deferred; the runner's
+/// starts and restarts read `skrouterd.json` and wait for [`Files`].
+struct Deferred {
+    ns_dir: PathBuf,
+    /// Only the writes and deletes.
+    files: Outcome,
+}
+
+impl Deferred {
+    fn start(self) -> tokio::task::JoinHandle<Result<(), StoreError>> {
+        let span = Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            fsio::apply(&self.ns_dir, &self.files)
+        })
+    }
+}
+
+/// Whether an outcome writes or removes a file the router reads while it
+/// runs: the TLS files its sslProfiles name.
+fn writes_router_reads(outcome: &Outcome) -> bool {
+    let read_live =
+        |rel: &str| rel.starts_with("runtime/certs/") || rel.starts_with("runtime/issuers/");
+    outcome.writes.keys().any(|rel| read_live(rel))
+        || outcome.deletes.iter().any(|rel| read_live(rel))
 }
 
 fn panic_message(e: tokio::task::JoinError) -> String {
@@ -447,17 +502,25 @@ fn panic_message(e: tokio::task::JoinError) -> String {
 // === impl State ===
 
 impl State {
-    fn pass(&mut self, trigger: Trigger, grace: Duration) -> Result<PassResult, ActorError> {
+    /// Reads, plans and writes; with `may_defer`, a pass that writes
+    /// nothing the router reads by itself (TLS files) leaves its writing
+    /// to the caller, so the router is synced while the files go to disk.
+    fn pass(
+        &mut self,
+        trigger: Trigger,
+        grace: Duration,
+        may_defer: bool,
+    ) -> Result<(PassResult, Option<Deferred>), ActorError> {
         let started = Instant::now();
         if !self.ns_dir.is_dir() {
             debug!("the namespace directory is gone; pass skipped");
-            return Ok(PassResult::Skipped);
+            return Ok((PassResult::Skipped, None));
         }
         let (stats, certs, issuers) = match self.read(trigger) {
             Ok(read) => read,
             Err(e) => {
                 self.scan_failed(&e);
-                return Ok(PassResult::InputUnknown);
+                return Ok((PassResult::InputUnknown, None));
             }
         };
         if self.scan_failure.take().is_some() {
@@ -504,7 +567,7 @@ impl State {
             });
             let until = after(since, grace);
             if t < until {
-                return Ok(PassResult::Held { until });
+                return Ok((PassResult::Held { until }, None));
             }
             info!(
                 "no active Site for {} ms: clearing what runtime/ derived from resources",
@@ -513,14 +576,24 @@ impl State {
         }
         self.site_missing_since = None;
         if !self.ns_dir.is_dir() {
-            return Ok(PassResult::Skipped);
+            return Ok((PassResult::Skipped, None));
         }
-        if let Err(e) = fsio::apply(&self.ns_dir, &outcome) {
-            if !self.ns_dir.is_dir() {
-                debug!("the namespace directory went away during the pass: {e}");
-                return Ok(PassResult::Skipped);
+        let deferred = (may_defer && !writes_router_reads(&outcome)).then(|| Deferred {
+            ns_dir: self.ns_dir.clone(),
+            files: Outcome {
+                writes: outcome.writes.clone(),
+                deletes: outcome.deletes.clone(),
+                ..Outcome::default()
+            },
+        });
+        if deferred.is_none() {
+            if let Err(e) = fsio::apply(&self.ns_dir, &outcome) {
+                if !self.ns_dir.is_dir() {
+                    debug!("the namespace directory went away during the pass: {e}");
+                    return Ok((PassResult::Skipped, None));
+                }
+                return Err(e.into());
             }
-            return Err(e.into());
         }
         let apply_ms = t.elapsed().as_millis();
         let (written, removed) = (outcome.writes.len(), outcome.deletes.len());
@@ -531,12 +604,22 @@ impl State {
             "reconcile pass {}: trigger {trigger}, {} of {} input files parsed, {written} written, {removed} removed",
             self.passes, stats.parsed, stats.files
         );
+        let deferred_write = deferred.is_some();
         if written + removed > 0 {
-            info!(elapsed_ms, read_ms, plan_ms, apply_ms, "{message}");
+            info!(
+                elapsed_ms,
+                read_ms, plan_ms, apply_ms, deferred_write, "{message}"
+            );
         } else {
-            debug!(elapsed_ms, read_ms, plan_ms, apply_ms, "{message}");
+            debug!(
+                elapsed_ms,
+                read_ms, plan_ms, apply_ms, deferred_write, "{message}"
+            );
         }
-        Ok(PassResult::Applied)
+        match deferred {
+            Some(d) => Ok((PassResult::Planned, Some(d))),
+            None => Ok((PassResult::Applied, None)),
+        }
     }
 
     /// The runtime files (when they are due) and the input, or the first

@@ -14,6 +14,7 @@ use crate::runner::{
     process::{ProcessRunner, ProcessRunnerConfig},
     RouterDefinition, RouterProcessState, Runner,
 };
+use crate::store::fsio::StoreError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tracing::{info, warn};
@@ -52,6 +53,39 @@ pub struct Facts<'a> {
     pub site_active: bool,
     pub identity: Option<&'a Identity>,
     pub runtime: &'a BTreeMap<String, Vec<u8>>,
+}
+
+/// The files of the pass, when they are still being written while the
+/// router is synced (see `namespace::Deferred`). Whatever reads them from
+/// disk (a router start or restart) waits for them first.
+pub struct Files {
+    writing: Option<Writing>,
+    result: Option<Result<Result<(), StoreError>, tokio::task::JoinError>>,
+}
+
+/// The pass's write on the blocking pool.
+pub type Writing = tokio::task::JoinHandle<Result<(), StoreError>>;
+
+impl Files {
+    pub fn new(writing: Option<Writing>) -> Files {
+        Files {
+            writing,
+            result: None,
+        }
+    }
+
+    /// Waits until the files are on disk (or failed to get there).
+    pub async fn wait(&mut self) {
+        if let Some(handle) = self.writing.take() {
+            self.result = Some(handle.await);
+        }
+    }
+
+    /// How the write ended: a store error, or the writing thread's panic.
+    pub async fn written(mut self) -> Result<Result<(), StoreError>, tokio::task::JoinError> {
+        self.wait().await;
+        self.result.unwrap_or(Ok(Ok(())))
+    }
 }
 
 pub struct RouterSide {
@@ -219,10 +253,19 @@ impl RouterSide {
         self.state.management_port_taken.is_some()
     }
 
+    /// Whether the next pass's changes go to a running router over
+    /// management, with nothing to start: then the pass's files may still
+    /// be in flight while the router is synced.
+    pub fn syncs_live(&self) -> bool {
+        self.session.connected()
+            && !self.awaits_pass()
+            && (!self.runner_is_process || self.runner.state() == RouterProcessState::Running)
+    }
+
     /// After an applied pass: keep the router running with the current
     /// config, bring it in line over management, and report. Returns
     /// whether the state the statuses depend on changed.
-    pub async fn after_pass(&mut self, facts: &Facts<'_>) -> bool {
+    pub async fn after_pass(&mut self, facts: &Facts<'_>, files: &mut Files) -> bool {
         let wants_process = matches!(self.choice, RunnerChoice::Process { .. })
             && facts.platform == Some(Platform::Linux);
         if wants_process != self.runner_is_process {
@@ -256,10 +299,15 @@ impl RouterSide {
                     site_id: identity.site_id.clone(),
                     binary: binary.clone(),
                 };
+                if self.runner.state() != RouterProcessState::Running {
+                    // A start reads skrouterd.json.
+                    files.wait().await;
+                }
                 if let Err(e) = self.runner.ensure(&def).await {
                     warn!("cannot start the router: {e}");
                 }
                 if let Some(old) = moved_from {
+                    files.wait().await;
                     self.move_management_port(old, identity.management_port)
                         .await;
                 }
@@ -283,6 +331,9 @@ impl RouterSide {
             .session
             .sync(&crate::render::timestamp(time::OffsetDateTime::now_utc()))
             .await;
+        if self.session.restart_needed {
+            files.wait().await;
+        }
         self.restart_if_needed().await;
         self.update(view)
     }
