@@ -88,13 +88,7 @@ pub fn env_var_for(key: &str) -> &'static [&'static str] {
 }
 
 /// The platform of a namespace without `internal/platform.yaml`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Platform {
-    Linux,
-    Podman,
-    Docker,
-}
+pub use crate::model::Platform;
 
 /// `auto` picks the runner from the namespace's platform; `none` starts no
 /// router at all (files only).
@@ -146,7 +140,6 @@ macro_rules! names {
 }
 
 names! {
-    Platform { Linux => "linux", Podman => "podman", Docker => "docker" }
     RunnerMode { Auto => "auto", None => "none" }
     LinuxRunner { Auto => "auto", Systemd => "systemd", Process => "process" }
     ImagePull { Missing => "missing", Always => "always", Never => "never" }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod input;
+pub mod model;
 pub mod names;
 pub mod plan;
 pub mod problem;

@@ -11,11 +11,12 @@
 
 pub mod cache;
 pub mod expiry;
+pub mod health;
 pub mod namespace;
 pub mod router;
 pub mod supervisor;
 
-use crate::daemon::sdnotify::Latch;
+use crate::actor::health::Latch;
 use crate::watch::{Changed, Trigger};
 use std::time::Duration;
 

@@ -44,9 +44,9 @@
 //! (which re-reads the runtime files) after a backoff.
 
 use super::cache::{FileCache, ScanStats};
+use super::health::{Health, Latch};
 use super::{ActorMsg, Intervals, NsSummary, Report};
 use crate::certs::RcgenMint;
-use crate::daemon::sdnotify::{Health, Latch};
 use crate::plan::{
     self, Inputs, Outcome, Platform, PortPicker, Prior, ResourceSummary, RouterState,
 };

@@ -15,9 +15,9 @@
 //!   when its actor fails or its directory goes, so one broken namespace
 //!   never keeps the daemon from becoming ready.
 
+use super::health::Latch;
 use super::namespace::{self, ActorError, Context, Exit};
 use super::{ActorMsg, Intervals, NsSummary, Report};
-use crate::daemon::sdnotify::Latch;
 use crate::watch::{Changed, Trigger};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};

@@ -11,10 +11,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::keys::{certificate_public_key, decode_private_key, key_matches};
 use super::pem::{certificate_blocks, parse_der};
-use super::{info_of, BundleFiles, Finding, LeafInfo, Severity};
+use super::{info_of, BundleFiles, Finding, LeafInfo, Severity, SKEW};
 
-/// Clock skew tolerated between this host and whoever issued a certificate.
-pub(crate) const SKEW: Duration = Duration::minutes(5);
 /// The renewal window when none is configured (resources.md 9): a user
 /// certificate expiring sooner than this gets a warning, and a generated
 /// one is re-issued.

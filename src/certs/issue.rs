@@ -18,10 +18,9 @@ use ring::rand::SecureRandom;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
 
-use super::bundle::SKEW;
 use super::keys::{certificate_public_key, decode_private_key, key_matches};
 use super::pem::{certificate_blocks, parse_der};
-use super::{info_of, leaf_info, CertError, Credential, LeafInfo};
+use super::{info_of, leaf_info, CertError, Credential, LeafInfo, SKEW};
 
 /// Lifetime of a generated CA.
 const CA_YEARS: i32 = 10;

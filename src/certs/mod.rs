@@ -28,6 +28,9 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
 
+/// Clock skew tolerated between this host and whoever issued a certificate.
+pub(crate) const SKEW: time::Duration = time::Duration::minutes(5);
+
 pub use crate::problem::Severity;
 pub use bundle::{check_bundle, check_issuer, DEFAULT_RENEW_BEFORE};
 pub use issue::{needs_reissue, MemoMint, Mint, RcgenMint};

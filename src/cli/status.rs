@@ -2,7 +2,8 @@
 //! listener status`, read from `runtime/resources`.
 
 use super::Output;
-use crate::input::tree::{parse_document, Node, Value};
+use crate::input::parse_document;
+use crate::input::tree::{Node, Value};
 use anyhow::{Context as _, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;

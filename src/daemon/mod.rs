@@ -29,7 +29,6 @@ use crate::actor::namespace::{Context, SharedPorts};
 use crate::actor::supervisor::Supervisor;
 use crate::actor::Intervals;
 use crate::config::{Config, Env, ProcessEnv, SettingsArgs};
-use crate::plan::Platform;
 use crate::store::lock::{ControllerLock, LockError};
 use crate::watch::{sleep_until, Trigger, WatchError, WatchEvent, Watcher};
 use sdnotify::{Health, Notifier, NotifyError, Readiness};
@@ -171,8 +170,7 @@ pub async fn run(
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let ctx = Context {
         namespaces_dir: config.data_home.join("namespaces"),
-        default_platform: Platform::parse(config.default_platform.as_str())
-            .unwrap_or(Platform::Podman),
+        default_platform: config.default_platform,
         hostname: crate::store::fsio::hostname(),
         renew_before: time::Duration::days(i64::from(config.renew_before_days)),
         runner: crate::actor::router::RunnerChoice::from_config(&config),

@@ -248,7 +248,7 @@ impl<'de> de::MapAccess<'de> for MapDe<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::tree::parse_document;
+    use crate::input::parse_document;
     use serde::Deserialize;
     use std::collections::BTreeMap;
 

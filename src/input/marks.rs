@@ -213,7 +213,7 @@ fn collect(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::tree::parse_document;
+    use crate::input::parse_document;
     use proptest::prelude::*;
 
     fn leaf() -> impl Strategy<Value = Value> {

@@ -15,6 +15,18 @@ use crate::problem::Problem;
 pub use marks::Marks;
 pub use tree::{Mark, Node, Value};
 
+/// Parses one YAML document (the caller splits multi-document files) into a
+/// tree. `None` is an empty document. `line_offset` is added to every line so
+/// positions refer to the whole file. Plain block YAML goes through the fast
+/// reader (`simple`), which gives the same tree; everything else through
+/// saphyr (`tree`).
+pub fn parse_document(text: &str, line_offset: u32) -> Result<Option<Node>, tree::TreeError> {
+    if let Some(root) = simple::parse_simple(text, line_offset) {
+        return Ok(Some(root));
+    }
+    tree::parse_general(text, line_offset)
+}
+
 /// Files larger than this are refused (DESIGN.md 2).
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
@@ -76,7 +88,7 @@ pub fn parse_file(file: &str, bytes: &[u8]) -> ParsedFile {
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (line_offset, chunk) in split_documents(text) {
-        match tree::parse_document(chunk, line_offset) {
+        match parse_document(chunk, line_offset) {
             Ok(Some(root)) => out.documents.push(Document {
                 file: file.to_string(),
                 mark: root.mark,

@@ -19,7 +19,7 @@ use super::tree::{resolve_plain, Mark, Node, Value};
 const MAX_SIMPLE_DEPTH: usize = 32;
 
 /// The tree of `text` when it is within the subset, else `None`.
-/// `line_offset` is added to every line, as in [`super::tree::parse_document`].
+/// `line_offset` is added to every line, as in [`super::parse_document`].
 pub(crate) fn parse_simple(text: &str, line_offset: u32) -> Option<Node> {
     // Tabs and carriage returns have rules of their own; other control
     // characters (a raw NUL, ESC, DEL) are not YAML text at all, which

@@ -214,18 +214,8 @@ fn mark(span: &Span, line_offset: u32) -> Mark {
     }
 }
 
-/// Parses one YAML document (the caller splits multi-document files) into a
-/// tree. `None` is an empty document. `line_offset` is added to every line so
-/// positions refer to the whole file.
-pub fn parse_document(text: &str, line_offset: u32) -> Result<Option<Node>, TreeError> {
-    if let Some(root) = super::simple::parse_simple(text, line_offset) {
-        return Ok(Some(root));
-    }
-    parse_general(text, line_offset)
-}
-
-/// [`parse_document`] through saphyr's parser alone: all of YAML, and the
-/// wording of every error.
+/// [`super::parse_document`] through saphyr's parser alone: all of YAML,
+/// and the wording of every error.
 pub(crate) fn parse_general(text: &str, line_offset: u32) -> Result<Option<Node>, TreeError> {
     let mut builder = Builder {
         events: Parser::new_from_str(text),
@@ -506,6 +496,7 @@ fn looks_like_float(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::parse_document;
 
     fn parse(text: &str) -> Node {
         parse_document(text, 0).unwrap().unwrap()

@@ -14,21 +14,8 @@ use crate::resources::Kind;
 use crate::validate::{self, InputBundle, SERVICE_CA};
 use std::collections::{BTreeMap, BTreeSet};
 
-pub const LOCAL_CA: &str = "skupper-local-ca";
-pub const LOCAL_SERVER: &str = "skupper-local-server";
-pub const LOCAL_CLIENT: &str = "skupper-local-client";
+pub use crate::model::{CertInUse, Profile, LOCAL_CA, LOCAL_CLIENT, LOCAL_SERVER};
 const BUNDLE_FILES: [&str; 3] = ["ca.crt", "tls.crt", "tls.key"];
-
-/// Which files an sslProfile names (the key goes with the certificate).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Profile {
-    pub ca: bool,
-    pub cert: bool,
-    /// Raised by one each time the profile's files change, so the router
-    /// loads them for new connections while existing ones stay up
-    /// (router.md 4); 0 is not written.
-    pub ordinal: u64,
-}
 
 pub struct Creds {
     pub files: BTreeMap<String, OutFile>,
@@ -37,38 +24,6 @@ pub struct Creds {
     pub certificates: BTreeMap<String, CertInUse>,
     /// Resources whose credentials cannot be provided, with why.
     pub unusable: Vec<((Kind, String), String)>,
-}
-
-/// The certificate an sslProfile hands the router: its `tls.crt` leaf, or
-/// for a profile with only a CA (a Connector verifying its server) the
-/// first certificate of `ca.crt`. What status files show, so a user can
-/// see which certificate is served and that a rotation happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertInUse {
-    /// e.g. `runtime/certs/web-tls/tls.crt`.
-    pub file: String,
-    pub subject: String,
-    /// Upper-case hex, as `openssl x509 -noout -serial` prints it.
-    pub serial: String,
-    /// RFC 3339, UTC.
-    pub not_after: String,
-}
-
-impl CertInUse {
-    /// The value of a resource record's `skupperd.io/certificate`
-    /// annotation: a JSON object (profile, file, subject, serial,
-    /// notAfter). Skupper's CRDs close `status` to unknown fields, so the
-    /// record carries it as an annotation, whose values are free strings.
-    pub fn annotation(&self, profile: &str) -> String {
-        serde_json::json!({
-            "profile": profile,
-            "file": self.file,
-            "subject": self.subject,
-            "serial": self.serial,
-            "notAfter": self.not_after,
-        })
-        .to_string()
-    }
 }
 
 /// The sslProfile a resource's TLS goes through, if it uses TLS: a

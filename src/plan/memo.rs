@@ -12,10 +12,9 @@
 //! with an empty memo computes everything; a pass with a memo gives the
 //! same outcome (property-tested in `proptests`).
 
-use super::creds::Profile;
 use super::entry::Entry;
 use super::prior::PriorRecord;
-use super::{ResourceSummary, RouterState};
+use crate::model::{Profile, ResourceSummary, RouterState};
 use crate::problem::Problem;
 use crate::resources::{InputResource, Kind};
 use std::collections::{BTreeMap, BTreeSet};

@@ -34,39 +34,13 @@ use crate::certs::Mint;
 use crate::problem::Problem;
 use crate::resources::DecodedFile;
 use crate::resources::Kind;
-use crate::status::Phase;
+
+pub use crate::model::{Platform, ResourceSummary, RouterState, RouterView};
 use crate::validate::InputCerts;
 pub use memo::Memo;
 pub use prior::{read_prior, Identity, Prior, PriorRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
-
-/// Where the site's router runs; decides certificate paths in the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Platform {
-    Linux,
-    Podman,
-    Docker,
-}
-
-impl Platform {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Linux => "linux",
-            Platform::Podman => "podman",
-            Platform::Docker => "docker",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Platform> {
-        match s {
-            "linux" => Some(Platform::Linux),
-            "podman" => Some(Platform::Podman),
-            "docker" => Some(Platform::Docker),
-            _ => None,
-        }
-    }
-}
 
 /// Chooses the management port the first time a site needs one. The shell's
 /// implementation also skips ports recorded by other namespaces of the data
@@ -134,58 +108,6 @@ impl OutFile {
     }
 }
 
-/// What the router side looks like, as far as the status needs to know.
-/// Without a router (`render`, runner none, router down) every
-/// router-backed condition is `router not reachable`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RouterState {
-    pub runner: String,
-    pub state: String,
-    pub message: String,
-    /// `router exited: <cause>` when the runner gave up on the router.
-    pub failure: Option<String>,
-    /// Why the router cannot be reached, when more is known than "router
-    /// not reachable": it exited (and why), its management port is taken,
-    /// or the management connection fails. The Site's `Running` condition
-    /// says it.
-    pub unreachable: Option<String>,
-    /// What the Site's status should say while the router runs fine (the
-    /// management port it had to move from, say).
-    pub notice: Option<String>,
-    /// Another process holds this management port (the router exited
-    /// because it could not listen on it): the pass picks a new port
-    /// (platform.md 4).
-    pub management_port_taken: Option<u16>,
-    pub restarts: u32,
-    /// What the router reported over management; `None` while it cannot be
-    /// reached.
-    pub view: Option<RouterView>,
-}
-
-/// The router's own view of the entities skupperd gave it, from the last
-/// sync and poll (router.md 3 and 7).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RouterView {
-    /// Desired entities the router has with the desired attributes (a
-    /// CREATE/UPDATE answered 2xx, or a QUERY shows them).
-    pub confirmed: BTreeSet<String>,
-    /// Entities the router refused: `<code> <description>`.
-    pub refused: BTreeMap<String, String>,
-    /// tcpListener name -> (operStatus up, connectionMsg).
-    pub listeners: BTreeMap<String, (bool, Option<String>)>,
-    /// Routing key -> consumers (`subscriberCount + remoteCount +
-    /// inProcess` of `M<key>`).
-    pub consumers: BTreeMap<String, u64>,
-    /// Routing keys with a live LISTENER record in the network; `None`
-    /// until the network view's first flush completed.
-    pub network_listeners: Option<BTreeSet<String>>,
-    pub sites_in_network: Option<u64>,
-    pub version: Option<String>,
-    pub capabilities: Vec<String>,
-    pub last_sync: Option<String>,
-    pub last_changes: Vec<String>,
-}
-
 pub struct Inputs<'a> {
     /// The namespace directory's name.
     pub namespace: &'a str,
@@ -215,15 +137,6 @@ pub struct Inputs<'a> {
     pub router: RouterState,
     /// What caused this pass, for `runtime/status.yaml`.
     pub trigger: &'a str,
-}
-
-/// One resource's place in the status summary.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ResourceSummary {
-    pub kind: Kind,
-    pub name: String,
-    pub status: Phase,
-    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

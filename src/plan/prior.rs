@@ -3,70 +3,20 @@
 //! This is how "last accepted version wins" and stable ids survive restarts.
 
 use crate::input::de::from_node;
-use crate::input::tree::{parse_document, Node, Value};
+use crate::input::parse_document;
+use crate::input::tree::{Node, Value};
 use crate::resources::{ConnectorSpec, Kind, ListenerSpec, SiteSpec, Spec};
 use crate::status::{CondStatus, Condition, Phase};
 use std::collections::BTreeMap;
+
+pub use crate::model::{
+    Identity, PriorRecord, ANN_ACCEPTED, ANN_CERTIFICATE, ANN_SHA, ANN_SOURCE, OWN_ANNOTATIONS,
+};
 
 pub const IDENTITY_FILE: &str = "runtime/identity.yaml";
 pub const CONFIG_FILE: &str = "runtime/router/skrouterd.json";
 pub const STATUS_FILE: &str = "runtime/status.yaml";
 pub const RESOURCES_DIR: &str = "runtime/resources/";
-
-pub const ANN_SHA: &str = "skupperd.io/input-sha256";
-pub const ANN_ACCEPTED: &str = "skupperd.io/accepted-generation";
-pub const ANN_SOURCE: &str = "skupperd.io/source";
-/// The certificate a resource's TLS serves (JSON: profile, file, subject,
-/// serial, notAfter). An annotation because Skupper's CRDs close `status`.
-pub const ANN_CERTIFICATE: &str = "skupperd.io/certificate";
-/// skupperd's own annotations: never taken from the input, always written
-/// by skupperd.
-pub const OWN_ANNOTATIONS: [&str; 4] = [ANN_ACCEPTED, ANN_CERTIFICATE, ANN_SHA, ANN_SOURCE];
-
-/// The site's identity: created once, kept until the namespace directory is
-/// deleted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub site_id: String,
-    pub management_port: u16,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PriorRecord {
-    pub generation: u64,
-    pub input_sha256: String,
-    pub accepted_generation: Option<u64>,
-    pub accepted: Option<Spec>,
-    pub source: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    /// Annotations other than skupperd's own.
-    pub annotations: BTreeMap<String, String>,
-    pub conditions: Vec<Condition>,
-    /// What the file says besides the above: two records that are equal
-    /// render to the same bytes, which lets a pass reuse them.
-    pub namespace: String,
-    pub uid: Option<String>,
-    /// The spec the record shows, when that is not just the JSON of
-    /// `accepted` (see [`PriorRecord::spec`]).
-    pub written_spec: Option<serde_json::Value>,
-    /// Site only: `status.sitesInNetwork` from the network view.
-    pub sites_in_network: Option<u64>,
-    /// The `skupperd.io/certificate` annotation: the certificate the
-    /// resource's sslProfile serves, when it uses TLS.
-    pub certificate: Option<String>,
-}
-
-impl PriorRecord {
-    /// The spec the record shows: the accepted spec, or the input's as
-    /// written when none was accepted.
-    pub fn spec(&self) -> std::borrow::Cow<'_, serde_json::Value> {
-        match (&self.written_spec, &self.accepted) {
-            (Some(v), _) => std::borrow::Cow::Borrowed(v),
-            (None, Some(a)) => std::borrow::Cow::Owned(a.to_json()),
-            (None, None) => std::borrow::Cow::Owned(serde_json::Value::Object(Default::default())),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Prior {

@@ -11,8 +11,8 @@ use crate::validate::{self, cross::Placement, Context, SiteConfig};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+pub use crate::model::NO_SITE;
 pub const MANAGEMENT_PORT_BASE: u16 = 5671;
-pub const NO_SITE: &str = "no Site in input/resources; nothing is configured";
 
 /// Steps 1-3: decoded, grouped, validated entries and all problems.
 pub struct Resolution {
@@ -409,7 +409,7 @@ pub fn issuer_problems(inputs: &Inputs) -> Vec<Problem> {
     let mut out = Vec::new();
     for (name, bundle) in &inputs.issuers.bundles {
         let dir = format!("input/issuers/{name}");
-        if name == super::creds::LOCAL_CA {
+        if name == crate::model::LOCAL_CA {
             out.push(Problem::warning(format!(
                 "issuer \"{name}\": {dir}/ is ignored: skupperd always generates its management CA"
             )));

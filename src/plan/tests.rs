@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::certs::MemoMint;
+use crate::status::Phase;
 use crate::store::ports::FixedPorts;
 use std::collections::BTreeMap;
 

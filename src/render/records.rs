@@ -2,8 +2,9 @@
 //! `runtime/identity.yaml`.
 
 use super::yaml::{pad, push_string, to_yaml, write_value};
-use crate::plan::prior::{ANN_ACCEPTED, ANN_CERTIFICATE, ANN_SHA, ANN_SOURCE, OWN_ANNOTATIONS};
-use crate::plan::{Identity, PriorRecord};
+use crate::model::{
+    Identity, PriorRecord, ANN_ACCEPTED, ANN_CERTIFICATE, ANN_SHA, ANN_SOURCE, OWN_ANNOTATIONS,
+};
 use crate::resources::{Kind, API_VERSION};
 use serde_json::json;
 

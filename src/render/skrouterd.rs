@@ -3,8 +3,7 @@
 //! block, final newline. The `skupper` CLI parses this file as plain JSON,
 //! so it carries no comments.
 
-use crate::plan::creds::{Profile, LOCAL_SERVER};
-use crate::plan::{Identity, Platform};
+use crate::model::{Identity, Platform, Profile, LOCAL_SERVER};
 use crate::validate::{ConnectorConfig, ListenerConfig, SiteConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

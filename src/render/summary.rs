@@ -1,7 +1,7 @@
 //! `runtime/status.yaml` (resources.md 11): the namespace summary.
 
 use super::yaml::{push_string, to_yaml};
-use crate::plan::{Identity, Platform, ResourceSummary, RouterState};
+use crate::model::{CertInUse, Identity, Platform, ResourceSummary, RouterState, NO_SITE};
 use crate::problem::Problem;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -21,7 +21,7 @@ pub struct Summary<'a> {
     /// Every sslProfile's certificate in use with the profile's ordinal,
     /// by profile name: a rotation shows as a new serial and a higher
     /// ordinal.
-    pub certificates: &'a [(String, crate::plan::creds::CertInUse, u64)],
+    pub certificates: &'a [(String, CertInUse, u64)],
 }
 
 pub fn render(s: &Summary, last_run: &str) -> String {
@@ -41,7 +41,7 @@ pub fn render(s: &Summary, last_run: &str) -> String {
         )
     };
     if s.no_site {
-        message = format!("{message}; {}", crate::plan::resolve::NO_SITE);
+        message = format!("{message}; {}", NO_SITE);
     }
 
     let mut doc = Map::new();

@@ -163,9 +163,7 @@ mod tests {
     fn output_reads_back_as_the_same_value() {
         let v = json!({"a": ["x", {"b": "on", "c": [1, 2]}, "No"], "d": {"e": "' \" \\ \t"}, "f": null, "g": true});
         let text = to_yaml(&v);
-        let node = crate::input::tree::parse_document(&text, 0)
-            .unwrap()
-            .unwrap();
+        let node = crate::input::parse_document(&text, 0).unwrap().unwrap();
         assert_eq!(node.to_json(), v, "{text}");
     }
 }
