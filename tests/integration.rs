@@ -7,6 +7,7 @@ mod crash;
 mod daemon;
 mod hostile_corpus;
 mod hostile_input;
+mod layers;
 mod live;
 mod reference;
 mod render;
