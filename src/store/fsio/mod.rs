@@ -1,0 +1,82 @@
+//! The file-system edge of one namespace: reading its input, bundles and
+//! owned runtime files, and applying an outcome with atomic writes.
+//!
+//! Only the namespace's single writer (the `render` command, or the
+//! namespace actor of the daemon) calls `apply`. Every changed file is
+//! written under a hidden temporary name in its own directory (or, when
+//! that directory does not exist yet, into a hidden copy of the missing
+//! tree) and made durable before a rename publishes it, so no reader sees
+//! a torn file; many files share one `syncfs` instead of an fsync each (a
+//! cold start writes thousands). Unchanged files are never rewritten.
+//!
+//! Reading distinguishes "not there" from "cannot be read": a directory
+//! that does not exist holds nothing, but one that fails to list is a
+//! [`ScanError`], so an unreadable `input/resources/` is never taken for
+//! an empty one (which would delete every resource's outputs). Below
+//! that, what cannot be read is a problem of what needs it: an input file
+//! that cannot be read is that file's error, an entry of `input/certs/`
+//! that cannot be read is refused (an error of the resources naming it, a
+//! warning otherwise), and the rest of the namespace keeps reconciling.
+//!
+//! Only regular files are read. Every input file is opened without
+//! blocking and its type taken from the open handle before a byte is read
+//! (see [`read_regular`]): a FIFO, socket or device under `input/` is
+//! reported (`not a regular file`), never waited on.
+
+mod read;
+mod stage;
+mod sync;
+mod write;
+
+#[cfg(test)]
+pub(crate) use read::DirEntry;
+pub(crate) use read::{is_listed, list_input_files_with, DirReader, Disk, EntryKind};
+pub use read::{
+    list_input_files, read_bundles, read_input_file, read_issuers, read_platform, read_runtime,
+    read_runtime_file, read_runtime_hollow,
+};
+pub use stage::remove_temporaries;
+pub use write::{apply, write_atomic};
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A directory or file of the namespace that exists but could not be
+/// read (permission denied, EIO, a file where a directory should be).
+/// What it holds is unknown, which is not the same as empty: callers must
+/// not act as if the input were gone.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {source}", path.display())]
+pub struct ScanError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// This machine's host name, lower case: used in the SANs of generated
+/// listener certificates for `0.0.0.0`/`::`. Empty when unknown.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;
