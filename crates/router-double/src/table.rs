@@ -970,17 +970,15 @@ fn ordinal_rules(profile: &Entity) -> Result<(), Refusal> {
     let int = |k: &str| profile.get(k).and_then(Value::as_i64).unwrap_or(0);
     let name = profile.get("name").and_then(Value::as_str).unwrap_or("");
     let (ordinal, oldest) = (int("ordinal"), int("oldestValidOrdinal"));
-    if ordinal < 0 || oldest < 0 {
-        return Err(Refusal::new(
-            500,
-            format!("CError: Configuration: Negative ordinal field values are invalid (sslProfile '{name}')"),
-        ));
-    }
-    if ordinal < oldest {
-        return Err(Refusal::new(
-            500,
-            format!("CError: Configuration: ordinal must be >= oldestValidOrdinal (sslProfile '{name}')"),
-        ));
-    }
-    Ok(())
+    let why = if ordinal < 0 || oldest < 0 {
+        "Negative ordinal field values are invalid"
+    } else if ordinal < oldest {
+        "ordinal must be >= oldestValidOrdinal"
+    } else {
+        return Ok(());
+    };
+    Err(Refusal::new(
+        500,
+        format!("CError: Configuration: {why} (sslProfile '{name}')"),
+    ))
 }
