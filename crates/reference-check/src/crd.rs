@@ -491,7 +491,8 @@ impl Node {
                     let source = value
                         .as_str()
                         .ok_or_else(|| bad(key, "expected a string"))?;
-                    node.pattern = Some(Pattern::new(source).map_err(|e| bad(key, &e))?);
+                    node.pattern =
+                        Some(Pattern::new(source).map_err(|e| bad(key, &e.to_string()))?);
                 }
                 "oneOf" | "anyOf" | "allOf" => {
                     let list = value
