@@ -21,6 +21,9 @@
 //! fields" (transition rules, which compare with the previous object, are
 //! skipped). Any other keyword fails [`Crds::load`], so a CRD change is
 //! noticed rather than half-checked.
+//!
+//! Why this is not the `jsonschema` crate (measured): ARCHITECTURE.md, the
+//! paragraph after the test-only crates.
 
 mod pattern;
 
