@@ -251,4 +251,15 @@ mod tests {
         let err = Pattern::new("[a-z&&[^x]]").map(|_| ()).unwrap_err();
         assert!(err.to_string().contains("[a-z&&[^x]]"), "{err}");
     }
+
+    #[test]
+    fn nested_repetition_matches_like_the_single_one() {
+        // Go refuses `a**` (so no CRD the API server took can hold it); the
+        // regex crate reads it as `a*`, which matches the same strings, so
+        // accepting it mis-checks nothing.
+        let p = pattern("^a**$");
+        assert!(p.is_match(""));
+        assert!(p.is_match("aaa"));
+        assert!(!p.is_match("ab"));
+    }
 }
