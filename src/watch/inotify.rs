@@ -48,20 +48,24 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
+use notify::event::{CreateKind, ModifyKind, RemoveKind};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
 
 use super::{Changed, Trigger, WatchEvent};
 
+mod dirs;
+mod layout;
 #[cfg(test)]
 mod tests;
+
+use dirs::{dir_id, list_namespaces, subdirectories, DirId};
+use layout::{classify, gone_paths, is_read, merge, structural, Place};
 
 /// Subdirectories of `input/` that are watched as whole trees.
 const TREES: [(&str, Trigger); 3] = [
@@ -136,86 +140,6 @@ impl Drop for Watcher {
                 warn!("the watch thread panicked");
             }
         }
-    }
-}
-
-/// Identity of a directory: a re-created directory has a new inode.
-type DirId = (u64, u64);
-
-/// Where an event's path sits in the data home.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Place {
-    /// `namespaces/` or an ancestor, a namespace directory, or another
-    /// entry of `namespaces/` (such as `controller.lock`).
-    Top,
-    /// `input/`, `internal/` or a tree root: its appearance or removal
-    /// changes what is watched.
-    Frame {
-        ns: String,
-        trigger: Trigger,
-    },
-    /// Inside a watched tree, or `internal/platform.yaml`.
-    Content {
-        ns: String,
-        trigger: Trigger,
-    },
-    Ignored,
-}
-
-fn classify(namespaces_dir: &Path, path: &Path) -> Place {
-    let Ok(rest) = path.strip_prefix(namespaces_dir) else {
-        return if namespaces_dir.starts_with(path) {
-            Place::Top
-        } else {
-            Place::Ignored
-        };
-    };
-    let parts: Vec<&str> = rest
-        .components()
-        .map(|c| match c {
-            Component::Normal(s) => s.to_str().unwrap_or("\u{fffd}"),
-            _ => "\u{fffd}",
-        })
-        .collect();
-    let at = |ns: &str, trigger, frame| {
-        let ns = ns.to_string();
-        if frame {
-            Place::Frame { ns, trigger }
-        } else {
-            Place::Content { ns, trigger }
-        }
-    };
-    match parts.as_slice() {
-        [] | [_] => Place::Top,
-        [ns, "input" | "internal"] => at(ns, Trigger::Input, true),
-        [ns, "input", tree, rest @ ..] => match TREES.iter().find(|t| t.0 == *tree) {
-            Some(&(_, trigger)) => at(ns, trigger, rest.is_empty()),
-            None => Place::Ignored,
-        },
-        [ns, "internal", "platform.yaml"] => at(ns, Trigger::Input, false),
-        _ => Place::Ignored,
-    }
-}
-
-/// Opens and read-only closes are our own (or anyone's) reads.
-fn is_read(kind: &EventKind) -> bool {
-    matches!(kind, EventKind::Access(access) if *access != AccessKind::Close(AccessMode::Write))
-}
-
-/// The paths an event reports as gone from where they were: notify's
-/// inotify backend removes its own watches at and below exactly these
-/// (on `DELETE`, `DELETE_SELF` and `MOVED_FROM`). A rename's "to" side is
-/// not among them (a "both" event repeats its "from", already reported).
-fn gone_paths(event: &notify::Event) -> &[PathBuf] {
-    match event.kind {
-        EventKind::Remove(_)
-        | EventKind::Modify(ModifyKind::Name(
-            RenameMode::From | RenameMode::Any | RenameMode::Other,
-        )) => &event.paths,
-        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
-            event.paths.get(..1).unwrap_or_default()
-        }
-        _ => &[],
     }
 }
 
@@ -678,80 +602,8 @@ impl State {
     }
 }
 
-/// What a directory event or a newly armed directory changed: a
-/// directory under `input/` (or `input/`, or `internal/`) may have brought
-/// or taken whole directories of input files, which the events did not
-/// name one by one. Certificates and issuers are read in full on every
-/// pass anyway (`Certs` never comes from the resources tree).
-fn structural(trigger: Trigger) -> Changed {
-    if trigger == Trigger::Certs {
-        Changed::none()
-    } else {
-        Changed::Everything
-    }
-}
-
-fn merge(
-    dirty: &mut BTreeMap<String, (Trigger, Changed)>,
-    ns: String,
-    trigger: Trigger,
-    changed: Changed,
-) {
-    match dirty.entry(ns) {
-        std::collections::btree_map::Entry::Vacant(e) => {
-            e.insert((trigger, changed));
-        }
-        std::collections::btree_map::Entry::Occupied(mut e) => {
-            let (t, c) = e.get_mut();
-            *t = t.merge(trigger);
-            c.merge(changed);
-        }
-    }
-}
-
 /// A path for the log: directory names below `input/` are the user's and
 /// may hold control characters, shown escaped.
 fn shown(path: &Path) -> String {
     crate::problem::escape_controls(&path.to_string_lossy()).into_owned()
-}
-
-/// The identity of the directory at `path` (symbolic links followed).
-fn dir_id(path: &Path) -> Option<DirId> {
-    let meta = path.metadata().ok().filter(|m| m.is_dir())?;
-    Some((meta.dev(), meta.ino()))
-}
-
-/// Namespace directories: entries of `namespaces/` that are directories
-/// (symlinks followed) with UTF-8 names not starting with a dot. A missing
-/// `namespaces/` has none; one that exists but cannot be read is an error.
-fn list_namespaces(nsd: &Path) -> std::io::Result<BTreeMap<String, DirId>> {
-    let entries = match std::fs::read_dir(nsd) {
-        Ok(entries) => entries,
-        Err(_) if dir_id(nsd).is_none() => return Ok(BTreeMap::new()),
-        Err(err) => return Err(err),
-    };
-    Ok(entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
-            let meta = entry.path().metadata().ok().filter(|m| m.is_dir())?;
-            (!name.starts_with('.')).then(|| (name, (meta.dev(), meta.ino())))
-        })
-        .collect())
-}
-
-/// Real subdirectories (symlinks not followed). A directory gone since it
-/// was armed has none (its removal is reported); one that cannot be read
-/// is an error.
-fn subdirectories(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(_) if dir_id(dir).is_none() => return Ok(Vec::new()),
-        Err(err) => return Err(err),
-    };
-    Ok(entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect())
 }
