@@ -48,6 +48,7 @@ fn main() {
             management_port_taken,
         ),
         ("two_sites_match_through_vanflow", two_sites),
+        ("link_file_links_two_sites_live", linked_sites),
         ("tls_rotation_live_keeps_an_open_connection", tls_rotation),
         ("mutual_tls_is_enforced", mutual_tls),
         ("connector_to_a_tls_backend", tls_backend),
@@ -937,4 +938,84 @@ fn management_renewal(router: &Path) -> Outcome {
     let _ = child.kill();
     let _ = child.wait();
     result
+}
+
+/// Two sites of one `skupperd run`: east with link access and Connector
+/// `backend` (to a local echo server), west with Listener `backend`, and
+/// the link file east wrote (for 127.0.0.1) copied into west. The sites
+/// link live (neither router restarts), the request is answered through
+/// the link, and both sites count two; deleting the Link unmatches.
+fn linked_sites(router: &Path) -> Outcome {
+    let echo = echo_server();
+    let west_port = free_port();
+    let mut site = Site::new(router, &["east", "west"]);
+    site.write(
+        "east",
+        "site.yaml",
+        &SITE.replace("NAME", "east").replace("none", "default"),
+    );
+    site.write(
+        "east",
+        "c.yaml",
+        &connector_yaml("backend", "backend", echo),
+    );
+    site.write(
+        "west",
+        "l.yaml",
+        &listener_yaml("backend", "backend", west_port, ""),
+    );
+    site.start();
+    site.wait_status("east", "Site", "east", "Ready")?;
+    site.wait_status("west", "Site", "west", "Ready")?;
+    let link_file = site
+        .home
+        .ns("east")
+        .join("runtime/links/link-east-127.0.0.1.yaml");
+    let link = wait("east's link file", || {
+        std::fs::read_to_string(&link_file).ok()
+    })?;
+    let pids = (site.router_pid("east"), site.router_pid("west"));
+    let copied = Instant::now();
+    site.write("west", "link-east.yaml", &link);
+    let linked = site.wait_status("west", "Link", "link-east", "Ready");
+    if let Err(e) = linked {
+        let link_status = site.record("west", "Link", "link-east");
+        return Err(format!("{e}\nlink record: {link_status:?}"));
+    }
+    site.wait_status("west", "Listener", "backend", "Ready")?;
+    wait("a byte answered through the link", || flows(west_port).ok())?;
+    let first_byte = copied.elapsed();
+    ensure(
+        site.listener_matched("west", "backend") == Some(true),
+        "hasMatchingConnector is not true",
+    )?;
+    site.wait_status("east", "Connector", "backend", "Ready")?;
+    for ns in ["east", "west"] {
+        wait(&format!("sitesInNetwork 2 in {ns}"), || {
+            let n = site
+                .record(ns, "Site", ns)?
+                .get("status")?
+                .get("sitesInNetwork")?
+                .as_u64()?;
+            (n == 2).then_some(())
+        })
+        .map_err(|e| format!("{e}\n{}", site.tail_log()))?;
+    }
+    ensure(
+        (site.router_pid("east"), site.router_pid("west")) == pids && site.restarts("west") == 0,
+        "a router restarted while linking",
+    )?;
+    let removed = Instant::now();
+    site.remove("west", "link-east.yaml");
+    wait_for(
+        "west's Listener to be unmatched",
+        Duration::from_secs(2),
+        &mut || (site.listener_matched("west", "backend") == Some(false)).then_some(()),
+    )?;
+    println!(
+        "  link file -> first byte {:.0} ms; Link deleted -> unmatched {:.0} ms",
+        first_byte.as_secs_f64() * 1000.0,
+        removed.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(())
 }

@@ -174,6 +174,7 @@ pub async fn run(
         default_platform: Platform::parse(config.default_platform.as_str())
             .unwrap_or(Platform::Podman),
         hostname: crate::store::fsio::hostname(),
+        addresses: crate::store::fsio::host_addresses(),
         renew_before: time::Duration::days(i64::from(config.renew_before_days)),
         runner: crate::actor::router::RunnerChoice::from_config(&config),
         ports: SharedPorts::default(),

@@ -16,6 +16,7 @@ pub fn entity_name(e: &Entry) -> Option<String> {
         (Kind::Connector, Some(Config::Connector(c))) => {
             Some(format!("connector/{}@{}", e.name, c.host))
         }
+        (Kind::Link, _) => Some(e.name.clone()),
         _ => None,
     }
 }
@@ -42,16 +43,19 @@ fn configured(e: &Entry, router: &RouterState) -> Verdict {
 }
 
 /// The verdicts of one resource, in condition order, and its summary.
-/// `local_keys`: routing keys of the listeners this router serves.
+/// `local_keys`: routing keys of the listeners this router serves; `edge`:
+/// the Site is an edge site (which endpoint a Link uses).
 pub fn verdicts(
     e: &Entry,
     router: &RouterState,
     local_keys: &BTreeSet<&str>,
+    edge: bool,
 ) -> (Vec<(&'static str, Verdict)>, ResourceSummary) {
     let conditions = match e.kind {
         Kind::Site => site(e, router),
         Kind::Listener => listener(e, router),
         Kind::Connector => connector(e, router, local_keys),
+        Kind::Link => link(e, router, edge),
     };
     let ready = conditions
         .iter()
@@ -173,6 +177,34 @@ fn connector(
     vec![
         ("Configured", configured),
         ("Matched", matched),
+        ("Ready", ready),
+    ]
+}
+
+fn link(e: &Entry, router: &RouterState, edge: bool) -> Vec<(&'static str, Verdict)> {
+    let configured = configured(e, router);
+    let endpoint = match e.serving.as_ref().map(|(c, _)| c) {
+        Some(Config::Link(l)) => l
+            .endpoint(edge)
+            .map(|(h, p)| crate::validate::cross::host_port(h, p)),
+        _ => None,
+    };
+    let operational = match (&router.view, endpoint) {
+        (None, _) => Verdict::unreachable(),
+        (Some(_), None) => Verdict::pending("the link is not configured"),
+        (Some(view), Some(at)) => match view.links.get(&e.name) {
+            Some((status, _)) if status == "SUCCESS" => Verdict::ok(),
+            // While it retries, the router keeps the last failure in
+            // connectionMsg: the link stays failed, not "connecting", so
+            // the status does not flip at every attempt.
+            Some((_, Some(msg))) => Verdict::error(format!("link to {at} failed: {msg}")),
+            _ => Verdict::pending(format!("connecting to {at}")),
+        },
+    };
+    let ready = status::ready(&[&configured, &operational], None);
+    vec![
+        ("Configured", configured),
+        ("Operational", operational),
         ("Ready", ready),
     ]
 }

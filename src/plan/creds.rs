@@ -37,6 +37,9 @@ pub struct Creds {
     pub certificates: BTreeMap<String, CertInUse>,
     /// Resources whose credentials cannot be provided, with why.
     pub unusable: Vec<((Kind, String), String)>,
+    /// Why the link-access credentials cannot be issued (a user issuer
+    /// that cannot sign).
+    pub site_unusable: Option<String>,
 }
 
 /// The certificate an sslProfile hands the router: its `tls.crt` leaf, or
@@ -84,8 +87,71 @@ pub fn profile_of(config: &Config) -> Option<String> {
                 format!("{}-profile", t.credentials)
             }
         }),
+        Config::Link(l) => Some(format!("{}-profile", l.tls_credentials)),
         Config::Site(_) => None,
     }
+}
+
+/// The site's link access (resources.md 5): the RouterAccess `linkAccess`
+/// makes, named after the Site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkAccess {
+    /// The RouterAccess name: its server certificate and sslProfile, and
+    /// `client-<name>` for the link files.
+    pub name: String,
+    /// The CA that issues both and verifies linking sites.
+    pub issuer: String,
+    /// `""`: all interfaces.
+    pub bind_host: String,
+    /// SANs of the server certificate.
+    pub sans: Vec<String>,
+    /// (role, port) in the order of the link file's endpoints.
+    pub roles: Vec<(String, u16)>,
+}
+
+impl LinkAccess {
+    /// The router listener of a role: `<access>-<role>`.
+    pub fn listener_name(&self, role: &str) -> String {
+        format!("{}-{role}", self.name)
+    }
+
+    /// The hosts a link file is written for, in order: the bind host (or
+    /// 127.0.0.1 when it binds all interfaces), then every SAN that is an
+    /// address or a plain DNS name.
+    pub fn hosts(&self) -> Vec<String> {
+        let first =
+            if self.bind_host.is_empty() || self.bind_host == "0.0.0.0" || self.bind_host == "::" {
+                "127.0.0.1".to_string()
+            } else {
+                self.bind_host.clone()
+            };
+        let mut out = vec![first];
+        for san in &self.sans {
+            if !san.starts_with("*.")
+                && !san.starts_with(crate::certs::DNS_PREFIX)
+                && !out.contains(san)
+            {
+                out.push(san.clone());
+            }
+        }
+        out
+    }
+}
+
+/// The client credential a link file carries for `access`, with the CA
+/// that verifies the server: read from the files this pass produced.
+pub fn link_client(
+    files: &BTreeMap<String, OutFile>,
+    access: &str,
+) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let get = |f: &str| match &files
+        .get(&format!("runtime/certs/client-{access}/{f}"))?
+        .body
+    {
+        super::Body::Bytes(b) => Some(b.clone()),
+        super::Body::Record(..) => None,
+    };
+    Some((get("ca.crt")?, get("tls.crt")?, get("tls.key")?))
 }
 
 /// A CA that generated leaves are issued from.
@@ -323,7 +389,12 @@ fn sans_for(host: &str, hostname: &str) -> Vec<String> {
     }
 }
 
-pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<Creds, CertError> {
+pub fn ensure(
+    inputs: &Inputs,
+    res: &Resolution,
+    access: Option<&LinkAccess>,
+    mint: &mut dyn Mint,
+) -> Result<Creds, CertError> {
     let mut b = Builder {
         inputs,
         mint,
@@ -345,6 +416,30 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
         },
     );
 
+    // Link access: the server certificate linking sites verify, and the
+    // client certificate the link files hand them, from the site CA.
+    let mut site_unusable = None;
+    if let Some(a) = access {
+        match b.ca(&a.issuer)? {
+            Ok(issuer) => {
+                b.leaf(&a.name, &issuer, &a.sans)?;
+                b.leaf(
+                    &format!("client-{}", a.name),
+                    &issuer,
+                    std::slice::from_ref(&a.name),
+                )?;
+                profiles.insert(
+                    a.name.clone(),
+                    Profile {
+                        ca: true,
+                        cert: true,
+                        ordinal: 0,
+                    },
+                );
+            }
+            Err(why) => site_unusable = Some(why),
+        }
+    }
     let mut generated: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     // Who uses each generated certificate, to tell them when it cannot be made.
     let mut users: BTreeMap<String, Vec<(Kind, String)>> = BTreeMap::new();
@@ -404,6 +499,32 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
                     _ => unusable.push((
                         key(),
                         format!("input/certs/{cred}/ is not usable and no earlier copy exists"),
+                    )),
+                }
+            }
+            Some(Config::Link(l)) => {
+                // A Secret first, then input/certs/ (resources.md 4); a
+                // Secret or bundle that fails its checks leaves the copy
+                // made when it last passed.
+                let cred = &l.tls_credentials;
+                let dir = format!("{cred}-profile");
+                let unknown = InputBundle::default();
+                let from_secret = res
+                    .secrets
+                    .get(cred)
+                    .map(|d| validate::secret_bundle(d).unwrap_or_default());
+                let profile = match (&from_secret, inputs.certs.get(cred)) {
+                    (Some(bundle), _) => b.bundle(cred, bundle, &dir, &BUNDLE_FILES),
+                    (None, Ok(Some(bundle))) => b.bundle(cred, bundle, &dir, &BUNDLE_FILES),
+                    (None, _) => b.bundle(cred, &unknown, &dir, &BUNDLE_FILES),
+                };
+                match profile {
+                    Some(p) if p.ca && p.cert => {
+                        profiles.insert(dir, p);
+                    }
+                    _ => unusable.push((
+                        key(),
+                        format!("spec.tlsCredentials \"{cred}\" is not usable and no earlier copy exists"),
                     )),
                 }
             }
@@ -474,6 +595,7 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
         profiles,
         certificates,
         unusable,
+        site_unusable,
     })
 }
 
@@ -500,6 +622,7 @@ pub fn expiring(inputs: &Inputs, res: &Resolution) -> Vec<Expiring> {
         .filter_map(|c| match c {
             Config::Listener(l) => l.tls_credentials.as_deref(),
             Config::Connector(c) => c.tls.as_ref().map(|t| t.credentials.as_str()),
+            Config::Link(l) => Some(l.tls_credentials.as_str()),
             Config::Site(_) => None,
         })
         .collect();

@@ -6,7 +6,9 @@
 use super::prior::PriorRecord;
 use crate::problem::Problem;
 use crate::resources::{InputResource, Kind, Spec};
-use crate::validate::{self, ConnectorConfig, ConnectorTls, Context, ListenerConfig, SiteConfig};
+use crate::validate::{
+    self, ConnectorConfig, ConnectorTls, Context, LinkConfig, ListenerConfig, SiteConfig,
+};
 use std::sync::Arc;
 
 /// A valid version of a resource. Shared: an entry holds its current,
@@ -16,6 +18,7 @@ pub enum Config {
     Site(Arc<SiteConfig>),
     Listener(Arc<ListenerConfig>),
     Connector(Arc<ConnectorConfig>),
+    Link(Arc<LinkConfig>),
 }
 
 /// Everything known about one resource during a pass.
@@ -54,6 +57,7 @@ impl Entry {
             Spec::Connector(s) => {
                 Config::Connector(Arc::new(connector_from_accepted(&self.name, s)?))
             }
+            Spec::Link(s) => Config::Link(Arc::new(link_from_accepted(s)?)),
         };
         // The accepted version is most often the current one: shared.
         match &self.current {
@@ -95,7 +99,8 @@ impl Entry {
     /// clock for certificate expiry). Such entries are built every pass.
     pub fn reads_context(kind: Kind, input: &InputResource) -> bool {
         match (kind, &input.spec) {
-            (Kind::Site, _) => true,
+            // A Link reads the Secrets and bundles it names.
+            (Kind::Site | Kind::Link, _) => true,
             (_, Some(Spec::Listener(s))) => s.tls_credentials.is_some(),
             (_, Some(Spec::Connector(s))) => s.tls_credentials.is_some(),
             _ => false,
@@ -145,6 +150,10 @@ pub fn build(
             Spec::Connector(s) => {
                 let (c, p) = validate::connector(first, s, cx);
                 (c.map(|c| Config::Connector(Arc::new(c))), p)
+            }
+            Spec::Link(s) => {
+                let (c, p) = validate::link(first, s, cx);
+                (c.map(|c| Config::Link(Arc::new(c))), p)
             }
         };
         errors.extend(problems.iter().filter(|p| p.is_error()).cloned());
@@ -244,6 +253,10 @@ fn site_from_accepted(s: &crate::resources::SiteSpec) -> SiteConfig {
     }
     SiteConfig {
         edge: s.edge.unwrap_or(false),
+        link_access: matches!(
+            s.link_access.as_deref(),
+            Some("default" | "route" | "loadbalancer")
+        ),
         router_logging: logging,
         data_connections,
         default_issuer: s
@@ -286,6 +299,31 @@ fn connector_from_accepted(
             use_client_cert: s.use_client_cert.unwrap_or(false),
             verify_hostname: s.verify_hostname.unwrap_or(false),
         }),
+        spec: s.clone(),
+    })
+}
+
+fn link_from_accepted(s: &crate::resources::LinkSpec) -> Option<LinkConfig> {
+    let endpoints = s
+        .endpoints
+        .iter()
+        .filter_map(|e| {
+            let port = match e.port.as_ref()? {
+                serde_json::Value::String(p) => p.parse::<u16>().ok()?,
+                serde_json::Value::Number(n) => u16::try_from(n.as_u64()?).ok()?,
+                _ => return None,
+            };
+            Some((e.name.clone()?, e.host.clone()?, port))
+        })
+        .collect();
+    Some(LinkConfig {
+        endpoints,
+        cost: s
+            .cost
+            .and_then(|c| u32::try_from(c).ok())
+            .unwrap_or(1)
+            .max(1),
+        tls_credentials: s.tls_credentials.clone()?,
         spec: s.clone(),
     })
 }

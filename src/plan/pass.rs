@@ -77,6 +77,7 @@ pub fn run(
                 identity = Some(Identity {
                     site_id,
                     management_port: port,
+                    link_ports: BTreeMap::new(),
                 })
             }
             (None, _) => res.problems.push(Problem::error(format!(
@@ -87,6 +88,7 @@ pub fn run(
                 .push(Problem::error(format!("could not create a site id: {e}"))),
         }
     }
+    let access = link_access(inputs, &mut res, identity.as_mut(), ports);
     place_listeners(&mut res, identity.as_ref().map(|i| i.management_port));
 
     let platform = inputs.platform.clone().unwrap_or(Platform::Podman);
@@ -103,13 +105,19 @@ pub fn run(
     let mut profile_certs: Vec<(String, creds::CertInUse, u64)> = Vec::new();
     outcome.expiring = creds::expiring(inputs, &res);
     if let Some((site_name, site, id)) = &active {
-        match creds::ensure(inputs, &res, mint) {
+        match creds::ensure(inputs, &res, access.as_ref(), mint) {
             Ok(Creds {
                 files: cred_files,
                 profiles,
                 certificates: in_use,
                 unusable,
+                site_unusable,
             }) => {
+                if let Some(why) = site_unusable {
+                    res.problems.push(Problem::error(format!(
+                        "site \"{site_name}\": link access: {why}"
+                    )));
+                }
                 for ((kind, name), why) in unusable {
                     let Some(i) = res.find(kind, &name) else {
                         continue;
@@ -121,7 +129,23 @@ pub fn run(
                         e.serving = None;
                     }
                 }
+                // Link files for other sites, from the files just made.
+                if let Some(a) = &access {
+                    if let Some((ca, crt, key)) = creds::link_client(&cred_files, &a.name) {
+                        for host in a.hosts() {
+                            files.insert(
+                                format!("runtime/links/link-{}-{host}.yaml", a.name),
+                                OutFile::bytes(
+                                    link_file(a, &host, &ca, &crt, &key).into_bytes(),
+                                    0o600,
+                                ),
+                            );
+                        }
+                    }
+                }
                 files.extend(cred_files);
+                let links = link_connectors(&res, site.edge, &profiles);
+                let served_access = access.as_ref().filter(|a| profiles.contains_key(&a.name));
                 let config = render::skrouterd::Config {
                     site_name,
                     site,
@@ -131,6 +155,8 @@ pub fn run(
                     namespace_path: inputs.namespace_path,
                     version: inputs.version,
                     profiles: &profiles,
+                    access: served_access,
+                    links: &links,
                 };
                 ordinals = Some(
                     profiles
@@ -479,6 +505,7 @@ fn statuses(
         memo.local_keys = Some(local_keys.iter().map(|k| k.to_string()).collect());
     }
     let uid = identity.map(|i| i.site_id.as_str());
+    let edge = res.site.as_ref().is_some_and(|(_, s)| s.edge);
     let sites = inputs.router.view.as_ref().and_then(|v| v.sites_in_network);
     let mut out = Vec::with_capacity(res.entries.len());
     for ((e, slot), &present) in res.entries.iter().zip(memo.slots.iter_mut()).zip(present) {
@@ -503,7 +530,7 @@ fn statuses(
                 continue;
             }
         }
-        let (verdicts, summary) = super::conditions::verdicts(e, &inputs.router, &local_keys);
+        let (verdicts, summary) = super::conditions::verdicts(e, &inputs.router, &local_keys, edge);
         let summary = Arc::new(summary);
         let previous = e
             .prior
@@ -544,4 +571,145 @@ fn statuses(
         out.push((Arc::clone(e), record));
     }
     out
+}
+
+/// Default ports of link access (resources.md 5): the first free port
+/// from these is chosen once per role and kept.
+pub const INTER_ROUTER_PORT_BASE: u16 = 55671;
+pub const EDGE_PORT_BASE: u16 = 45671;
+
+/// The Site's link access, with its ports: chosen once (kept in the
+/// identity, so across reconciles and restarts), avoiding the listeners'
+/// ports, the management port and what other namespaces recorded (the
+/// shell's picker).
+fn link_access(
+    inputs: &Inputs,
+    res: &mut Resolution,
+    identity: Option<&mut Identity>,
+    ports: &mut dyn PortPicker,
+) -> Option<creds::LinkAccess> {
+    let (site_name, site) = res.site.clone()?;
+    let id = identity?;
+    if !site.link_access {
+        return None;
+    }
+    let mut roles = Vec::new();
+    for (role, base) in [
+        ("inter-router", INTER_ROUTER_PORT_BASE),
+        ("edge", EDGE_PORT_BASE),
+    ] {
+        let name = format!("{site_name}-{role}");
+        if let Some(p) = id.link_ports.get(&name) {
+            roles.push((role.to_string(), *p));
+            continue;
+        }
+        let mut avoid = listener_ports(res);
+        avoid.insert(id.management_port);
+        avoid.extend(id.link_ports.values().copied());
+        match ports.pick(base, &avoid) {
+            Some(p) => {
+                id.link_ports.insert(name, p);
+                roles.push((role.to_string(), p));
+            }
+            None => res.problems.push(Problem::error(format!(
+                "site \"{site_name}\": no free port from {base} for link access (role {role})"
+            ))),
+        }
+    }
+    // The host's name and addresses, and 127.0.0.1: the link file for
+    // 127.0.0.1 is always written, and a connector verifies the host name
+    // (router default), so the certificate must cover it too.
+    let mut sans: Vec<String> = Vec::new();
+    if crate::names::is_dns_name(inputs.hostname) {
+        sans.push(inputs.hostname.to_string());
+    }
+    sans.extend(inputs.addresses.iter().cloned());
+    if !sans.iter().any(|s| s == "127.0.0.1") {
+        sans.push("127.0.0.1".to_string());
+    }
+    // Each address as a DNS name too: the router matches a connector's
+    // host against DNS names only (see `certs::DNS_PREFIX`).
+    let as_names: Vec<String> = sans
+        .iter()
+        .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
+        .map(|s| format!("{}{s}", crate::certs::DNS_PREFIX))
+        .collect();
+    sans.extend(as_names);
+    Some(creds::LinkAccess {
+        name: site_name,
+        issuer: site.default_issuer.clone(),
+        bind_host: String::new(),
+        sans,
+        roles,
+    })
+}
+
+/// The router connector of every Link that serves and whose sslProfile
+/// exists, sorted by name.
+fn link_connectors(
+    res: &Resolution,
+    edge: bool,
+    profiles: &BTreeMap<String, creds::Profile>,
+) -> Vec<render::skrouterd::LinkConnector> {
+    res.entries
+        .iter()
+        .filter(|e| e.kind == Kind::Link)
+        .filter_map(|e| match &e.serving {
+            Some((super::entry::Config::Link(l), _)) => {
+                let (host, port) = l.endpoint(edge)?;
+                let ssl_profile = format!("{}-profile", l.tls_credentials);
+                profiles
+                    .contains_key(&ssl_profile)
+                    .then(|| render::skrouterd::LinkConnector {
+                        name: e.name.clone(),
+                        role: if edge { "edge" } else { "inter-router" },
+                        host: host.to_string(),
+                        port,
+                        cost: l.cost,
+                        ssl_profile,
+                    })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `runtime/links/link-<access>-<host>.yaml` (resources.md 5): a Secret
+/// `link-<access>` of type kubernetes.io/tls with the client certificate
+/// and the CA, and a Link `link-<access>` to `host`, the format Skupper's
+/// system controller writes, so either can read the other's.
+fn link_file(a: &creds::LinkAccess, host: &str, ca: &[u8], crt: &[u8], key: &[u8]) -> String {
+    use crate::resources::base64_encode;
+    let name = format!("link-{}", a.name);
+    let secret = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name},
+        "data": {
+            "ca.crt": base64_encode(ca),
+            "tls.crt": base64_encode(crt),
+            "tls.key": base64_encode(key),
+        },
+    });
+    let endpoints: Vec<serde_json::Value> = a
+        .roles
+        .iter()
+        .map(|(role, port)| serde_json::json!({"name": role, "host": host, "port": port.to_string()}))
+        .collect();
+    let link = serde_json::json!({
+        "apiVersion": crate::resources::API_VERSION,
+        "kind": "Link",
+        "metadata": {"name": name},
+        "spec": {
+            "endpoints": endpoints,
+            "tlsCredentials": name,
+            "cost": 1,
+        },
+    });
+    format!(
+        "---\n{}---\n{}",
+        render::yaml::to_yaml(&secret),
+        render::yaml::to_yaml(&link)
+    )
 }

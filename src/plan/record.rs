@@ -31,6 +31,7 @@ pub fn record_of(
                 Config::Site(c) => Spec::Site(c.spec.clone()),
                 Config::Listener(c) => Spec::Listener(c.spec.clone()),
                 Config::Connector(c) => Spec::Connector(c.spec.clone()),
+                Config::Link(c) => Spec::Link(c.spec.clone()),
             };
             (None, Some(spec), Some(*g))
         }
@@ -85,6 +86,9 @@ pub fn record_unchanged(
             *a == c.spec && Some(*g) == p.accepted_generation
         }
         (Some((Config::Connector(c), g)), Some(Spec::Connector(a))) => {
+            *a == c.spec && Some(*g) == p.accepted_generation
+        }
+        (Some((Config::Link(c), g)), Some(Spec::Link(a))) => {
             *a == c.spec && Some(*g) == p.accepted_generation
         }
         (None, None) => {

@@ -76,6 +76,7 @@ pub fn record(kind: Kind, name: &str, p: &PriorRecord) -> String {
     match kind {
         Kind::Listener => boolean(o, 2, "hasMatchingConnector", matched),
         Kind::Connector => boolean(o, 2, "hasMatchingListener", matched),
+        Kind::Link => {}
         Kind::Site => {
             if let Some(n) = p.sites_in_network {
                 number(o, 2, "sitesInNetwork", n);
@@ -129,10 +130,16 @@ fn boolean(out: &mut String, indent: usize, k: &str, b: bool) {
 }
 
 pub fn identity(id: &Identity) -> String {
-    to_yaml(&json!({
+    let mut doc = json!({
         "siteId": id.site_id,
         "managementPort": id.management_port,
-    }))
+    });
+    // Only once there are any: an identity without link access keeps its
+    // bytes.
+    if !id.link_ports.is_empty() {
+        doc["linkPorts"] = json!(id.link_ports);
+    }
+    to_yaml(&doc)
 }
 
 #[cfg(test)]
@@ -194,6 +201,7 @@ mod tests {
             Kind::Connector => {
                 status.insert("hasMatchingListener".into(), json!(matched));
             }
+            Kind::Link => {}
             Kind::Site => {
                 if let Some(n) = p.sites_in_network {
                     status.insert("sitesInNetwork".into(), json!(n));

@@ -3,7 +3,7 @@
 //! block, final newline. The `skupper` CLI parses this file as plain JSON,
 //! so it carries no comments.
 
-use crate::plan::creds::{Profile, LOCAL_SERVER};
+use crate::plan::creds::{LinkAccess, Profile, LOCAL_SERVER};
 use crate::plan::{Identity, Platform};
 use crate::validate::{ConnectorConfig, ListenerConfig, SiteConfig};
 use serde_json::{json, Value};
@@ -19,6 +19,22 @@ pub struct Config<'a> {
     pub namespace_path: &'a str,
     pub version: &'a str,
     pub profiles: &'a BTreeMap<String, Profile>,
+    /// The site's link access: a router `listener` per role.
+    pub access: Option<&'a LinkAccess>,
+    /// The `connector` of each Link, sorted by name.
+    pub links: &'a [LinkConnector],
+}
+
+/// The router `connector` of a Link (router.md 1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkConnector {
+    pub name: String,
+    /// `inter-router` on an interior site, `edge` on an edge site.
+    pub role: &'static str,
+    pub host: String,
+    pub port: u16,
+    pub cost: u32,
+    pub ssl_profile: String,
 }
 
 /// `<site name>-<first 8 hex digits of the site id>`: stable across renders.
@@ -77,6 +93,20 @@ fn head_entities(c: &Config) -> Vec<Light> {
         out.push(("sslProfile", a));
     }
 
+    for l in c.links {
+        out.push((
+            "connector",
+            vec![
+                ("name", json!(l.name)),
+                ("role", json!(l.role)),
+                ("host", json!(l.host)),
+                ("port", json!(l.port.to_string())),
+                ("cost", json!(l.cost)),
+                ("sslProfile", json!(l.ssl_profile)),
+            ],
+        ));
+    }
+
     out.push((
         "listener",
         vec![
@@ -89,6 +119,27 @@ fn head_entities(c: &Config) -> Vec<Light> {
             ("authenticatePeer", json!(true)),
         ],
     ));
+    if let Some(a) = c.access {
+        // Sorted by name: `<access>-edge` before `<access>-inter-router`.
+        let mut roles: Vec<&(String, u16)> = a.roles.iter().collect();
+        roles.sort_by(|x, y| x.0.cmp(&y.0));
+        for (role, port) in roles {
+            let mut attrs = vec![
+                ("name", json!(a.listener_name(role))),
+                ("role", json!(role)),
+            ];
+            if !a.bind_host.is_empty() {
+                attrs.push(("host", json!(a.bind_host)));
+            }
+            attrs.extend([
+                ("port", json!(port.to_string())),
+                ("sslProfile", json!(a.name)),
+                ("saslMechanisms", json!("EXTERNAL")),
+                ("authenticatePeer", json!(true)),
+            ]);
+            out.push(("listener", attrs));
+        }
+    }
     out.push((
         "address",
         vec![

@@ -35,6 +35,7 @@ impl DataHomePorts {
             }
             if let Some(id) = read_prior(&files).identity {
                 out.insert(id.management_port);
+                out.extend(id.link_ports.values().copied());
             }
         }
         out

@@ -1,0 +1,246 @@
+//! Link access and Links (resources.md 1, 4, 5, 6): the site CA and
+//! certificates, the router listeners and connectors, the link files,
+//! and the errors of bad Links and Secrets.
+
+use super::tests::{listener, Scenario};
+
+const EAST: &str = "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: west\nspec:\n  linkAccess: default\n";
+
+fn link_access_site() -> Scenario {
+    let mut s = Scenario::new();
+    s.put("Site-west.yaml", EAST);
+    s
+}
+
+fn link_files(s: &Scenario) -> Vec<String> {
+    s.runtime
+        .keys()
+        .filter(|p| p.starts_with("runtime/links/"))
+        .cloned()
+        .collect()
+}
+
+/// The link file of another site (`east`), as its pass wrote it.
+fn east_link_file() -> String {
+    let mut east = link_access_site();
+    east.files.clear();
+    east.put("Site-east.yaml", &EAST.replace("name: west", "name: east"));
+    east.seed = 7;
+    east.pass();
+    east.text("runtime/links/link-east-127.0.0.1.yaml")
+}
+
+#[test]
+fn link_access_makes_listeners_certificates_and_link_files() {
+    let mut s = link_access_site();
+    let out = s.pass();
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let ir = s.entity("listener", "west-inter-router").unwrap();
+    assert_eq!(ir["role"], "inter-router");
+    assert_eq!(ir["port"], "55671");
+    assert_eq!(ir["sslProfile"], "west");
+    assert_eq!(ir["saslMechanisms"], "EXTERNAL");
+    assert_eq!(ir["authenticatePeer"], true);
+    assert!(ir.get("host").is_none(), "all interfaces: {ir}");
+    let edge = s.entity("listener", "west-edge").unwrap();
+    assert_eq!(edge["port"], "45671");
+    let profile = s.entity("sslProfile", "west").unwrap();
+    assert!(profile["caCertFile"]
+        .as_str()
+        .unwrap()
+        .ends_with("runtime/certs/west/ca.crt"));
+    assert!(s
+        .runtime
+        .contains_key("runtime/issuers/skupper-site-ca/tls.crt"));
+    assert!(s.runtime.contains_key("runtime/certs/client-west/tls.key"));
+    // The site CA verifies linking sites: it is the profile's ca.crt.
+    assert_eq!(
+        s.text("runtime/certs/west/ca.crt"),
+        s.text("runtime/issuers/skupper-site-ca/tls.crt")
+    );
+    assert_eq!(
+        link_files(&s),
+        [
+            "runtime/links/link-west-127.0.0.1.yaml",
+            "runtime/links/link-west-host1.yaml"
+        ]
+    );
+    assert_eq!(
+        out.writes["runtime/links/link-west-127.0.0.1.yaml"].mode,
+        0o600
+    );
+    let text = s.text("runtime/links/link-west-host1.yaml");
+    assert!(text.contains("kind: Secret\n"), "{text}");
+    assert!(text.contains("type: kubernetes.io/tls\n"), "{text}");
+    assert!(text.contains("tlsCredentials: link-west\n"), "{text}");
+    assert!(text.contains("host: host1\n"), "{text}");
+    assert!(text.contains("port: \"55671\"\n"), "{text}");
+    assert!(text.contains("port: \"45671\"\n"), "{text}");
+    assert!(s
+        .text("runtime/identity.yaml")
+        .contains("west-inter-router: 55671"));
+}
+
+#[test]
+fn link_access_is_stable_a_second_pass_writes_nothing_and_ports_are_kept() {
+    let mut s = link_access_site();
+    s.pass();
+    let config = s.text("runtime/router/skrouterd.json");
+    let out = s.pass();
+    assert!(out.writes.is_empty(), "{:?}", out.writes.keys());
+    assert!(out.deletes.is_empty());
+    // A listener put on the chosen port later does not move link access.
+    s.put("l.yaml", &listener("l", "127.0.0.1", "9090"));
+    s.pass();
+    assert_eq!(
+        s.entity("listener", "west-inter-router").unwrap()["port"],
+        "55671"
+    );
+    // Removing link access keeps the ports for when it comes back.
+    s.put("Site-west.yaml", super::tests::SITE);
+    s.pass();
+    assert!(s.entity("listener", "west-inter-router").is_none());
+    assert!(link_files(&s).is_empty());
+    s.put("Site-west.yaml", EAST);
+    s.pass();
+    s.remove("l.yaml");
+    s.pass();
+    assert_eq!(s.text("runtime/router/skrouterd.json"), config);
+    assert_eq!(s.entity("listener", "west-edge").unwrap()["port"], "45671");
+}
+
+#[test]
+fn a_link_file_from_another_site_becomes_a_connector_with_its_profile() {
+    let link = east_link_file();
+    let mut s = Scenario::new();
+    s.put("link-east.yaml", &link);
+    let out = s.pass();
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let c = s.entity("connector", "link-east").unwrap();
+    assert_eq!(c["role"], "inter-router");
+    assert_eq!(c["host"], "127.0.0.1");
+    assert_eq!(c["port"], "55671");
+    assert_eq!(c["cost"], 1);
+    assert_eq!(c["sslProfile"], "link-east-profile");
+    let p = s.entity("sslProfile", "link-east-profile").unwrap();
+    assert!(p["certFile"]
+        .as_str()
+        .unwrap()
+        .ends_with("runtime/certs/link-east-profile/tls.crt"));
+    for f in ["ca.crt", "tls.crt", "tls.key"] {
+        assert!(s
+            .runtime
+            .contains_key(&format!("runtime/certs/link-east-profile/{f}")));
+    }
+    // The Secret holds a key: it gets no runtime record; the Link does.
+    assert!(!s.runtime.keys().any(|p| p.contains("Secret-")));
+    assert!(s
+        .runtime
+        .contains_key("runtime/resources/Link-link-east.yaml"));
+    let status = out
+        .resources
+        .iter()
+        .find(|r| r.name == "link-east")
+        .unwrap();
+    assert_eq!(status.message, "router not reachable");
+    // An edge site uses the edge endpoint.
+    s.put(
+        "Site-west.yaml",
+        "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: west\nspec:\n  edge: true\n",
+    );
+    s.pass();
+    let c = s.entity("connector", "link-east").unwrap();
+    assert_eq!(c["role"], "edge");
+    assert_eq!(c["port"], "45671");
+}
+
+fn link_doc(extra: &str) -> String {
+    format!(
+        "apiVersion: skupper.io/v2alpha1\nkind: Link\nmetadata:\n  name: to-east\nspec:\n{extra}"
+    )
+}
+
+#[test]
+fn bad_links_and_secrets_give_precise_errors_and_leave_the_rest_untouched() {
+    let link = east_link_file();
+    let mut s = Scenario::new();
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "8080"));
+    s.pass();
+    let before = s.entity("tcpListener", "listener/backend").unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        (link_doc("  endpoints: []\n  tlsCredentials: link-east\n"), "link \"to-east\": spec.endpoints is empty"),
+        (
+            link_doc("  tlsCredentials: link-east\n  endpoints:\n  - name: edge\n    host: 127.0.0.1\n    port: \"45671\"\n"),
+            "link \"to-east\": no endpoint named \"inter-router\" (this site is interior); endpoints: edge",
+        ),
+        (
+            link_doc("  tlsCredentials: link-east\n  endpoints:\n  - name: inter-router\n    host: 127.0.0.1\n    port: \"99999\"\n"),
+            "link \"to-east\": spec.endpoints[0].port \"99999\" is not a port number 1-65535",
+        ),
+        (
+            link_doc("  tlsCredentials: link-east\n  endpoints:\n  - name: inter-router\n    host: Bad_Host\n    port: \"1\"\n"),
+            "link \"to-east\": spec.endpoints[0].host \"Bad_Host\" is not an IP address or a lower-case DNS name (a-z, 0-9, '-' and '.', at most 253 characters)",
+        ),
+        (
+            link_doc("  cost: -1\n  tlsCredentials: link-east\n  endpoints:\n  - name: inter-router\n    host: 127.0.0.1\n    port: 55671\n"),
+            "link \"to-east\": spec.cost -1 must be 1 or more",
+        ),
+        (
+            link_doc("  endpoints:\n  - name: inter-router\n    host: 127.0.0.1\n    port: \"55671\"\n"),
+            "link \"to-east\": spec.tlsCredentials is required (the Secret with the client certificate and the remote CA)",
+        ),
+        (
+            link_doc("  tlsCredentials: nope\n  endpoints:\n  - name: inter-router\n    host: 127.0.0.1\n    port: \"55671\"\n"),
+            "link \"to-east\": spec.tlsCredentials \"nope\": no Secret \"nope\" in input/resources and no input/certs/nope/",
+        ),
+    ];
+    // The Secret of east's link file, alone.
+    let secret = link
+        .split("---\n")
+        .find(|d| d.contains("kind: Secret"))
+        .unwrap()
+        .to_string();
+    for (doc, want) in cases {
+        s.put("link.yaml", &format!("{doc}---\n{secret}"));
+        let out = s.pass();
+        let errors: Vec<&str> = out
+            .problems
+            .iter()
+            .filter(|p| p.is_error())
+            .map(|p| p.message.as_str())
+            .collect();
+        assert_eq!(errors, [want], "for\n{doc}");
+        let p = out.problems.iter().find(|p| p.is_error()).unwrap();
+        assert_eq!(p.file.as_deref(), Some("input/resources/link.yaml"));
+        assert!(p.line.unwrap() > 1, "{p:?}");
+        assert!(s.entity("connector", "to-east").is_none());
+        assert_eq!(s.entity("tcpListener", "listener/backend").unwrap(), before);
+    }
+    // Secrets: a missing key, bad base64, another type.
+    let good = link
+        .split("---\n")
+        .find(|d| d.contains("kind: Link"))
+        .unwrap()
+        .to_string();
+    let no_ca = secret
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("ca.crt"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let bad_b64 = secret.replacen("tls.crt: ", "tls.crt: '!!'\n  x: ", 1);
+    let opaque = secret.replace("kubernetes.io/tls", "kubernetes.io/ssh-auth");
+    for (sec, want) in [
+        (no_ca, "secret \"link-east\": data[\"ca.crt\"] is missing (needed by link \"link-east\")"),
+        (bad_b64, "secret \"link-east\": data[\"tls.crt\"] is not valid base64"),
+        (opaque, "secret \"link-east\": type \"kubernetes.io/ssh-auth\" is not supported; use kubernetes.io/tls"),
+    ] {
+        s.put("link.yaml", &format!("{good}---\n{sec}\n"));
+        let out = s.pass();
+        let errors: Vec<&str> = out.problems.iter().filter(|p| p.is_error()).map(|p| p.message.as_str()).collect();
+        assert_eq!(errors, [want]);
+        assert!(s.entity("connector", "link-east").is_none());
+        let status = out.resources.iter().find(|r| r.name == "link-east").unwrap();
+        assert!(status.message.starts_with(want), "{}", status.message);
+        assert_eq!(s.entity("tcpListener", "listener/backend").unwrap(), before);
+    }
+}
