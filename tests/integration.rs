@@ -7,6 +7,7 @@ mod crash;
 mod daemon;
 mod hostile_corpus;
 mod hostile_input;
+mod links_live;
 mod live;
 mod reference;
 mod render;
