@@ -50,9 +50,10 @@ pub fn verdicts(
     router: &RouterState,
     local_keys: &BTreeSet<&str>,
     edge: bool,
+    access_listeners: &[String],
 ) -> (Vec<(&'static str, Verdict)>, ResourceSummary) {
     let conditions = match e.kind {
-        Kind::Site => site(e, router),
+        Kind::Site => site(e, router, access_listeners),
         Kind::Listener => listener(e, router),
         Kind::Connector => connector(e, router, local_keys),
         Kind::Link => link(e, router, edge),
@@ -72,7 +73,7 @@ pub fn verdicts(
     (conditions, summary)
 }
 
-fn site(e: &Entry, router: &RouterState) -> Vec<(&'static str, Verdict)> {
+fn site(e: &Entry, router: &RouterState, access: &[String]) -> Vec<(&'static str, Verdict)> {
     // The Site is configured once its files are written; the router's part
     // is `Running`.
     let configured = match e.error_message() {
@@ -99,10 +100,32 @@ fn site(e: &Entry, router: &RouterState) -> Vec<(&'static str, Verdict)> {
     // A notice stays visible in the Site's status message while it is
     // Ready.
     let notice = (running.is_true() && router.notice.is_some()).then(|| running.clone());
-    let ready = status::ready(&[&configured, &running], notice);
+    if access.is_empty() {
+        let ready = status::ready(&[&configured, &running], notice);
+        return vec![
+            ("Configured", configured),
+            ("Running", running),
+            ("Ready", ready),
+        ];
+    }
+    // Link access: its endpoints are known once the router has its
+    // listeners.
+    let resolved = match &router.view {
+        None => Verdict::unreachable(),
+        Some(view) if access.iter().all(|l| view.confirmed.contains(l)) => Verdict::ok(),
+        Some(view) => match access
+            .iter()
+            .find_map(|l| view.refused.get(l).map(|w| (l, w)))
+        {
+            Some((l, why)) => Verdict::error(format!("router refused listener {l}: {why}")),
+            None => Verdict::pending("link access endpoints not known yet"),
+        },
+    };
+    let ready = status::ready(&[&configured, &running, &resolved], notice);
     vec![
         ("Configured", configured),
         ("Running", running),
+        ("Resolved", resolved),
         ("Ready", ready),
     ]
 }

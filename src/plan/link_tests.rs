@@ -79,6 +79,40 @@ fn link_access_makes_listeners_certificates_and_link_files() {
     assert!(s
         .text("runtime/identity.yaml")
         .contains("west-inter-router: 55671"));
+    // The Site lists its endpoints; Resolved waits for the router.
+    let site = s.text("runtime/resources/Site-west.yaml");
+    assert!(
+        site.contains("  endpoints:\n  - name: west-edge\n    host: host1\n    port: \"45671\"\n    group: skupper-router\n  - name: west-inter-router\n    host: host1\n    port: \"55671\"\n"),
+        "{site}"
+    );
+    assert!(
+        site.contains("type: Resolved\n    status: Unknown"),
+        "{site}"
+    );
+}
+
+#[test]
+fn the_site_is_resolved_once_the_router_has_the_link_access_listeners() {
+    let mut s = link_access_site();
+    s.router.view = Some(super::RouterView {
+        confirmed: ["west-inter-router".to_string()].into(),
+        ..Default::default()
+    });
+    let out = s.pass();
+    let site = out.resources.iter().find(|r| r.name == "west").unwrap();
+    assert_eq!(site.message, "link access endpoints not known yet");
+    s.router.view = Some(super::RouterView {
+        confirmed: ["west-inter-router".to_string(), "west-edge".to_string()].into(),
+        ..Default::default()
+    });
+    let out = s.pass();
+    let text = s.text("runtime/resources/Site-west.yaml");
+    assert!(
+        text.contains("type: Resolved\n    status: \"True\""),
+        "{text}"
+    );
+    let site = out.resources.iter().find(|r| r.name == "west").unwrap();
+    assert_ne!(site.message, "link access endpoints not known yet");
 }
 
 #[test]
@@ -243,4 +277,27 @@ fn bad_links_and_secrets_give_precise_errors_and_leave_the_rest_untouched() {
         assert!(status.message.starts_with(want), "{}", status.message);
         assert_eq!(s.entity("tcpListener", "listener/backend").unwrap(), before);
     }
+}
+
+#[test]
+fn a_listener_on_a_link_access_port_is_refused_and_link_access_keeps_it() {
+    let mut s = link_access_site();
+    s.pass();
+    s.put("l.yaml", &listener("l", "0.0.0.0", "55671"));
+    let out = s.pass();
+    let errors: Vec<&str> = out
+        .problems
+        .iter()
+        .filter(|p| p.is_error())
+        .map(|p| p.message.as_str())
+        .collect();
+    assert_eq!(
+        errors,
+        ["listener \"l\": port 55671 is used by the router for link access (routeraccess \"west\", role inter-router); choose another port"]
+    );
+    assert!(s.entity("tcpListener", "listener/l").is_none());
+    assert_eq!(
+        s.entity("listener", "west-inter-router").unwrap()["port"],
+        "55671"
+    );
 }

@@ -89,7 +89,11 @@ pub fn run(
         }
     }
     let access = link_access(inputs, &mut res, identity.as_mut(), ports);
-    place_listeners(&mut res, identity.as_ref().map(|i| i.management_port));
+    place_listeners(
+        &mut res,
+        identity.as_ref().map(|i| i.management_port),
+        access.as_ref(),
+    );
 
     let platform = inputs.platform.clone().unwrap_or(Platform::Podman);
     let active = match (&res.site, &identity, &inputs.platform) {
@@ -222,6 +226,7 @@ pub fn run(
             &mut files,
             &present,
             &certificates,
+            access.as_ref().filter(|a| !a.roles.is_empty()),
             &mut outcome.resources,
         )
     } else {
@@ -478,8 +483,30 @@ fn statuses(
     files: &mut BTreeMap<String, OutFile>,
     present: &[bool],
     certificates: &BTreeMap<String, creds::CertInUse>,
+    access: Option<&creds::LinkAccess>,
     summaries: &mut Vec<Arc<super::ResourceSummary>>,
 ) -> Vec<(Arc<Entry>, Arc<PriorRecord>)> {
+    // The Site's link-access endpoints (resources.md 10): one per role, at
+    // the bind host, else the host's name.
+    let endpoints: Vec<(String, String, u16)> = access
+        .map(|a| {
+            let host = if !a.bind_host.is_empty() {
+                a.bind_host.clone()
+            } else if crate::names::is_dns_name(inputs.hostname) {
+                inputs.hostname.to_string()
+            } else {
+                "127.0.0.1".to_string()
+            };
+            let mut v: Vec<(String, String, u16)> = a
+                .roles
+                .iter()
+                .map(|(role, port)| (a.listener_name(role), host.clone(), *port))
+                .collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
+    let access_listeners: Vec<String> = endpoints.iter().map(|(n, _, _)| n.clone()).collect();
     let router_same = memo.router.as_ref() == Some(&inputs.router);
     if !router_same {
         memo.router = Some(inputs.router.clone());
@@ -530,7 +557,8 @@ fn statuses(
                 continue;
             }
         }
-        let (verdicts, summary) = super::conditions::verdicts(e, &inputs.router, &local_keys, edge);
+        let (verdicts, summary) =
+            super::conditions::verdicts(e, &inputs.router, &local_keys, edge, &access_listeners);
         let summary = Arc::new(summary);
         let previous = e
             .prior
@@ -544,7 +572,14 @@ fn statuses(
             Some(p)
                 if present
                     && p.certificate == certificate
-                    && record_unchanged(e, &conditions, inputs.namespace, uid, sites) =>
+                    && record_unchanged(
+                        e,
+                        &conditions,
+                        inputs.namespace,
+                        uid,
+                        sites,
+                        &endpoints,
+                    ) =>
             {
                 Some(Arc::clone(p))
             }
@@ -553,7 +588,8 @@ fn statuses(
         let record = match kept {
             Some(p) => p,
             None => {
-                let mut record = record_of(e, conditions, inputs.namespace, identity, sites);
+                let mut record =
+                    record_of(e, conditions, inputs.namespace, identity, sites, &endpoints);
                 record.prior.certificate = certificate;
                 let prior = Arc::new(record.prior);
                 let path = record_path(e.kind, &e.name);

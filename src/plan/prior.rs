@@ -54,6 +54,9 @@ pub struct PriorRecord {
     pub written_spec: Option<serde_json::Value>,
     /// Site only: `status.sitesInNetwork` from the network view.
     pub sites_in_network: Option<u64>,
+    /// Site only: `status.endpoints` of its link access, as (name, host,
+    /// port); group `skupper-router`.
+    pub endpoints: Vec<(String, String, u16)>,
     /// The `skupperd.io/certificate` annotation: the certificate the
     /// resource's sslProfile serves, when it uses TLS.
     pub certificate: Option<String>,
@@ -349,10 +352,32 @@ fn read_record(file_name: &str, bytes: &[u8]) -> Option<((Kind, String), PriorRe
             .and_then(|s| s.get("sitesInNetwork"))
             .and_then(int)
             .and_then(|n| u64::try_from(n).ok()),
+        endpoints: doc
+            .get("status")
+            .and_then(|s| s.get("endpoints"))
+            .map(read_endpoints)
+            .unwrap_or_default(),
         written_spec,
         certificate,
     };
     Some(((kind, name.to_string()), record))
+}
+
+fn read_endpoints(node: &Node) -> Vec<(String, String, u16)> {
+    let Value::Seq(items) = &node.value else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|e| {
+            let port = e.get("port")?.as_str()?.parse::<u16>().ok()?;
+            Some((
+                e.get("name")?.as_str()?.to_string(),
+                e.get("host")?.as_str()?.to_string(),
+                port,
+            ))
+        })
+        .collect()
 }
 
 fn read_conditions(node: &Node) -> Vec<Condition> {

@@ -22,6 +22,7 @@ pub fn record_of(
     namespace: &str,
     identity: Option<&Identity>,
     sites_in_network: Option<u64>,
+    endpoints: &[(String, String, u16)],
 ) -> Record {
     // The record shows the accepted spec when there is one, else the input's
     // as written; only the latter is kept as JSON (see `PriorRecord::spec`).
@@ -59,6 +60,11 @@ pub fn record_of(
                 .filter(|_| e.kind == Kind::Site)
                 .map(|i| i.site_id.clone()),
             sites_in_network: sites_in_network.filter(|_| e.kind == Kind::Site),
+            endpoints: if e.kind == Kind::Site {
+                endpoints.to_vec()
+            } else {
+                Vec::new()
+            },
             written_spec,
             // The pass sets it: it knows which certificate each profile serves.
             certificate: None,
@@ -74,6 +80,7 @@ pub fn record_unchanged(
     namespace: &str,
     uid: Option<&str>,
     sites_in_network: Option<u64>,
+    endpoints: &[(String, String, u16)],
 ) -> bool {
     let Some(p) = e.prior.as_deref() else {
         return false;
@@ -119,6 +126,8 @@ pub fn record_unchanged(
         && p.uid.as_deref() == uid.filter(|_| e.kind == Kind::Site)
         && p.conditions == conditions
         && p.sites_in_network == sites_in_network.filter(|_| e.kind == Kind::Site)
+        && (e.kind != Kind::Site || p.endpoints == endpoints)
+        && (e.kind == Kind::Site || p.endpoints.is_empty())
 }
 
 /// The input's spec as a record shows it: as written, or an empty map when

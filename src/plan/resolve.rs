@@ -425,7 +425,11 @@ struct Loss {
 /// current version equals the accepted one, then new or edited ones, each
 /// group by name. A loser falls back to its last accepted version when that
 /// one fits.
-pub fn place_listeners(res: &mut Resolution, management_port: Option<u16>) {
+pub fn place_listeners(
+    res: &mut Resolution,
+    management_port: Option<u16>,
+    access: Option<&super::creds::LinkAccess>,
+) {
     let listeners = || {
         res.entries
             .iter()
@@ -438,6 +442,11 @@ pub fn place_listeners(res: &mut Resolution, management_port: Option<u16>) {
     let mut placement = Placement::with_capacity(res.entries.len() + 1);
     if let Some(port) = management_port {
         placement = placement.with_management(port);
+    }
+    if let Some(a) = access {
+        for (role, port) in &a.roles {
+            placement = placement.with_link_access(&a.name, role, &a.bind_host, *port);
+        }
     }
     let mut losses = Vec::new();
     for (index, e) in order {
@@ -521,7 +530,27 @@ pub fn issuer_problems(inputs: &Inputs) -> Vec<Problem> {
 pub fn problems_only(inputs: &Inputs) -> Vec<Problem> {
     let mut res = resolve(inputs, &mut Memo::new());
     let port = inputs.prior.identity.as_ref().map(|i| i.management_port);
-    place_listeners(&mut res, port);
+    // The link-access ports already chosen (check chooses none).
+    let access = match (&res.site, &inputs.prior.identity) {
+        (Some((name, site)), Some(id)) if site.link_access => {
+            let roles = ["inter-router", "edge"]
+                .into_iter()
+                .filter_map(|role| {
+                    let port = id.link_ports.get(&format!("{name}-{role}"))?;
+                    Some((role.to_string(), *port))
+                })
+                .collect();
+            Some(super::creds::LinkAccess {
+                name: name.clone(),
+                issuer: site.default_issuer.clone(),
+                bind_host: String::new(),
+                sans: Vec::new(),
+                roles,
+            })
+        }
+        _ => None,
+    };
+    place_listeners(&mut res, port, access.as_ref());
     sorted(res.problems)
 }
 

@@ -81,6 +81,18 @@ pub fn record(kind: Kind, name: &str, p: &PriorRecord) -> String {
             if let Some(n) = p.sites_in_network {
                 number(o, 2, "sitesInNetwork", n);
             }
+            if !p.endpoints.is_empty() {
+                key(o, 2, "endpoints");
+                o.push('\n');
+                for (name, host, port) in &p.endpoints {
+                    pad(o, 2);
+                    o.push('-');
+                    line(o, 1, "name", name);
+                    line(o, 4, "host", host);
+                    line(o, 4, "port", &port.to_string());
+                    line(o, 4, "group", "skupper-router");
+                }
+            }
         }
     }
     key(o, 2, "conditions");
@@ -206,6 +218,16 @@ mod tests {
                 if let Some(n) = p.sites_in_network {
                     status.insert("sitesInNetwork".into(), json!(n));
                 }
+                if !p.endpoints.is_empty() {
+                    let endpoints: Vec<Value> = p
+                        .endpoints
+                        .iter()
+                        .map(|(name, host, port)| {
+                            json!({"name": name, "host": host, "port": port.to_string(), "group": "skupper-router"})
+                        })
+                        .collect();
+                    status.insert("endpoints".into(), Value::Array(endpoints));
+                }
             }
         }
         let conditions: Vec<Value> = p
@@ -324,6 +346,11 @@ mod tests {
                         uid: uid.map(|u| format!("uid-{u}")),
                         written_spec: written,
                         sites_in_network: sites.map(u64::from),
+                        endpoints: if k == 0 && g % 2 == 0 {
+                            vec![("west-inter-router".into(), "host1".into(), 55671)]
+                        } else {
+                            Vec::new()
+                        },
                         certificate,
                     };
                     (kind, name, record)
@@ -359,6 +386,7 @@ mod tests {
             uid: None,
             written_spec: None,
             sites_in_network: None,
+            endpoints: Vec::new(),
             certificate: None,
         };
         assert_eq!(
