@@ -254,3 +254,44 @@ fn bad_links_and_secrets_are_reported_with_their_place_and_change_nothing_else()
         config
     );
 }
+
+#[test]
+fn the_hello_world_samples_link_as_the_readme_says() {
+    let _serial = serial();
+    let home = DataHome::new();
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sites");
+    for ns in ["hello-world-east", "hello-world-west"] {
+        copy_tree(&samples.join(ns), &home.path().join("namespaces").join(ns));
+    }
+    let d = start(&home);
+    let link_path = home
+        .ns("hello-world-east")
+        .join("runtime/links/link-east-127.0.0.1.yaml");
+    let link = eventually(
+        "east's link file",
+        || std::fs::read_to_string(&link_path).ok(),
+        || d.log(),
+    );
+    home.write("hello-world-west", "input/resources/link-east.yaml", &link);
+    wait_record(
+        &d,
+        &home,
+        "hello-world-west",
+        "Link",
+        "link-east",
+        "status: Ready",
+    );
+    let east = wait_record(
+        &d,
+        &home,
+        "hello-world-east",
+        "Site",
+        "east",
+        "type: Resolved",
+    );
+    assert!(east.contains("name: east-inter-router"), "{east}");
+    for ns in ["hello-world-east", "hello-world-west"] {
+        let summary = String::from_utf8(read(&home, ns, "runtime/status.yaml").unwrap()).unwrap();
+        assert!(summary.contains("problems: []"), "{ns}: {summary}");
+    }
+}
