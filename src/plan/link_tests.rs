@@ -301,3 +301,39 @@ fn a_listener_on_a_link_access_port_is_refused_and_link_access_keeps_it() {
         "55671"
     );
 }
+
+#[test]
+fn a_changed_secret_raises_its_profiles_ordinal_and_keeps_the_connector() {
+    let first = east_link_file();
+    let mut s = Scenario::new();
+    s.put("link-east.yaml", &first);
+    s.pass();
+    let connector = s.entity("connector", "link-east").unwrap();
+    assert!(s
+        .entity("sslProfile", "link-east-profile")
+        .unwrap()
+        .get("ordinal")
+        .is_none());
+    // East issued its client certificate again: another key, same CA.
+    let mut east = link_access_site();
+    east.files.clear();
+    east.put("Site-east.yaml", &EAST.replace("name: west", "name: east"));
+    east.seed = 7;
+    east.pass();
+    for f in ["tls.crt", "tls.key"] {
+        east.runtime
+            .remove(&format!("runtime/certs/client-east/{f}"));
+    }
+    east.seed = 8;
+    east.pass();
+    let second = east.text("runtime/links/link-east-127.0.0.1.yaml");
+    assert_ne!(first, second);
+    s.put("link-east.yaml", &second);
+    let out = s.pass();
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(
+        s.entity("sslProfile", "link-east-profile").unwrap()["ordinal"],
+        1
+    );
+    assert_eq!(s.entity("connector", "link-east").unwrap(), connector);
+}
