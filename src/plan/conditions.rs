@@ -57,6 +57,7 @@ pub fn verdicts(
         Kind::Listener => listener(e, router),
         Kind::Connector => connector(e, router, local_keys),
         Kind::Link => link(e, router, edge),
+        Kind::RouterAccess => router_access(e, router),
     };
     let ready = conditions
         .iter()
@@ -228,6 +229,42 @@ fn link(e: &Entry, router: &RouterState, edge: bool) -> Vec<(&'static str, Verdi
     vec![
         ("Configured", configured),
         ("Operational", operational),
+        ("Ready", ready),
+    ]
+}
+
+/// A RouterAccess: Configured and Resolved once the router reports its
+/// listeners `<name>-<role>` (their ports are then the endpoints).
+fn router_access(e: &Entry, router: &RouterState) -> Vec<(&'static str, Verdict)> {
+    let listeners: Vec<String> = match e.serving.as_ref().map(|(c, _)| c) {
+        Some(Config::RouterAccess(ra)) => ra
+            .roles
+            .iter()
+            .map(|(role, _)| format!("{}-{role}", e.name))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let configured = match (e.error_message(), &router.view) {
+        (Some(msg), _) => Verdict::error(msg),
+        (None, None) => Verdict::unreachable(),
+        (None, Some(view)) => match listeners
+            .iter()
+            .find_map(|l| view.refused.get(l).map(|w| (l, w)))
+        {
+            Some((l, why)) => Verdict::error(format!("router refused listener {l}: {why}")),
+            None if listeners.iter().all(|l| view.confirmed.contains(l)) => Verdict::ok(),
+            None => Verdict::pending("waiting for the router to apply it"),
+        },
+    };
+    let resolved = match (&router.view, configured.is_true()) {
+        (None, _) => Verdict::unreachable(),
+        (Some(_), true) => Verdict::ok(),
+        (Some(_), false) => Verdict::pending("link access endpoints not known yet"),
+    };
+    let ready = status::ready(&[&configured, &resolved], None);
+    vec![
+        ("Configured", configured),
+        ("Resolved", resolved),
         ("Ready", ready),
     ]
 }

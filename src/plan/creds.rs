@@ -37,9 +37,9 @@ pub struct Creds {
     pub certificates: BTreeMap<String, CertInUse>,
     /// Resources whose credentials cannot be provided, with why.
     pub unusable: Vec<((Kind, String), String)>,
-    /// Why the link-access credentials cannot be issued (a user issuer
-    /// that cannot sign).
-    pub site_unusable: Option<String>,
+    /// Link accesses whose credentials cannot be issued (a user issuer
+    /// that cannot sign), by name, with why.
+    pub site_unusable: Vec<(String, String)>,
 }
 
 /// The certificate an sslProfile hands the router: its `tls.crt` leaf, or
@@ -88,6 +88,7 @@ pub fn profile_of(config: &Config) -> Option<String> {
             }
         }),
         Config::Link(l) => Some(format!("{}-profile", l.tls_credentials)),
+        Config::RouterAccess(ra) => Some(ra.tls_credentials.clone()),
         Config::Site(_) => None,
     }
 }
@@ -96,9 +97,11 @@ pub fn profile_of(config: &Config) -> Option<String> {
 /// makes, named after the Site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkAccess {
-    /// The RouterAccess name: its server certificate and sslProfile, and
-    /// `client-<name>` for the link files.
+    /// The RouterAccess name: its listeners `<name>-<role>` and link files.
     pub name: String,
+    /// Its tlsCredentials: the server certificate and sslProfile, and
+    /// `client-<cred>` for the link files.
+    pub cred: String,
     /// The CA that issues both and verifies linking sites.
     pub issuer: String,
     /// `""`: all interfaces.
@@ -142,12 +145,9 @@ impl LinkAccess {
 /// that verifies the server: read from the files this pass produced.
 pub fn link_client(
     files: &BTreeMap<String, OutFile>,
-    access: &str,
+    cred: &str,
 ) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
-    let get = |f: &str| match &files
-        .get(&format!("runtime/certs/client-{access}/{f}"))?
-        .body
-    {
+    let get = |f: &str| match &files.get(&format!("runtime/certs/client-{cred}/{f}"))?.body {
         super::Body::Bytes(b) => Some(b.clone()),
         super::Body::Record(..) => None,
     };
@@ -392,7 +392,7 @@ fn sans_for(host: &str, hostname: &str) -> Vec<String> {
 pub fn ensure(
     inputs: &Inputs,
     res: &Resolution,
-    access: Option<&LinkAccess>,
+    accesses: &[LinkAccess],
     mint: &mut dyn Mint,
 ) -> Result<Creds, CertError> {
     let mut b = Builder {
@@ -418,18 +418,18 @@ pub fn ensure(
 
     // Link access: the server certificate linking sites verify, and the
     // client certificate the link files hand them, from the site CA.
-    let mut site_unusable = None;
-    if let Some(a) = access {
+    let mut site_unusable = Vec::new();
+    for a in accesses {
         match b.ca(&a.issuer)? {
             Ok(issuer) => {
-                b.leaf(&a.name, &issuer, &a.sans)?;
+                b.leaf(&a.cred, &issuer, &a.sans)?;
                 b.leaf(
-                    &format!("client-{}", a.name),
+                    &format!("client-{}", a.cred),
                     &issuer,
                     std::slice::from_ref(&a.name),
                 )?;
                 profiles.insert(
-                    a.name.clone(),
+                    a.cred.clone(),
                     Profile {
                         ca: true,
                         cert: true,
@@ -437,7 +437,7 @@ pub fn ensure(
                     },
                 );
             }
-            Err(why) => site_unusable = Some(why),
+            Err(why) => site_unusable.push((a.name.clone(), why)),
         }
     }
     let mut generated: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -623,7 +623,7 @@ pub fn expiring(inputs: &Inputs, res: &Resolution) -> Vec<Expiring> {
             Config::Listener(l) => l.tls_credentials.as_deref(),
             Config::Connector(c) => c.tls.as_ref().map(|t| t.credentials.as_str()),
             Config::Link(l) => Some(l.tls_credentials.as_str()),
-            Config::Site(_) => None,
+            Config::RouterAccess(_) | Config::Site(_) => None,
         })
         .collect();
     for name in named {

@@ -7,7 +7,8 @@ use super::prior::PriorRecord;
 use crate::problem::Problem;
 use crate::resources::{InputResource, Kind, Spec};
 use crate::validate::{
-    self, ConnectorConfig, ConnectorTls, Context, LinkConfig, ListenerConfig, SiteConfig,
+    self, ConnectorConfig, ConnectorTls, Context, LinkConfig, ListenerConfig, RouterAccessConfig,
+    SiteConfig,
 };
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub enum Config {
     Listener(Arc<ListenerConfig>),
     Connector(Arc<ConnectorConfig>),
     Link(Arc<LinkConfig>),
+    RouterAccess(Arc<RouterAccessConfig>),
 }
 
 /// Everything known about one resource during a pass.
@@ -58,6 +60,9 @@ impl Entry {
                 Config::Connector(Arc::new(connector_from_accepted(&self.name, s)?))
             }
             Spec::Link(s) => Config::Link(Arc::new(link_from_accepted(s)?)),
+            Spec::RouterAccess(s) => {
+                Config::RouterAccess(Arc::new(router_access_from_accepted(&self.name, s)))
+            }
         };
         // The accepted version is most often the current one: shared.
         match &self.current {
@@ -154,6 +159,10 @@ pub fn build(
             Spec::Link(s) => {
                 let (c, p) = validate::link(first, s, cx);
                 (c.map(|c| Config::Link(Arc::new(c))), p)
+            }
+            Spec::RouterAccess(s) => {
+                let (c, p) = validate::router_access(first, s, cx);
+                (c.map(|c| Config::RouterAccess(Arc::new(c))), p)
             }
         };
         errors.extend(problems.iter().filter(|p| p.is_error()).cloned());
@@ -326,4 +335,31 @@ fn link_from_accepted(s: &crate::resources::LinkSpec) -> Option<LinkConfig> {
         tls_credentials: s.tls_credentials.clone()?,
         spec: s.clone(),
     })
+}
+
+fn router_access_from_accepted(
+    name: &str,
+    s: &crate::resources::RouterAccessSpec,
+) -> RouterAccessConfig {
+    RouterAccessConfig {
+        roles: s
+            .roles
+            .iter()
+            .filter_map(|r| {
+                let port = r
+                    .port
+                    .and_then(|p| u16::try_from(p).ok())
+                    .filter(|p| *p > 0);
+                Some((r.name.clone()?, port))
+            })
+            .collect(),
+        tls_credentials: s
+            .tls_credentials
+            .clone()
+            .unwrap_or_else(|| name.to_string()),
+        issuer: s.issuer.clone(),
+        bind_host: s.bind_host.clone().unwrap_or_default(),
+        sans: s.subject_alternative_names.clone(),
+        spec: s.clone(),
+    }
 }

@@ -337,3 +337,105 @@ fn a_changed_secret_raises_its_profiles_ordinal_and_keeps_the_connector() {
     );
     assert_eq!(s.entity("connector", "link-east").unwrap(), connector);
 }
+
+fn router_access(name: &str, spec: &str) -> String {
+    format!("apiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata:\n  name: {name}\nspec:\n{spec}")
+}
+
+#[test]
+fn an_explicit_router_access_works_like_link_access() {
+    let mut s = Scenario::new();
+    s.put(
+        "ra.yaml",
+        &router_access(
+            "ra1",
+            "  roles:\n  - name: inter-router\n    port: 56000\n  - name: edge\n  bindHost: 127.0.0.1\n  subjectAlternativeNames: [example.test]\n",
+        ),
+    );
+    let out = s.pass();
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let ir = s.entity("listener", "ra1-inter-router").unwrap();
+    assert_eq!(ir["host"], "127.0.0.1");
+    assert_eq!(ir["port"], "56000");
+    assert_eq!(ir["sslProfile"], "ra1");
+    assert_eq!(s.entity("listener", "ra1-edge").unwrap()["port"], "45671");
+    assert_eq!(
+        link_files(&s),
+        [
+            "runtime/links/link-ra1-127.0.0.1.yaml",
+            "runtime/links/link-ra1-example.test.yaml"
+        ]
+    );
+    let text = s.text("runtime/links/link-ra1-example.test.yaml");
+    assert!(text.contains("name: link-ra1\n"), "{text}");
+    assert!(text.contains("host: example.test\n"), "{text}");
+    let record = s.text("runtime/resources/RouterAccess-ra1.yaml");
+    assert!(record.contains("type: Resolved"), "{record}");
+    // Stable: a second pass writes nothing.
+    assert!(s.pass().writes.is_empty());
+}
+
+#[test]
+fn an_input_router_access_named_after_the_site_replaces_the_implicit_one() {
+    let mut s = link_access_site();
+    s.put(
+        "ra.yaml",
+        &router_access(
+            "west",
+            "  roles:\n  - name: inter-router\n    port: 56001\n",
+        ),
+    );
+    let out = s.pass();
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(
+        s.entity("listener", "west-inter-router").unwrap()["port"],
+        "56001"
+    );
+    assert!(s.entity("listener", "west-edge").is_none());
+}
+
+#[test]
+fn bad_router_accesses_give_precise_errors() {
+    let cases = [
+        ("ra", "  roles: []\n", "routeraccess \"ra\": spec.roles must list at least one role (inter-router, edge)"),
+        ("ra", "  roles:\n  - name: normal\n", "routeraccess \"ra\": spec.roles[0].name \"normal\" is not one of inter-router, edge"),
+        ("ra", "  roles:\n  - name: edge\n  - name: edge\n", "routeraccess \"ra\": role \"edge\" is listed twice"),
+        ("ra", "  roles:\n  - name: edge\n    port: 70000\n", "routeraccess \"ra\": spec.roles[0].port 70000 is out of range 1-65535"),
+        ("ra", "  roles:\n  - name: edge\n  subjectAlternativeNames: [\"bad name\"]\n", "routeraccess \"ra\": spec.subjectAlternativeNames[0] \"bad name\" is not an IP address or DNS name"),
+        ("skupper-local", "  roles:\n  - name: edge\n", "routeraccess \"skupper-local\": this name is reserved for skupperd's management access"),
+    ];
+    for (name, spec, want) in cases {
+        let mut s = Scenario::new();
+        s.put("ra.yaml", &router_access(name, spec));
+        let out = s.pass();
+        let errors: Vec<&str> = out
+            .problems
+            .iter()
+            .filter(|p| p.is_error())
+            .map(|p| p.message.as_str())
+            .collect();
+        assert_eq!(errors, [want], "for {spec}");
+        assert!(link_files(&s).is_empty());
+    }
+    let mut s = Scenario::new();
+    s.put(
+        "Site-west.yaml",
+        "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: west\nspec:\n  edge: true\n",
+    );
+    s.put(
+        "ra.yaml",
+        &router_access("ra", "  roles:\n  - name: edge\n"),
+    );
+    let out = s.pass();
+    let errors: Vec<&str> = out
+        .problems
+        .iter()
+        .filter(|p| p.is_error())
+        .map(|p| p.message.as_str())
+        .collect();
+    assert_eq!(
+        errors,
+        ["routeraccess \"ra\": edge sites cannot accept links; remove it or set spec.edge: false on the Site"]
+    );
+    assert!(s.entity("listener", "ra-edge").is_none());
+}

@@ -88,11 +88,11 @@ pub fn run(
                 .push(Problem::error(format!("could not create a site id: {e}"))),
         }
     }
-    let access = link_access(inputs, &mut res, identity.as_mut(), ports);
+    let accesses = link_accesses(inputs, &mut res, identity.as_mut(), ports);
     place_listeners(
         &mut res,
         identity.as_ref().map(|i| i.management_port),
-        access.as_ref(),
+        &accesses,
     );
 
     let platform = inputs.platform.clone().unwrap_or(Platform::Podman);
@@ -109,7 +109,7 @@ pub fn run(
     let mut profile_certs: Vec<(String, creds::CertInUse, u64)> = Vec::new();
     outcome.expiring = creds::expiring(inputs, &res);
     if let Some((site_name, site, id)) = &active {
-        match creds::ensure(inputs, &res, access.as_ref(), mint) {
+        match creds::ensure(inputs, &res, &accesses, mint) {
             Ok(Creds {
                 files: cred_files,
                 profiles,
@@ -117,10 +117,12 @@ pub fn run(
                 unusable,
                 site_unusable,
             }) => {
-                if let Some(why) = site_unusable {
-                    res.problems.push(Problem::error(format!(
-                        "site \"{site_name}\": link access: {why}"
-                    )));
+                for (access, why) in site_unusable {
+                    let msg = match res.find(Kind::RouterAccess, &access) {
+                        Some(_) => format!("routeraccess \"{access}\": {why}"),
+                        None => format!("site \"{site_name}\": link access: {why}"),
+                    };
+                    res.problems.push(Problem::error(msg));
                 }
                 for ((kind, name), why) in unusable {
                     let Some(i) = res.find(kind, &name) else {
@@ -134,8 +136,8 @@ pub fn run(
                     }
                 }
                 // Link files for other sites, from the files just made.
-                if let Some(a) = &access {
-                    if let Some((ca, crt, key)) = creds::link_client(&cred_files, &a.name) {
+                for a in &accesses {
+                    if let Some((ca, crt, key)) = creds::link_client(&cred_files, &a.cred) {
                         for host in a.hosts() {
                             files.insert(
                                 format!("runtime/links/link-{}-{host}.yaml", a.name),
@@ -149,7 +151,11 @@ pub fn run(
                 }
                 files.extend(cred_files);
                 let links = link_connectors(&res, site.edge, &profiles);
-                let served_access = access.as_ref().filter(|a| profiles.contains_key(&a.name));
+                let served_access: Vec<creds::LinkAccess> = accesses
+                    .iter()
+                    .filter(|a| profiles.contains_key(&a.cred))
+                    .cloned()
+                    .collect();
                 let config = render::skrouterd::Config {
                     site_name,
                     site,
@@ -159,7 +165,7 @@ pub fn run(
                     namespace_path: inputs.namespace_path,
                     version: inputs.version,
                     profiles: &profiles,
-                    access: served_access,
+                    access: &served_access,
                     links: &links,
                 };
                 ordinals = Some(
@@ -226,7 +232,7 @@ pub fn run(
             &mut files,
             &present,
             &certificates,
-            access.as_ref().filter(|a| !a.roles.is_empty()),
+            &accesses,
             &mut outcome.resources,
         )
     } else {
@@ -483,13 +489,14 @@ fn statuses(
     files: &mut BTreeMap<String, OutFile>,
     present: &[bool],
     certificates: &BTreeMap<String, creds::CertInUse>,
-    access: Option<&creds::LinkAccess>,
+    accesses: &[creds::LinkAccess],
     summaries: &mut Vec<Arc<super::ResourceSummary>>,
 ) -> Vec<(Arc<Entry>, Arc<PriorRecord>)> {
     // The Site's link-access endpoints (resources.md 10): one per role, at
     // the bind host, else the host's name.
-    let endpoints: Vec<(String, String, u16)> = access
-        .map(|a| {
+    let mut endpoints: Vec<(String, String, u16)> = accesses
+        .iter()
+        .flat_map(|a| {
             let host = if !a.bind_host.is_empty() {
                 a.bind_host.clone()
             } else if crate::names::is_dns_name(inputs.hostname) {
@@ -497,15 +504,13 @@ fn statuses(
             } else {
                 "127.0.0.1".to_string()
             };
-            let mut v: Vec<(String, String, u16)> = a
-                .roles
+            a.roles
                 .iter()
                 .map(|(role, port)| (a.listener_name(role), host.clone(), *port))
-                .collect();
-            v.sort();
-            v
+                .collect::<Vec<_>>()
         })
-        .unwrap_or_default();
+        .collect();
+    endpoints.sort();
     let access_listeners: Vec<String> = endpoints.iter().map(|(n, _, _)| n.clone()).collect();
     let router_same = memo.router.as_ref() == Some(&inputs.router);
     if !router_same {
@@ -614,70 +619,174 @@ fn statuses(
 pub const INTER_ROUTER_PORT_BASE: u16 = 55671;
 pub const EDGE_PORT_BASE: u16 = 45671;
 
-/// The Site's link access, with its ports: chosen once (kept in the
-/// identity, so across reconciles and restarts), avoiding the listeners'
-/// ports, the management port and what other namespaces recorded (the
-/// shell's picker).
-fn link_access(
+/// The site's link accesses (resources.md 1, 5): the one `linkAccess`
+/// makes (named after the Site; an input RouterAccess of that name
+/// replaces it) and every input RouterAccess that serves, by name. Ports
+/// not set are chosen once (kept in the identity, so across reconciles and
+/// restarts), avoiding the listeners' ports, the management port, the
+/// other accesses' ports and what other namespaces recorded (the shell's
+/// picker). A port that an earlier access (by name) already uses is the
+/// later one's error.
+fn link_accesses(
     inputs: &Inputs,
     res: &mut Resolution,
     identity: Option<&mut Identity>,
     ports: &mut dyn PortPicker,
-) -> Option<creds::LinkAccess> {
-    let (site_name, site) = res.site.clone()?;
-    let id = identity?;
-    if !site.link_access {
-        return None;
+) -> Vec<creds::LinkAccess> {
+    let (Some((site_name, site)), Some(id)) = (res.site.clone(), identity) else {
+        return Vec::new();
+    };
+    // (name, tlsCredentials, issuer, bindHost, SANs, roles, input entry).
+    type Wanted = (
+        String,
+        String,
+        Option<String>,
+        String,
+        Vec<String>,
+        Vec<(String, Option<u16>)>,
+        Option<usize>,
+    );
+    let mut wanted: Vec<Wanted> = Vec::new();
+    for (i, e) in res.entries.iter().enumerate() {
+        if let Some((Config::RouterAccess(ra), _)) = &e.serving {
+            wanted.push((
+                e.name.clone(),
+                ra.tls_credentials.clone(),
+                ra.issuer.clone(),
+                ra.bind_host.clone(),
+                ra.sans.clone(),
+                ra.roles.clone(),
+                Some(i),
+            ));
+        }
     }
-    let mut roles = Vec::new();
-    for (role, base) in [
-        ("inter-router", INTER_ROUTER_PORT_BASE),
-        ("edge", EDGE_PORT_BASE),
-    ] {
-        let name = format!("{site_name}-{role}");
-        if let Some(p) = id.link_ports.get(&name) {
-            roles.push((role.to_string(), *p));
+    let replaced = res.find(Kind::RouterAccess, &site_name).is_some();
+    if site.link_access && !replaced {
+        wanted.push((
+            site_name.clone(),
+            site_name.clone(),
+            None,
+            String::new(),
+            Vec::new(),
+            vec![
+                ("inter-router".to_string(), None),
+                ("edge".to_string(), None),
+            ],
+            None,
+        ));
+    }
+    wanted.sort_by(|a, b| a.0.cmp(&b.0));
+    // Fixed ports first: a chosen port never takes one that is set.
+    let mut used: BTreeMap<u16, (String, String)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (name, cred, issuer, bind_host, given_sans, roles, entry) in wanted {
+        let mut chosen = Vec::new();
+        let mut failed = None;
+        for (role, fixed) in &roles {
+            let listener = format!("{name}-{role}");
+            let port = match fixed.or_else(|| id.link_ports.get(&listener).copied()) {
+                Some(p) => Some(p),
+                None => {
+                    let base = if role == "edge" {
+                        EDGE_PORT_BASE
+                    } else {
+                        INTER_ROUTER_PORT_BASE
+                    };
+                    let mut avoid = listener_ports(res);
+                    avoid.insert(id.management_port);
+                    avoid.extend(id.link_ports.values().copied());
+                    avoid.extend(used.keys().copied());
+                    let picked = ports.pick(base, &avoid);
+                    match picked {
+                        Some(p) => {
+                            id.link_ports.insert(listener.clone(), p);
+                        }
+                        None => {
+                            failed = Some(format!("no free port from {base} for role {role}"));
+                        }
+                    }
+                    picked
+                }
+            };
+            let Some(port) = port else { continue };
+            if let Some((other, other_role)) = used.get(&port) {
+                failed = Some(format!(
+                    "port {port} is already used by routeraccess \"{other}\" (role {other_role})"
+                ));
+                continue;
+            }
+            chosen.push((role.clone(), port));
+        }
+        if let Some(why) = failed {
+            let msg = format!("routeraccess \"{name}\": {why}");
+            match entry.and_then(|i| res.entry_mut(i)) {
+                Some(e) => {
+                    let p = match &e.input {
+                        Some(input) => input.problem(Problem::error(msg), Some("spec.roles")),
+                        None => Problem::error(msg),
+                    };
+                    e.errors.push(p.clone());
+                    e.serving = None;
+                    res.problems.push(p);
+                }
+                None => res.problems.push(Problem::error(format!(
+                    "site \"{site_name}\": link access: {why}"
+                ))),
+            }
             continue;
         }
-        let mut avoid = listener_ports(res);
-        avoid.insert(id.management_port);
-        avoid.extend(id.link_ports.values().copied());
-        match ports.pick(base, &avoid) {
-            Some(p) => {
-                id.link_ports.insert(name, p);
-                roles.push((role.to_string(), p));
-            }
-            None => res.problems.push(Problem::error(format!(
-                "site \"{site_name}\": no free port from {base} for link access (role {role})"
-            ))),
+        for (role, port) in &chosen {
+            used.insert(*port, (name.clone(), role.clone()));
         }
+        let sans = if given_sans.is_empty() {
+            default_sans(inputs, &bind_host)
+        } else {
+            with_dns_forms(given_sans)
+        };
+        out.push(creds::LinkAccess {
+            name,
+            cred,
+            issuer: issuer.unwrap_or_else(|| site.default_issuer.clone()),
+            bind_host,
+            sans,
+            roles: chosen,
+        });
     }
-    // The host's name and addresses, and 127.0.0.1: the link file for
-    // 127.0.0.1 is always written, and a connector verifies the host name
-    // (router default), so the certificate must cover it too.
+    out
+}
+
+/// The host's name and addresses, the bind host, and 127.0.0.1: the link
+/// file for 127.0.0.1 is written when the access binds all interfaces,
+/// and a connector verifies the host name (router default), so the
+/// certificate must cover it too.
+fn default_sans(inputs: &Inputs, bind_host: &str) -> Vec<String> {
     let mut sans: Vec<String> = Vec::new();
     if crate::names::is_dns_name(inputs.hostname) {
         sans.push(inputs.hostname.to_string());
     }
     sans.extend(inputs.addresses.iter().cloned());
-    if !sans.iter().any(|s| s == "127.0.0.1") {
-        sans.push("127.0.0.1".to_string());
+    for extra in [bind_host, "127.0.0.1"] {
+        if !extra.is_empty()
+            && extra != "0.0.0.0"
+            && extra != "::"
+            && !sans.iter().any(|s| s == extra)
+        {
+            sans.push(extra.to_string());
+        }
     }
-    // Each address as a DNS name too: the router matches a connector's
-    // host against DNS names only (see `certs::DNS_PREFIX`).
+    with_dns_forms(sans)
+}
+
+/// Each address as a DNS name too: the router matches a connector's host
+/// against DNS names only (see `certs::DNS_PREFIX`).
+fn with_dns_forms(mut sans: Vec<String>) -> Vec<String> {
     let as_names: Vec<String> = sans
         .iter()
         .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
         .map(|s| format!("{}{s}", crate::certs::DNS_PREFIX))
         .collect();
     sans.extend(as_names);
-    Some(creds::LinkAccess {
-        name: site_name,
-        issuer: site.default_issuer.clone(),
-        bind_host: String::new(),
-        sans,
-        roles,
-    })
+    sans
 }
 
 /// The router connector of every Link that serves and whose sslProfile

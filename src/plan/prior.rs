@@ -4,7 +4,9 @@
 
 use crate::input::de::from_node;
 use crate::input::tree::{parse_document, Node, Value};
-use crate::resources::{ConnectorSpec, Kind, LinkSpec, ListenerSpec, SiteSpec, Spec};
+use crate::resources::{
+    ConnectorSpec, Kind, LinkSpec, ListenerSpec, RouterAccessSpec, SiteSpec, Spec,
+};
 use crate::status::{CondStatus, Condition, Phase};
 use std::collections::BTreeMap;
 
@@ -318,6 +320,9 @@ fn read_record(file_name: &str, bytes: &[u8]) -> Option<((Kind, String), PriorRe
                 .ok()
                 .map(Spec::Connector),
             Kind::Link => from_node::<LinkSpec>(spec, "spec").ok().map(Spec::Link),
+            Kind::RouterAccess => from_node::<RouterAccessSpec>(spec, "spec")
+                .ok()
+                .map(Spec::RouterAccess),
         },
         _ => None,
     };

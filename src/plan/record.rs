@@ -33,6 +33,7 @@ pub fn record_of(
                 Config::Listener(c) => Spec::Listener(c.spec.clone()),
                 Config::Connector(c) => Spec::Connector(c.spec.clone()),
                 Config::Link(c) => Spec::Link(c.spec.clone()),
+                Config::RouterAccess(c) => Spec::RouterAccess(c.spec.clone()),
             };
             (None, Some(spec), Some(*g))
         }
@@ -96,6 +97,9 @@ pub fn record_unchanged(
             *a == c.spec && Some(*g) == p.accepted_generation
         }
         (Some((Config::Link(c), g)), Some(Spec::Link(a))) => {
+            *a == c.spec && Some(*g) == p.accepted_generation
+        }
+        (Some((Config::RouterAccess(c), g)), Some(Spec::RouterAccess(a))) => {
             *a == c.spec && Some(*g) == p.accepted_generation
         }
         (None, None) => {

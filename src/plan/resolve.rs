@@ -273,6 +273,25 @@ fn link_roles(res: &mut Resolution, edge: bool) {
         let Some(e) = res.entries.get(i) else {
             continue;
         };
+        if e.kind == Kind::RouterAccess && edge && e.serving.is_some() {
+            let Some(e) = res.entries.get_mut(i).map(Arc::make_mut) else {
+                continue;
+            };
+            let msg = format!(
+                "routeraccess \"{}\": edge sites cannot accept links; remove it or set spec.edge: false on the Site",
+                e.name
+            );
+            let p = match &e.input {
+                Some(input) => input.problem(Problem::error(msg), None),
+                None => Problem::error(msg),
+            };
+            res.problems.push(p.clone());
+            e.errors.push(p);
+            e.current = None;
+            e.serving = None;
+            e.unchanged = false;
+            continue;
+        }
         if e.kind != Kind::Link {
             continue;
         }
@@ -428,7 +447,7 @@ struct Loss {
 pub fn place_listeners(
     res: &mut Resolution,
     management_port: Option<u16>,
-    access: Option<&super::creds::LinkAccess>,
+    accesses: &[super::creds::LinkAccess],
 ) {
     let listeners = || {
         res.entries
@@ -443,7 +462,7 @@ pub fn place_listeners(
     if let Some(port) = management_port {
         placement = placement.with_management(port);
     }
-    if let Some(a) = access {
+    for a in accesses {
         for (role, port) in &a.roles {
             placement = placement.with_link_access(&a.name, role, &a.bind_host, *port);
         }
@@ -530,27 +549,41 @@ pub fn issuer_problems(inputs: &Inputs) -> Vec<Problem> {
 pub fn problems_only(inputs: &Inputs) -> Vec<Problem> {
     let mut res = resolve(inputs, &mut Memo::new());
     let port = inputs.prior.identity.as_ref().map(|i| i.management_port);
-    // The link-access ports already chosen (check chooses none).
-    let access = match (&res.site, &inputs.prior.identity) {
-        (Some((name, site)), Some(id)) if site.link_access => {
-            let roles = ["inter-router", "edge"]
+    // The link-access ports already chosen or set (check chooses none).
+    let mut accesses = Vec::new();
+    if let (Some((name, site)), Some(id)) = (&res.site, &inputs.prior.identity) {
+        let mut add = |name: &str, bind_host: &str, roles: Vec<(String, Option<u16>)>| {
+            let roles = roles
                 .into_iter()
-                .filter_map(|role| {
-                    let port = id.link_ports.get(&format!("{name}-{role}"))?;
-                    Some((role.to_string(), *port))
+                .filter_map(|(role, fixed)| {
+                    let port =
+                        fixed.or_else(|| id.link_ports.get(&format!("{name}-{role}")).copied())?;
+                    Some((role, port))
                 })
                 .collect();
-            Some(super::creds::LinkAccess {
-                name: name.clone(),
+            accesses.push(super::creds::LinkAccess {
+                name: name.to_string(),
+                cred: name.to_string(),
                 issuer: site.default_issuer.clone(),
-                bind_host: String::new(),
+                bind_host: bind_host.to_string(),
                 sans: Vec::new(),
                 roles,
-            })
+            });
+        };
+        for e in &res.entries {
+            if let Some((Config::RouterAccess(ra), _)) = &e.serving {
+                add(&e.name, &ra.bind_host, ra.roles.clone());
+            }
         }
-        _ => None,
-    };
-    place_listeners(&mut res, port, access.as_ref());
+        if site.link_access && res.find(Kind::RouterAccess, name).is_none() {
+            let both = vec![
+                ("inter-router".to_string(), None),
+                ("edge".to_string(), None),
+            ];
+            add(name, "", both);
+        }
+    }
+    place_listeners(&mut res, port, &accesses);
     sorted(res.problems)
 }
 

@@ -76,7 +76,7 @@ pub fn record(kind: Kind, name: &str, p: &PriorRecord) -> String {
     match kind {
         Kind::Listener => boolean(o, 2, "hasMatchingConnector", matched),
         Kind::Connector => boolean(o, 2, "hasMatchingListener", matched),
-        Kind::Link => {}
+        Kind::Link | Kind::RouterAccess => {}
         Kind::Site => {
             if let Some(n) = p.sites_in_network {
                 number(o, 2, "sitesInNetwork", n);
@@ -213,7 +213,7 @@ mod tests {
             Kind::Connector => {
                 status.insert("hasMatchingListener".into(), json!(matched));
             }
-            Kind::Link => {}
+            Kind::Link | Kind::RouterAccess => {}
             Kind::Site => {
                 if let Some(n) = p.sites_in_network {
                     status.insert("sitesInNetwork".into(), json!(n));

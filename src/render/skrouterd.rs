@@ -19,8 +19,8 @@ pub struct Config<'a> {
     pub namespace_path: &'a str,
     pub version: &'a str,
     pub profiles: &'a BTreeMap<String, Profile>,
-    /// The site's link access: a router `listener` per role.
-    pub access: Option<&'a LinkAccess>,
+    /// The site's link accesses: a router `listener` per role.
+    pub access: &'a [LinkAccess],
     /// The `connector` of each Link, sorted by name.
     pub links: &'a [LinkConnector],
 }
@@ -119,11 +119,15 @@ fn head_entities(c: &Config) -> Vec<Light> {
             ("authenticatePeer", json!(true)),
         ],
     ));
-    if let Some(a) = c.access {
-        // Sorted by name: `<access>-edge` before `<access>-inter-router`.
-        let mut roles: Vec<&(String, u16)> = a.roles.iter().collect();
-        roles.sort_by(|x, y| x.0.cmp(&y.0));
-        for (role, port) in roles {
+    // Sorted by name: `<access>-edge` before `<access>-inter-router`.
+    let mut roles: Vec<(&LinkAccess, &String, u16)> = c
+        .access
+        .iter()
+        .flat_map(|a| a.roles.iter().map(move |(r, p)| (a, r, *p)))
+        .collect();
+    roles.sort_by_key(|(a, r, _)| a.listener_name(r));
+    {
+        for (a, role, port) in roles {
             let mut attrs = vec![
                 ("name", json!(a.listener_name(role))),
                 ("role", json!(role)),
@@ -133,7 +137,7 @@ fn head_entities(c: &Config) -> Vec<Light> {
             }
             attrs.extend([
                 ("port", json!(port.to_string())),
-                ("sslProfile", json!(a.name)),
+                ("sslProfile", json!(a.cred)),
                 ("saslMechanisms", json!("EXTERNAL")),
                 ("authenticatePeer", json!(true)),
             ]);

@@ -8,7 +8,10 @@
 
 mod spec;
 
-pub use spec::{ConnectorSpec, LinkEndpoint, LinkSpec, ListenerSpec, SiteSpec};
+pub use spec::{
+    ConnectorSpec, LinkEndpoint, LinkSpec, ListenerSpec, RouterAccessRole, RouterAccessSpec,
+    SiteSpec,
+};
 
 use crate::input::de::from_node;
 use crate::input::{Document, Mark, Marks, Node};
@@ -26,10 +29,17 @@ pub enum Kind {
     Listener,
     Connector,
     Link,
+    RouterAccess,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Site, Kind::Listener, Kind::Connector, Kind::Link];
+    pub const ALL: [Kind; 5] = [
+        Kind::Site,
+        Kind::Listener,
+        Kind::Connector,
+        Kind::Link,
+        Kind::RouterAccess,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +47,7 @@ impl Kind {
             Kind::Listener => "Listener",
             Kind::Connector => "Connector",
             Kind::Link => "Link",
+            Kind::RouterAccess => "RouterAccess",
         }
     }
 
@@ -47,6 +58,7 @@ impl Kind {
             Kind::Listener => "listener",
             Kind::Connector => "connector",
             Kind::Link => "link",
+            Kind::RouterAccess => "routeraccess",
         }
     }
 
@@ -56,7 +68,7 @@ impl Kind {
 }
 
 /// Skupper kinds this version recognises but does not configure yet.
-const NOT_YET_SUPPORTED: [&str; 2] = ["RouterAccess", "MultiKeyListener"];
+const NOT_YET_SUPPORTED: [&str; 1] = ["MultiKeyListener"];
 /// Skupper kinds that only make sense on Kubernetes.
 const NOT_ON_LOCAL_SITES: [&str; 6] = [
     "AccessGrant",
@@ -73,6 +85,7 @@ pub enum Spec {
     Listener(ListenerSpec),
     Connector(ConnectorSpec),
     Link(LinkSpec),
+    RouterAccess(RouterAccessSpec),
 }
 
 impl Spec {
@@ -84,6 +97,7 @@ impl Spec {
             Spec::Listener(s) => serde_json::to_value(s),
             Spec::Connector(s) => serde_json::to_value(s),
             Spec::Link(s) => serde_json::to_value(s),
+            Spec::RouterAccess(s) => serde_json::to_value(s),
         };
         match value {
             Ok(serde_json::Value::Null) | Err(_) => serde_json::Value::Object(Default::default()),
@@ -314,6 +328,9 @@ pub fn decode(doc: &Document, problems: &mut Vec<Problem>) -> Option<InputResour
         Kind::Listener => decode_as::<ListenerSpec>(root).map(|(m, s)| (m, Spec::Listener(s))),
         Kind::Connector => decode_as::<ConnectorSpec>(root).map(|(m, s)| (m, Spec::Connector(s))),
         Kind::Link => decode_as::<LinkSpec>(root).map(|(m, s)| (m, Spec::Link(s))),
+        Kind::RouterAccess => {
+            decode_as::<RouterAccessSpec>(root).map(|(m, s)| (m, Spec::RouterAccess(s)))
+        }
     };
     match decoded {
         Ok((meta, spec)) => {

@@ -10,7 +10,9 @@ pub mod cross;
 use crate::certs::{self, BundleFiles, FileBytes};
 use crate::names::{self, CRED_RULE};
 use crate::problem::{Problem, Severity};
-use crate::resources::{ConnectorSpec, InputResource, LinkSpec, ListenerSpec, SecretDoc, SiteSpec};
+use crate::resources::{
+    ConnectorSpec, InputResource, LinkSpec, ListenerSpec, RouterAccessSpec, SecretDoc, SiteSpec,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -251,6 +253,22 @@ impl LinkConfig {
             .find(|(n, _, _)| n == role)
             .map(|(_, h, p)| (h.as_str(), *p))
     }
+}
+
+/// A usable RouterAccess (resources.md 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterAccessConfig {
+    /// (role, port); `None`: chosen once and kept.
+    pub roles: Vec<(String, Option<u16>)>,
+    /// The server certificate and sslProfile (default: the name).
+    pub tls_credentials: String,
+    /// `None`: the Site's defaultIssuer.
+    pub issuer: Option<String>,
+    /// `""`: all interfaces.
+    pub bind_host: String,
+    /// `spec.subjectAlternativeNames`; empty: the defaults.
+    pub sans: Vec<String>,
+    pub spec: RouterAccessSpec,
 }
 
 /// The message path of a Secret's data, as PEM checks name its files
@@ -756,6 +774,103 @@ pub fn site(
         router_logging,
         data_connections,
         default_issuer,
+        spec: spec.clone(),
+    };
+    rep.finish(Some(config))
+}
+
+/// A RouterAccess on its own (resources.md 5). That an edge site accepts
+/// no links is checked once the Site is known (`plan::resolve`).
+pub fn router_access(
+    r: &InputResource,
+    spec: &RouterAccessSpec,
+    cx: &Context,
+) -> (Option<RouterAccessConfig>, Vec<Problem>) {
+    let mut rep = Report::new(r);
+    rep.namespace(cx);
+    if r.name == "skupper-local" {
+        rep.error(
+            "metadata.name",
+            "this name is reserved for skupperd's management access".to_string(),
+        );
+    }
+    if spec.roles.is_empty() {
+        rep.error(
+            "spec.roles",
+            "spec.roles must list at least one role (inter-router, edge)".to_string(),
+        );
+    }
+    let mut roles: Vec<(String, Option<u16>)> = Vec::new();
+    for (i, role) in spec.roles.iter().enumerate() {
+        let field = format!("spec.roles[{i}]");
+        let name = role.name.clone().unwrap_or_default();
+        if name != "inter-router" && name != "edge" {
+            rep.error(
+                &format!("{field}.name"),
+                format!("{field}.name \"{name}\" is not one of inter-router, edge"),
+            );
+            continue;
+        }
+        if roles.iter().any(|(n, _)| *n == name) {
+            rep.error(&field, format!("role \"{name}\" is listed twice"));
+            continue;
+        }
+        let port = match role.port {
+            None | Some(0) => None,
+            Some(p) => match u16::try_from(p) {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    rep.error(
+                        &format!("{field}.port"),
+                        format!("{field}.port {p} is out of range 1-65535"),
+                    );
+                    None
+                }
+            },
+        };
+        roles.push((name, port));
+    }
+    let tls_credentials = spec
+        .tls_credentials
+        .clone()
+        .unwrap_or_else(|| r.name.clone());
+    if spec.tls_credentials.is_some() {
+        rep.credential_name(&tls_credentials, cx);
+    }
+    if let Some(issuer) = &spec.issuer {
+        if !names::is_cred_name(issuer) {
+            rep.error(
+                "spec.issuer",
+                format!("spec.issuer \"{issuer}\" {CRED_RULE}"),
+            );
+        }
+    }
+    let bind_host = spec.bind_host.clone().unwrap_or_default();
+    if !bind_host.is_empty() && !names::is_host(&bind_host) {
+        rep.error(
+            "spec.bindHost",
+            format!("spec.bindHost {}", names::host_fragment(&bind_host)),
+        );
+    }
+    for (i, san) in spec.subject_alternative_names.iter().enumerate() {
+        let name = san.strip_prefix("*.").unwrap_or(san);
+        if !names::is_host(name) {
+            rep.error(
+                &format!("spec.subjectAlternativeNames[{i}]"),
+                format!(
+                    "spec.subjectAlternativeNames[{i}] \"{san}\" is not an IP address or DNS name"
+                ),
+            );
+        }
+    }
+    rep.no_effect("spec.accessType", spec.access_type.is_some());
+    rep.unknown_settings(spec.settings.keys());
+    let config = RouterAccessConfig {
+        roles,
+        tls_credentials,
+        issuer: spec.issuer.clone(),
+        bind_host,
+        sans: spec.subject_alternative_names.clone(),
         spec: spec.clone(),
     };
     rep.finish(Some(config))
