@@ -54,6 +54,10 @@ fn main() {
             relink_after_sigkill,
         ),
         (
+            "west_switched_to_edge_relinks_over_the_edge_endpoint",
+            edge_switch,
+        ),
+        (
             "east_certificate_rotation_keeps_the_link_up",
             link_access_rotation,
         ),
@@ -1227,6 +1231,48 @@ fn link_figures(router: &Path) -> Outcome {
         ms(p50(to_ready.clone())),
         to_ready.len(),
         show(&to_ready)
+    );
+    Ok(())
+}
+
+/// West linked to east, then switched to an edge site: skupperd restarts
+/// west's router (the mode cannot change live, and status.yaml says so),
+/// the Link's connector uses east's `edge` endpoint, and the request is
+/// answered through the edge link.
+fn edge_switch(router: &Path) -> Outcome {
+    let (site, west_port, link_text) = link_pair(router, 3600)?;
+    link(&site, &link_text, west_port)?;
+    let pid = site.router_pid("west");
+    site.write(
+        "west",
+        "site.yaml",
+        &SITE
+            .replace("NAME", "west")
+            .replace("linkAccess: none", "edge: true"),
+    );
+    wait("west's router restarted", || {
+        site.router_pid("west").filter(|p| Some(*p) != pid)
+    })?;
+    let message = wait("status.yaml to say why west's router restarted", || {
+        let m = site.router_field("west", "message")?.as_str()?.to_string();
+        m.contains("new router id or mode").then_some(m)
+    })?;
+    let edge_port = wait("the edge connector in skrouterd.json", || {
+        let config =
+            std::fs::read_to_string(site.home.ns("west").join("runtime/router/skrouterd.json"))
+                .ok()?;
+        let doc: serde_json::Value = serde_json::from_str(&config).ok()?;
+        let c = doc
+            .as_array()?
+            .iter()
+            .find(|e| e[0] == "connector" && e[1]["name"] == "link-east")?;
+        (c[1]["role"] == "edge").then(|| c[1]["port"].as_str().map(str::to_string))?
+    })?;
+    flows(west_port)?;
+    site.wait_status("west", "Link", "link-east", "Ready")?;
+    site.wait_status("west", "Listener", "backend", "Ready")?;
+    println!(
+        "  west is an edge site, linked to east's edge port {edge_port}; status.yaml: {message}"
     );
     Ok(())
 }
