@@ -218,10 +218,17 @@ fn link(e: &Entry, router: &RouterState, edge: bool) -> Vec<(&'static str, Verdi
         (Some(_), None) => Verdict::pending("the link is not configured"),
         (Some(view), Some(at)) => match view.links.get(&e.name) {
             Some((status, _)) if status == "SUCCESS" => Verdict::ok(),
+            Some((status, Some(msg))) if status == "FAILED" => {
+                Verdict::error(format!("link to {at} failed: {msg}"))
+            }
             // While it retries, the router keeps the last failure in
             // connectionMsg: the link stays failed, not "connecting", so
-            // the status does not flip at every attempt.
-            Some((_, Some(msg))) => Verdict::error(format!("link to {at} failed: {msg}")),
+            // the status does not flip at every attempt. On SUCCESS the
+            // message is "[C4] Connection Opened: ..." (observed), which is
+            // no failure if it lingers while reconnecting.
+            Some((_, Some(msg))) if msg.contains(" failed: ") => {
+                Verdict::error(format!("link to {at} failed: {msg}"))
+            }
             _ => Verdict::pending(format!("connecting to {at}")),
         },
     };

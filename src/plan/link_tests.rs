@@ -439,3 +439,32 @@ fn bad_router_accesses_give_precise_errors() {
     );
     assert!(s.entity("listener", "ra-edge").is_none());
 }
+
+#[test]
+fn link_status_follows_the_connector_row_in_the_routers_words() {
+    let link = east_link_file();
+    let mut s = Scenario::new();
+    s.put("link-east.yaml", &link);
+    let cases = [
+        ("SUCCESS", "[C4] Connection Opened: dir=out host=127.0.0.1:55671 encrypted=TLSv1.3 auth=EXTERNAL user=(null) container_id=east-cb1c403d", "OK"),
+        ("FAILED", "Connection to 127.0.0.1:55671 failed: proton:io Connection refused - disconnected 127.0.0.1:55671", "link to 127.0.0.1:55671 failed: Connection to 127.0.0.1:55671 failed: proton:io Connection refused - disconnected 127.0.0.1:55671"),
+        ("CONNECTING", "Connection to 127.0.0.1:55671 failed: amqp:connection:framing-error SSL Failure: error:0A000086:SSL routines::certificate verify failed", "link to 127.0.0.1:55671 failed: Connection to 127.0.0.1:55671 failed: amqp:connection:framing-error SSL Failure: error:0A000086:SSL routines::certificate verify failed"),
+        ("CONNECTING", "[C4] Connection Opened: dir=out host=127.0.0.1:55671", "connecting to 127.0.0.1:55671"),
+        ("CONNECTING", "", "connecting to 127.0.0.1:55671"),
+    ];
+    for (status, msg, want) in cases {
+        let msg = (!msg.is_empty()).then(|| msg.to_string());
+        s.router.view = Some(super::RouterView {
+            confirmed: ["link-east".to_string()].into(),
+            links: [("link-east".to_string(), (status.to_string(), msg))].into(),
+            ..Default::default()
+        });
+        let out = s.pass();
+        let r = out
+            .resources
+            .iter()
+            .find(|r| r.name == "link-east")
+            .unwrap();
+        assert_eq!(r.message, want, "{status}");
+    }
+}

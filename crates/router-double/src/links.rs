@@ -7,7 +7,10 @@
 //! - a new connector is `CONNECTING`; a TCP connection and a TLS
 //!   handshake with the connector's sslProfile (its CA verifies the
 //!   server, whose certificate must cover the host; its certificate and
-//!   key are the client's) make it `SUCCESS`;
+//!   key are the client's) make it `SUCCESS` with `connectionMsg` `[C<n>]
+//!   Connection Opened: dir=out host=<host>:<port> encrypted=TLSv1.3
+//!   auth=EXTERNAL user=(null)` (the real router adds ` container_id=<the
+//!   peer router's id>`, which the double does not learn);
 //! - a refused TCP connection is `FAILED` with `Connection to <host>:<port>
 //!   failed: proton:io Connection refused - disconnected <host>:<port>`;
 //!   a failed handshake `FAILED` with `Connection to <host>:<port> failed:
@@ -15,7 +18,7 @@
 //!   `<why>` is OpenSSL's (`error:0A000086:SSL routines::certificate verify
 //!   failed`); the double's is rustls's, so tests match the prefix only;
 //! - while it retries, the last failure stays in `connectionMsg`; a link
-//!   that drops goes back to `CONNECTING` and is retried.
+//!   that drops goes back to `CONNECTING` (message kept) and is retried.
 //!
 //! A link listener accepts a handshake with its sslProfile (requiring a
 //! client certificate signed by its CA with `authenticatePeer`) and holds
@@ -39,6 +42,10 @@ use crate::{lock, Shared, State};
 /// How long a failed connector waits before trying again (the real router
 /// retried a refused handshake 5 s later).
 const RETRY: Duration = Duration::from_secs(5);
+
+/// The router numbers its connections (`[C4]`); the double's link
+/// connections count from 100 so they never look like management ones.
+static CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(100);
 
 /// Link sockets and connector tasks by entity name, with the identity of
 /// the entity they serve (a DELETE and CREATE of one name is new).
@@ -180,9 +187,13 @@ async fn connect(name: String, shared: Shared) {
         let result = attempt(&host, &port, verify, files).await;
         let held = match result {
             Ok(stream) => {
+                let opened = format!(
+                    "[C{}] Connection Opened: dir=out host={at} encrypted=TLSv1.3 auth=EXTERNAL user=(null)",
+                    CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                );
                 lock(&shared).table.set_attrs(
                     &name,
-                    &[("connectionStatus", "SUCCESS"), ("connectionMsg", "")],
+                    &[("connectionStatus", "SUCCESS"), ("connectionMsg", &opened)],
                 );
                 stream
             }
@@ -202,16 +213,10 @@ async fn connect(name: String, shared: Shared) {
         let mut held = held;
         let mut buf = [0u8; 4096];
         while matches!(held.read(&mut buf).await, Ok(n) if n > 0) {}
-        lock(&shared).table.set_attrs(
-            &name,
-            &[
-                ("connectionStatus", "CONNECTING"),
-                (
-                    "connectionMsg",
-                    &format!("Connection to {at} failed: connection closed by the peer"),
-                ),
-            ],
-        );
+        // The link dropped: connecting again, the last message kept.
+        lock(&shared)
+            .table
+            .set_attrs(&name, &[("connectionStatus", "CONNECTING")]);
         tokio::time::sleep(RETRY).await;
     }
 }
