@@ -829,8 +829,8 @@ fn link_file(a: &creds::LinkAccess, host: &str, ca: &[u8], crt: &[u8], key: &[u8
     let secret = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Secret",
-        "type": "kubernetes.io/tls",
         "metadata": {"name": name},
+        "type": "kubernetes.io/tls",
         "data": {
             "ca.crt": base64_encode(ca),
             "tls.crt": base64_encode(crt),
