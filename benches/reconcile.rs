@@ -37,6 +37,7 @@ fn pass(
         namespace_path: "/data/namespaces/west",
         platform: Ok(Platform::Linux),
         hostname: "h",
+        addresses: &[],
         version: "0.1.0",
         now: time::OffsetDateTime::now_utc(),
         files: parsed,

@@ -63,6 +63,9 @@ pub const OWN_ANNOTATIONS: [&str; 4] = [ANN_ACCEPTED, ANN_CERTIFICATE, ANN_SHA, 
 pub struct Identity {
     pub site_id: String,
     pub management_port: u16,
+    /// Link-access ports by router listener name (`<access>-<role>`):
+    /// chosen once and kept, like the management port.
+    pub link_ports: BTreeMap<String, u16>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +88,9 @@ pub struct PriorRecord {
     pub written_spec: Option<serde_json::Value>,
     /// Site only: `status.sitesInNetwork` from the network view.
     pub sites_in_network: Option<u64>,
+    /// Site only: `status.endpoints` of its link access, as (name, host,
+    /// port); group `skupper-router`.
+    pub endpoints: Vec<(String, String, u16)>,
     /// The `skupperd.io/certificate` annotation: the certificate the
     /// resource's sslProfile serves, when it uses TLS.
     pub certificate: Option<String>,
@@ -141,6 +147,8 @@ pub struct RouterView {
     pub refused: BTreeMap<String, String>,
     /// tcpListener name -> (operStatus up, connectionMsg).
     pub listeners: BTreeMap<String, (bool, Option<String>)>,
+    /// connector (Link) name -> (connectionStatus, connectionMsg).
+    pub links: BTreeMap<String, (String, Option<String>)>,
     /// Routing key -> consumers (`subscriberCount + remoteCount +
     /// inProcess` of `M<key>`).
     pub consumers: BTreeMap<String, u64>,
@@ -207,6 +215,54 @@ impl CertInUse {
             "notAfter": self.not_after,
         })
         .to_string()
+    }
+}
+
+/// The site's link access (resources.md 5): the RouterAccess `linkAccess`
+/// makes, named after the Site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkAccess {
+    /// The RouterAccess name: its listeners `<name>-<role>` and link files.
+    pub name: String,
+    /// Its tlsCredentials: the server certificate and sslProfile, and
+    /// `client-<cred>` for the link files.
+    pub cred: String,
+    /// The CA that issues both and verifies linking sites.
+    pub issuer: String,
+    /// `""`: all interfaces.
+    pub bind_host: String,
+    /// SANs of the server certificate.
+    pub sans: Vec<String>,
+    /// (role, port) in the order of the link file's endpoints.
+    pub roles: Vec<(String, u16)>,
+}
+
+impl LinkAccess {
+    /// The router listener of a role: `<access>-<role>`.
+    pub fn listener_name(&self, role: &str) -> String {
+        format!("{}-{role}", self.name)
+    }
+
+    /// The hosts a link file is written for, in order: the bind host (or
+    /// 127.0.0.1 when it binds all interfaces), then every SAN that is an
+    /// address or a plain DNS name.
+    pub fn hosts(&self) -> Vec<String> {
+        let first =
+            if self.bind_host.is_empty() || self.bind_host == "0.0.0.0" || self.bind_host == "::" {
+                "127.0.0.1".to_string()
+            } else {
+                self.bind_host.clone()
+            };
+        let mut out = vec![first];
+        for san in &self.sans {
+            if !san.starts_with("*.")
+                && !san.starts_with(crate::certs::DNS_PREFIX)
+                && !out.contains(san)
+            {
+                out.push(san.clone());
+            }
+        }
+        out
     }
 }
 

@@ -8,6 +8,7 @@ mod daemon;
 mod hostile_corpus;
 mod hostile_input;
 mod layers;
+mod links_live;
 mod live;
 mod reference;
 mod render;

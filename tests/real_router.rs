@@ -48,6 +48,23 @@ fn main() {
             management_port_taken,
         ),
         ("two_sites_match_through_vanflow", two_sites),
+        ("link_file_links_two_sites_live", linked_sites),
+        (
+            "sigkilled_routers_relink_by_themselves",
+            relink_after_sigkill,
+        ),
+        (
+            "west_switched_to_edge_relinks_over_the_edge_endpoint",
+            edge_switch,
+        ),
+        (
+            "east_certificate_rotation_keeps_the_link_up",
+            link_access_rotation,
+        ),
+        (
+            "figures_link_file_to_first_byte_and_listener_to_ready",
+            link_figures,
+        ),
         ("tls_rotation_live_keeps_an_open_connection", tls_rotation),
         ("mutual_tls_is_enforced", mutual_tls),
         ("connector_to_a_tls_backend", tls_backend),
@@ -190,11 +207,17 @@ impl Site {
     }
 
     fn start(&mut self) {
+        self.start_with(3600);
+    }
+
+    /// Starts skupperd with a resync every `resync_s` seconds (a resync
+    /// also re-reads `runtime/` from disk).
+    fn start_with(&mut self, resync_s: u64) {
         let config = self.home.path().join("skupperd.toml");
         let _ = std::fs::write(
             &config,
             format!(
-                "router_binary = \"{}\"\nrouter_poll_interval_ms = 200\nresync_interval_s = 3600\nlinux_runner = \"process\"\n",
+                "router_binary = \"{}\"\nrouter_poll_interval_ms = 200\nresync_interval_s = {resync_s}\nlinux_runner = \"process\"\n",
                 self.router.display()
             ),
         );
@@ -937,4 +960,319 @@ fn management_renewal(router: &Path) -> Outcome {
     let _ = child.kill();
     let _ = child.wait();
     result
+}
+
+/// Two sites of one `skupperd run`: east with link access and Connector
+/// `backend` (to a local echo server), west with Listener `backend` on
+/// the answered port; both Sites Ready, east's link file not yet copied.
+fn link_pair(router: &Path, resync_s: u64) -> Result<(Site, u16, String), String> {
+    let echo = echo_server();
+    let west_port = free_port();
+    let mut site = Site::new(router, &["east", "west"]);
+    site.write(
+        "east",
+        "site.yaml",
+        &SITE.replace("NAME", "east").replace("none", "default"),
+    );
+    site.write(
+        "east",
+        "c.yaml",
+        &connector_yaml("backend", "backend", echo),
+    );
+    site.write(
+        "west",
+        "l.yaml",
+        &listener_yaml("backend", "backend", west_port, ""),
+    );
+    site.start_with(resync_s);
+    site.wait_status("east", "Site", "east", "Ready")?;
+    site.wait_status("west", "Site", "west", "Ready")?;
+    let link_file = site
+        .home
+        .ns("east")
+        .join("runtime/links/link-east-127.0.0.1.yaml");
+    let link = wait("east's link file", || {
+        std::fs::read_to_string(&link_file).ok()
+    })?;
+    Ok((site, west_port, link))
+}
+
+/// Copies east's link file into west; answers when a request through
+/// west's listener is answered by east's backend, with the time it took.
+fn link(site: &Site, link: &str, west_port: u16) -> Result<Duration, String> {
+    let copied = Instant::now();
+    site.write("west", "link-east.yaml", link);
+    wait("a request answered through the link", || {
+        round_trip(west_port, b"ping through the link").ok()
+    })
+    .map_err(|e| {
+        format!(
+            "{e}\nwest Link: {:?}\n{}",
+            site.status_of("west", "Link", "link-east"),
+            site.tail_log()
+        )
+    })?;
+    Ok(copied.elapsed())
+}
+
+fn sites_in_network(site: &Site, n: u64) -> Outcome {
+    for ns in ["east", "west"] {
+        wait(&format!("sitesInNetwork {n} in {ns}"), || {
+            let got = site
+                .record(ns, "Site", ns)?
+                .get("status")?
+                .get("sitesInNetwork")?
+                .as_u64()?;
+            (got == n).then_some(())
+        })
+        .map_err(|e| format!("{e}\n{}", site.tail_log()))?;
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// East's link file copied into west links the two routers live (neither
+/// restarts); west's request is answered by east's backend, west's
+/// Listener is Ready and matched, both count two sites; deleting the Link
+/// unmatches within 2 s.
+fn linked_sites(router: &Path) -> Outcome {
+    let (site, west_port, link_text) = link_pair(router, 3600)?;
+    let pids = (site.router_pid("east"), site.router_pid("west"));
+    let first_byte = link(&site, &link_text, west_port)?;
+    site.wait_status("west", "Link", "link-east", "Ready")?;
+    site.wait_status("west", "Listener", "backend", "Ready")?;
+    ensure(
+        site.listener_matched("west", "backend") == Some(true),
+        "hasMatchingConnector is not true",
+    )?;
+    site.wait_status("east", "Connector", "backend", "Ready")?;
+    sites_in_network(&site, 2)?;
+    ensure(
+        (site.router_pid("east"), site.router_pid("west")) == pids
+            && site.restarts("west") == 0
+            && site.restarts("east") == 0,
+        "a router restarted while linking",
+    )?;
+    // What the real router says of a working link.
+    let rt = runtime()?;
+    let mut west = site.management("west", &rt)?;
+    use skupperd::router::Management;
+    let rows = rt
+        .block_on(west.query("connector", &["name", "connectionStatus", "connectionMsg"]))
+        .map_err(|e| e.to_string())?;
+    println!("  west connector row: {:?}", rows);
+    let removed = Instant::now();
+    site.remove("west", "link-east.yaml");
+    wait_for(
+        "west's Listener to be unmatched",
+        Duration::from_secs(2),
+        &mut || (site.listener_matched("west", "backend") == Some(false)).then_some(()),
+    )?;
+    println!(
+        "  link file -> first byte {:.0} ms; Link deleted -> unmatched {:.0} ms",
+        ms(first_byte),
+        ms(removed.elapsed())
+    );
+    Ok(())
+}
+
+fn sigkill(site: &Site, ns: &str) -> Outcome {
+    let pid = site
+        .router_pid(ns)
+        .ok_or(format!("no router process for {ns}"))?;
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .map_err(|e| e.to_string())?;
+    ensure(status.success(), "kill failed")?;
+    wait(&format!("a new router process in {ns}"), || {
+        site.router_pid(ns).filter(|p| *p != pid)
+    })?;
+    Ok(())
+}
+
+/// A linked pair whose routers are SIGKILLed one after the other: each is
+/// restarted by skupperd and the link comes back by itself.
+fn relink_after_sigkill(router: &Path) -> Outcome {
+    let (site, west_port, link_text) = link_pair(router, 3600)?;
+    link(&site, &link_text, west_port)?;
+    for ns in ["east", "west"] {
+        let killed = Instant::now();
+        sigkill(&site, ns)?;
+        wait("a request answered through the link again", || {
+            round_trip(west_port, b"after the kill").ok()
+        })
+        .map_err(|e| format!("{e} (after killing {ns})\n{}", site.tail_log()))?;
+        site.wait_status("west", "Link", "link-east", "Ready")?;
+        site.wait_status("west", "Listener", "backend", "Ready")?;
+        println!(
+            "  {ns} SIGKILLed -> answered through the link again in {:.0} ms",
+            ms(killed.elapsed())
+        );
+    }
+    sites_in_network(&site, 2)
+}
+
+fn serial_of(path: &Path) -> Option<String> {
+    let pem = std::fs::read_to_string(path).ok()?;
+    let info = skupperd::certs::leaf_info(pem.as_bytes()).ok()?;
+    Some(info.serial)
+}
+
+/// East's link-access certificate re-issued (its files removed; the
+/// resync re-reads runtime/ and issues it again) reaches east's router
+/// through the sslProfile ordinal: the open connection through the link
+/// keeps working, no router restarts, and a new link made after west's
+/// router is killed uses the new certificate.
+fn link_access_rotation(router: &Path) -> Outcome {
+    let (site, west_port, link_text) = link_pair(router, 1)?;
+    link(&site, &link_text, west_port)?;
+    let pids = (site.router_pid("east"), site.router_pid("west"));
+    let mut open = TcpStream::connect(("127.0.0.1", west_port)).map_err(|e| e.to_string())?;
+    echo_through(&mut open, b"before the rotation")?;
+    let cert = site.home.ns("east").join("runtime/certs/east/tls.crt");
+    let before = serial_of(&cert).ok_or("no east certificate")?;
+    for f in ["tls.crt", "tls.key"] {
+        std::fs::remove_file(site.home.ns("east").join("runtime/certs/east").join(f))
+            .map_err(|e| e.to_string())?;
+    }
+    let after = wait("east's certificate issued again", || {
+        serial_of(&cert).filter(|s| *s != before)
+    })?;
+    wait("east's sslProfile ordinal raised", || {
+        let config =
+            std::fs::read_to_string(site.home.ns("east").join("runtime/router/skrouterd.json"))
+                .ok()?;
+        let doc: serde_json::Value = serde_json::from_str(&config).ok()?;
+        doc.as_array()?
+            .iter()
+            .find(|e| e[0] == "sslProfile" && e[1]["name"] == "east")
+            .and_then(|e| e[1]["ordinal"].as_u64())
+            .filter(|o| *o >= 1)
+    })?;
+    wait("the update applied to east's router", || {
+        site.router_field("east", "lastChanges")?
+            .as_sequence()?
+            .iter()
+            .any(|c| {
+                c.as_str()
+                    .is_some_and(|c| c.starts_with("update sslProfile east"))
+            })
+            .then_some(())
+    })?;
+    echo_through(&mut open, b"after the rotation")?;
+    site.wait_status("west", "Link", "link-east", "Ready")?;
+    ensure(
+        (site.router_pid("east"), site.router_pid("west")) == pids,
+        "a router restarted for the rotation",
+    )?;
+    // A new link is made with the new certificate.
+    sigkill(&site, "west")?;
+    flows(west_port)?;
+    site.wait_status("west", "Link", "link-east", "Ready")?;
+    println!("  east certificate {before} -> {after}; open connection kept, new link made");
+    Ok(())
+}
+
+fn p50(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// The figures: from the Link file written in west to the first byte
+/// answered through the link (20 runs: the Link removed and the Listener
+/// unmatched between runs), and from a Listener added in west to it being
+/// Ready when its Connector is in east (10 runs, the link up).
+fn link_figures(router: &Path) -> Outcome {
+    let (site, west_port, link_text) = link_pair(router, 3600)?;
+    let mut to_byte = Vec::new();
+    for _ in 0..20 {
+        to_byte.push(link(&site, &link_text, west_port)?);
+        site.remove("west", "link-east.yaml");
+        wait("west's Listener unmatched", || {
+            (site.listener_matched("west", "backend") == Some(false)).then_some(())
+        })?;
+        wait("the link gone", || {
+            round_trip(west_port, b"x").is_err().then_some(())
+        })?;
+    }
+    link(&site, &link_text, west_port)?;
+    let mut to_ready = Vec::new();
+    for i in 0..10 {
+        let port = free_port();
+        let name = format!("extra-{i}");
+        let added = Instant::now();
+        site.write(
+            "west",
+            &format!("{name}.yaml"),
+            &listener_yaml(&name, "backend", port, ""),
+        );
+        site.wait_status("west", "Listener", &name, "Ready")?;
+        to_ready.push(added.elapsed());
+        round_trip(port, b"through the new listener")?;
+    }
+    let show = |v: &[Duration]| {
+        v.iter()
+            .map(|d| format!("{:.0}", ms(*d)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "  link file -> first byte: p50 {:.0} ms over {} runs (ms: {})",
+        ms(p50(to_byte.clone())),
+        to_byte.len(),
+        show(&to_byte)
+    );
+    println!(
+        "  Listener added -> Ready (Connector in east): p50 {:.0} ms over {} runs (ms: {})",
+        ms(p50(to_ready.clone())),
+        to_ready.len(),
+        show(&to_ready)
+    );
+    Ok(())
+}
+
+/// West linked to east, then switched to an edge site: skupperd restarts
+/// west's router (the mode cannot change live, and status.yaml says so),
+/// the Link's connector uses east's `edge` endpoint, and the request is
+/// answered through the edge link.
+fn edge_switch(router: &Path) -> Outcome {
+    let (site, west_port, link_text) = link_pair(router, 3600)?;
+    link(&site, &link_text, west_port)?;
+    let pid = site.router_pid("west");
+    site.write(
+        "west",
+        "site.yaml",
+        &SITE
+            .replace("NAME", "west")
+            .replace("linkAccess: none", "edge: true"),
+    );
+    wait("west's router restarted", || {
+        site.router_pid("west").filter(|p| Some(*p) != pid)
+    })?;
+    let message = wait("status.yaml to say why west's router restarted", || {
+        let m = site.router_field("west", "message")?.as_str()?.to_string();
+        m.contains("new router id or mode").then_some(m)
+    })?;
+    let edge_port = wait("the edge connector in skrouterd.json", || {
+        let config =
+            std::fs::read_to_string(site.home.ns("west").join("runtime/router/skrouterd.json"))
+                .ok()?;
+        let doc: serde_json::Value = serde_json::from_str(&config).ok()?;
+        let c = doc
+            .as_array()?
+            .iter()
+            .find(|e| e[0] == "connector" && e[1]["name"] == "link-east")?;
+        (c[1]["role"] == "edge").then(|| c[1]["port"].as_str().map(str::to_string))?
+    })?;
+    flows(west_port)?;
+    site.wait_status("west", "Link", "link-east", "Ready")?;
+    site.wait_status("west", "Listener", "backend", "Ready")?;
+    println!(
+        "  west is an edge site, linked to east's edge port {edge_port}; status.yaml: {message}"
+    );
+    Ok(())
 }

@@ -91,6 +91,8 @@ pub struct Context {
     pub namespaces_dir: PathBuf,
     pub default_platform: Platform,
     pub hostname: String,
+    /// The host's non-loopback addresses (link-access SANs).
+    pub addresses: Vec<String>,
     /// The renewal window (`renew_before_days`).
     pub renew_before: time::Duration,
     /// How routers are started.
@@ -535,6 +537,7 @@ impl State {
             namespace_path: &self.ns_path,
             platform,
             hostname: &self.ctx.hostname,
+            addresses: &self.ctx.addresses,
             version: env!("CARGO_PKG_VERSION"),
             now: wall_now,
             files: self.cache.files(),

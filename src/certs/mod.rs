@@ -33,7 +33,7 @@ pub(crate) const SKEW: time::Duration = time::Duration::minutes(5);
 
 pub use crate::problem::Severity;
 pub use bundle::{check_bundle, check_issuer, DEFAULT_RENEW_BEFORE};
-pub use issue::{needs_reissue, MemoMint, Mint, RcgenMint};
+pub use issue::{needs_reissue, MemoMint, Mint, RcgenMint, DNS_PREFIX};
 
 /// One file of a bundle as read by the shell.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -75,12 +75,14 @@ fn inputs<'a>(
     prior: &'a plan::Prior,
     ns_path: &'a str,
     host: &'a str,
+    addresses: &'a [String],
 ) -> Inputs<'a> {
     Inputs {
         namespace: &l.name,
         namespace_path: ns_path,
         platform: l.platform.clone(),
         hostname: host,
+        addresses,
         version: env!("CARGO_PKG_VERSION"),
         now: time::OffsetDateTime::now_utc(),
         files: &l.files,
@@ -127,7 +129,8 @@ pub fn check(ns_dir: &Path, output: Output) -> Result<ExitCode> {
     let prior = read_prior(&loaded.runtime);
     let ns_path = loaded.ns_dir.to_string_lossy().into_owned();
     let host = fsio::hostname();
-    let problems = plan::check(&inputs(&loaded, &prior, &ns_path, &host));
+    let addresses = fsio::host_addresses();
+    let problems = plan::check(&inputs(&loaded, &prior, &ns_path, &host, &addresses));
     print_problems(&problems, output);
     Ok(exit_for(&problems))
 }
@@ -163,6 +166,7 @@ pub fn render(ns_dir: &Path, output: Output) -> Result<ExitCode> {
     let prior = read_prior(&loaded.runtime);
     let ns_path = loaded.ns_dir.to_string_lossy().into_owned();
     let host = fsio::hostname();
+    let addresses = fsio::host_addresses();
     let mut ports = DataHomePorts {
         namespaces_dir: loaded
             .ns_dir
@@ -172,7 +176,7 @@ pub fn render(ns_dir: &Path, output: Output) -> Result<ExitCode> {
         namespace: loaded.name.clone(),
     };
     let outcome = plan::reconcile(
-        &inputs(&loaded, &prior, &ns_path, &host),
+        &inputs(&loaded, &prior, &ns_path, &host, &addresses),
         &mut RcgenMint,
         &mut ports,
     );

@@ -172,6 +172,7 @@ pub async fn run(
         namespaces_dir: config.data_home.join("namespaces"),
         default_platform: config.default_platform,
         hostname: crate::store::fsio::hostname(),
+        addresses: crate::store::fsio::host_addresses(),
         renew_before: time::Duration::days(i64::from(config.renew_before_days)),
         runner: crate::actor::router::RunnerChoice::from_config(&config),
         ports: SharedPorts::default(),

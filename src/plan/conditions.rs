@@ -16,6 +16,7 @@ pub fn entity_name(e: &Entry) -> Option<String> {
         (Kind::Connector, Some(Config::Connector(c))) => {
             Some(format!("connector/{}@{}", e.name, c.host))
         }
+        (Kind::Link, _) => Some(e.name.clone()),
         _ => None,
     }
 }
@@ -42,16 +43,21 @@ fn configured(e: &Entry, router: &RouterState) -> Verdict {
 }
 
 /// The verdicts of one resource, in condition order, and its summary.
-/// `local_keys`: routing keys of the listeners this router serves.
+/// `local_keys`: routing keys of the listeners this router serves; `edge`:
+/// the Site is an edge site (which endpoint a Link uses).
 pub fn verdicts(
     e: &Entry,
     router: &RouterState,
     local_keys: &BTreeSet<&str>,
+    edge: bool,
+    access_listeners: &[String],
 ) -> (Vec<(&'static str, Verdict)>, ResourceSummary) {
     let conditions = match e.kind {
-        Kind::Site => site(e, router),
+        Kind::Site => site(e, router, access_listeners),
         Kind::Listener => listener(e, router),
         Kind::Connector => connector(e, router, local_keys),
+        Kind::Link => link(e, router, edge),
+        Kind::RouterAccess => router_access(e, router),
     };
     let ready = conditions
         .iter()
@@ -68,7 +74,7 @@ pub fn verdicts(
     (conditions, summary)
 }
 
-fn site(e: &Entry, router: &RouterState) -> Vec<(&'static str, Verdict)> {
+fn site(e: &Entry, router: &RouterState, access: &[String]) -> Vec<(&'static str, Verdict)> {
     // The Site is configured once its files are written; the router's part
     // is `Running`.
     let configured = match e.error_message() {
@@ -95,10 +101,32 @@ fn site(e: &Entry, router: &RouterState) -> Vec<(&'static str, Verdict)> {
     // A notice stays visible in the Site's status message while it is
     // Ready.
     let notice = (running.is_true() && router.notice.is_some()).then(|| running.clone());
-    let ready = status::ready(&[&configured, &running], notice);
+    if access.is_empty() {
+        let ready = status::ready(&[&configured, &running], notice);
+        return vec![
+            ("Configured", configured),
+            ("Running", running),
+            ("Ready", ready),
+        ];
+    }
+    // Link access: its endpoints are known once the router has its
+    // listeners.
+    let resolved = match &router.view {
+        None => Verdict::unreachable(),
+        Some(view) if access.iter().all(|l| view.confirmed.contains(l)) => Verdict::ok(),
+        Some(view) => match access
+            .iter()
+            .find_map(|l| view.refused.get(l).map(|w| (l, w)))
+        {
+            Some((l, why)) => Verdict::error(format!("router refused listener {l}: {why}")),
+            None => Verdict::pending("link access endpoints not known yet"),
+        },
+    };
+    let ready = status::ready(&[&configured, &running, &resolved], notice);
     vec![
         ("Configured", configured),
         ("Running", running),
+        ("Resolved", resolved),
         ("Ready", ready),
     ]
 }
@@ -173,6 +201,77 @@ fn connector(
     vec![
         ("Configured", configured),
         ("Matched", matched),
+        ("Ready", ready),
+    ]
+}
+
+fn link(e: &Entry, router: &RouterState, edge: bool) -> Vec<(&'static str, Verdict)> {
+    let configured = configured(e, router);
+    let endpoint = match e.serving.as_ref().map(|(c, _)| c) {
+        Some(Config::Link(l)) => l
+            .endpoint(edge)
+            .map(|(h, p)| crate::validate::cross::host_port(h, p)),
+        _ => None,
+    };
+    let operational = match (&router.view, endpoint) {
+        (None, _) => Verdict::unreachable(),
+        (Some(_), None) => Verdict::pending("the link is not configured"),
+        (Some(view), Some(at)) => match view.links.get(&e.name) {
+            Some((status, _)) if status == "SUCCESS" => Verdict::ok(),
+            Some((status, Some(msg))) if status == "FAILED" => {
+                Verdict::error(format!("link to {at} failed: {msg}"))
+            }
+            // While it retries, the router keeps the last failure in
+            // connectionMsg: the link stays failed, not "connecting", so
+            // the status does not flip at every attempt. On SUCCESS the
+            // message is "[C4] Connection Opened: ..." (observed), which is
+            // no failure if it lingers while reconnecting.
+            Some((_, Some(msg))) if msg.contains(" failed: ") => {
+                Verdict::error(format!("link to {at} failed: {msg}"))
+            }
+            _ => Verdict::pending(format!("connecting to {at}")),
+        },
+    };
+    let ready = status::ready(&[&configured, &operational], None);
+    vec![
+        ("Configured", configured),
+        ("Operational", operational),
+        ("Ready", ready),
+    ]
+}
+
+/// A RouterAccess: Configured and Resolved once the router reports its
+/// listeners `<name>-<role>` (their ports are then the endpoints).
+fn router_access(e: &Entry, router: &RouterState) -> Vec<(&'static str, Verdict)> {
+    let listeners: Vec<String> = match e.serving.as_ref().map(|(c, _)| c) {
+        Some(Config::RouterAccess(ra)) => ra
+            .roles
+            .iter()
+            .map(|(role, _)| format!("{}-{role}", e.name))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let configured = match (e.error_message(), &router.view) {
+        (Some(msg), _) => Verdict::error(msg),
+        (None, None) => Verdict::unreachable(),
+        (None, Some(view)) => match listeners
+            .iter()
+            .find_map(|l| view.refused.get(l).map(|w| (l, w)))
+        {
+            Some((l, why)) => Verdict::error(format!("router refused listener {l}: {why}")),
+            None if listeners.iter().all(|l| view.confirmed.contains(l)) => Verdict::ok(),
+            None => Verdict::pending("waiting for the router to apply it"),
+        },
+    };
+    let resolved = match (&router.view, configured.is_true()) {
+        (None, _) => Verdict::unreachable(),
+        (Some(_), true) => Verdict::ok(),
+        (Some(_), false) => Verdict::pending("link access endpoints not known yet"),
+    };
+    let ready = status::ready(&[&configured, &resolved], None);
+    vec![
+        ("Configured", configured),
+        ("Resolved", resolved),
         ("Ready", ready),
     ]
 }

@@ -14,7 +14,7 @@ use crate::resources::Kind;
 use crate::validate::{self, InputBundle, SERVICE_CA};
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use crate::model::{CertInUse, Profile, LOCAL_CA, LOCAL_CLIENT, LOCAL_SERVER};
+pub use crate::model::{CertInUse, LinkAccess, Profile, LOCAL_CA, LOCAL_CLIENT, LOCAL_SERVER};
 const BUNDLE_FILES: [&str; 3] = ["ca.crt", "tls.crt", "tls.key"];
 
 pub struct Creds {
@@ -24,6 +24,9 @@ pub struct Creds {
     pub certificates: BTreeMap<String, CertInUse>,
     /// Resources whose credentials cannot be provided, with why.
     pub unusable: Vec<((Kind, String), String)>,
+    /// Link accesses whose credentials cannot be issued (a user issuer
+    /// that cannot sign), by name, with why.
+    pub site_unusable: Vec<(String, String)>,
 }
 
 /// The sslProfile a resource's TLS goes through, if it uses TLS: a
@@ -39,8 +42,23 @@ pub fn profile_of(config: &Config) -> Option<String> {
                 format!("{}-profile", t.credentials)
             }
         }),
+        Config::Link(l) => Some(format!("{}-profile", l.tls_credentials)),
+        Config::RouterAccess(ra) => Some(ra.tls_credentials.clone()),
         Config::Site(_) => None,
     }
+}
+
+/// The client credential a link file carries for `access`, with the CA
+/// that verifies the server: read from the files this pass produced.
+pub fn link_client(
+    files: &BTreeMap<String, OutFile>,
+    cred: &str,
+) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let get = |f: &str| match &files.get(&format!("runtime/certs/client-{cred}/{f}"))?.body {
+        super::Body::Bytes(b) => Some(b.clone()),
+        super::Body::Record(..) => None,
+    };
+    Some((get("ca.crt")?, get("tls.crt")?, get("tls.key")?))
 }
 
 /// A CA that generated leaves are issued from.
@@ -278,7 +296,12 @@ fn sans_for(host: &str, hostname: &str) -> Vec<String> {
     }
 }
 
-pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<Creds, CertError> {
+pub fn ensure(
+    inputs: &Inputs,
+    res: &Resolution,
+    accesses: &[LinkAccess],
+    mint: &mut dyn Mint,
+) -> Result<Creds, CertError> {
     let mut b = Builder {
         inputs,
         mint,
@@ -300,6 +323,30 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
         },
     );
 
+    // Link access: the server certificate linking sites verify, and the
+    // client certificate the link files hand them, from the site CA.
+    let mut site_unusable = Vec::new();
+    for a in accesses {
+        match b.ca(&a.issuer)? {
+            Ok(issuer) => {
+                b.leaf(&a.cred, &issuer, &a.sans)?;
+                b.leaf(
+                    &format!("client-{}", a.cred),
+                    &issuer,
+                    std::slice::from_ref(&a.name),
+                )?;
+                profiles.insert(
+                    a.cred.clone(),
+                    Profile {
+                        ca: true,
+                        cert: true,
+                        ordinal: 0,
+                    },
+                );
+            }
+            Err(why) => site_unusable.push((a.name.clone(), why)),
+        }
+    }
     let mut generated: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     // Who uses each generated certificate, to tell them when it cannot be made.
     let mut users: BTreeMap<String, Vec<(Kind, String)>> = BTreeMap::new();
@@ -359,6 +406,32 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
                     _ => unusable.push((
                         key(),
                         format!("input/certs/{cred}/ is not usable and no earlier copy exists"),
+                    )),
+                }
+            }
+            Some(Config::Link(l)) => {
+                // A Secret first, then input/certs/ (resources.md 4); a
+                // Secret or bundle that fails its checks leaves the copy
+                // made when it last passed.
+                let cred = &l.tls_credentials;
+                let dir = format!("{cred}-profile");
+                let unknown = InputBundle::default();
+                let from_secret = res
+                    .secrets
+                    .get(cred)
+                    .map(|d| validate::secret_bundle(d).unwrap_or_default());
+                let profile = match (&from_secret, inputs.certs.get(cred)) {
+                    (Some(bundle), _) => b.bundle(cred, bundle, &dir, &BUNDLE_FILES),
+                    (None, Ok(Some(bundle))) => b.bundle(cred, bundle, &dir, &BUNDLE_FILES),
+                    (None, _) => b.bundle(cred, &unknown, &dir, &BUNDLE_FILES),
+                };
+                match profile {
+                    Some(p) if p.ca && p.cert => {
+                        profiles.insert(dir, p);
+                    }
+                    _ => unusable.push((
+                        key(),
+                        format!("spec.tlsCredentials \"{cred}\" is not usable and no earlier copy exists"),
                     )),
                 }
             }
@@ -429,6 +502,7 @@ pub fn ensure(inputs: &Inputs, res: &Resolution, mint: &mut dyn Mint) -> Result<
         profiles,
         certificates,
         unusable,
+        site_unusable,
     })
 }
 
@@ -455,7 +529,8 @@ pub fn expiring(inputs: &Inputs, res: &Resolution) -> Vec<Expiring> {
         .filter_map(|c| match c {
             Config::Listener(l) => l.tls_credentials.as_deref(),
             Config::Connector(c) => c.tls.as_ref().map(|t| t.credentials.as_str()),
-            Config::Site(_) => None,
+            Config::Link(l) => Some(l.tls_credentials.as_str()),
+            Config::RouterAccess(_) | Config::Site(_) => None,
         })
         .collect();
     for name in named {

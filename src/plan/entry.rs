@@ -6,7 +6,10 @@
 use super::prior::PriorRecord;
 use crate::problem::Problem;
 use crate::resources::{InputResource, Kind, Spec};
-use crate::validate::{self, ConnectorConfig, ConnectorTls, Context, ListenerConfig, SiteConfig};
+use crate::validate::{
+    self, ConnectorConfig, ConnectorTls, Context, LinkConfig, ListenerConfig, RouterAccessConfig,
+    SiteConfig,
+};
 use std::sync::Arc;
 
 /// A valid version of a resource. Shared: an entry holds its current,
@@ -16,6 +19,8 @@ pub enum Config {
     Site(Arc<SiteConfig>),
     Listener(Arc<ListenerConfig>),
     Connector(Arc<ConnectorConfig>),
+    Link(Arc<LinkConfig>),
+    RouterAccess(Arc<RouterAccessConfig>),
 }
 
 /// Everything known about one resource during a pass.
@@ -53,6 +58,10 @@ impl Entry {
             Spec::Listener(s) => Config::Listener(Arc::new(listener_from_accepted(&self.name, s)?)),
             Spec::Connector(s) => {
                 Config::Connector(Arc::new(connector_from_accepted(&self.name, s)?))
+            }
+            Spec::Link(s) => Config::Link(Arc::new(link_from_accepted(s)?)),
+            Spec::RouterAccess(s) => {
+                Config::RouterAccess(Arc::new(router_access_from_accepted(&self.name, s)))
             }
         };
         // The accepted version is most often the current one: shared.
@@ -95,7 +104,8 @@ impl Entry {
     /// clock for certificate expiry). Such entries are built every pass.
     pub fn reads_context(kind: Kind, input: &InputResource) -> bool {
         match (kind, &input.spec) {
-            (Kind::Site, _) => true,
+            // A Link reads the Secrets and bundles it names.
+            (Kind::Site | Kind::Link, _) => true,
             (_, Some(Spec::Listener(s))) => s.tls_credentials.is_some(),
             (_, Some(Spec::Connector(s))) => s.tls_credentials.is_some(),
             _ => false,
@@ -145,6 +155,14 @@ pub fn build(
             Spec::Connector(s) => {
                 let (c, p) = validate::connector(first, s, cx);
                 (c.map(|c| Config::Connector(Arc::new(c))), p)
+            }
+            Spec::Link(s) => {
+                let (c, p) = validate::link(first, s, cx);
+                (c.map(|c| Config::Link(Arc::new(c))), p)
+            }
+            Spec::RouterAccess(s) => {
+                let (c, p) = validate::router_access(first, s, cx);
+                (c.map(|c| Config::RouterAccess(Arc::new(c))), p)
             }
         };
         errors.extend(problems.iter().filter(|p| p.is_error()).cloned());
@@ -244,6 +262,10 @@ fn site_from_accepted(s: &crate::resources::SiteSpec) -> SiteConfig {
     }
     SiteConfig {
         edge: s.edge.unwrap_or(false),
+        link_access: matches!(
+            s.link_access.as_deref(),
+            Some("default" | "route" | "loadbalancer")
+        ),
         router_logging: logging,
         data_connections,
         default_issuer: s
@@ -288,4 +310,56 @@ fn connector_from_accepted(
         }),
         spec: s.clone(),
     })
+}
+
+fn link_from_accepted(s: &crate::resources::LinkSpec) -> Option<LinkConfig> {
+    let endpoints = s
+        .endpoints
+        .iter()
+        .filter_map(|e| {
+            let port = match e.port.as_ref()? {
+                serde_json::Value::String(p) => p.parse::<u16>().ok()?,
+                serde_json::Value::Number(n) => u16::try_from(n.as_u64()?).ok()?,
+                _ => return None,
+            };
+            Some((e.name.clone()?, e.host.clone()?, port))
+        })
+        .collect();
+    Some(LinkConfig {
+        endpoints,
+        cost: s
+            .cost
+            .and_then(|c| u32::try_from(c).ok())
+            .unwrap_or(1)
+            .max(1),
+        tls_credentials: s.tls_credentials.clone()?,
+        spec: s.clone(),
+    })
+}
+
+fn router_access_from_accepted(
+    name: &str,
+    s: &crate::resources::RouterAccessSpec,
+) -> RouterAccessConfig {
+    RouterAccessConfig {
+        roles: s
+            .roles
+            .iter()
+            .filter_map(|r| {
+                let port = r
+                    .port
+                    .and_then(|p| u16::try_from(p).ok())
+                    .filter(|p| *p > 0);
+                Some((r.name.clone()?, port))
+            })
+            .collect(),
+        tls_credentials: s
+            .tls_credentials
+            .clone()
+            .unwrap_or_else(|| name.to_string()),
+        issuer: s.issuer.clone(),
+        bind_host: s.bind_host.clone().unwrap_or_default(),
+        sans: s.subject_alternative_names.clone(),
+        spec: s.clone(),
+    }
 }

@@ -117,6 +117,9 @@ pub struct Inputs<'a> {
     pub platform: Result<Platform, String>,
     /// Used in SANs of generated listener certificates for `0.0.0.0`/`::`.
     pub hostname: &'a str,
+    /// The host's non-loopback addresses: default SANs of the link-access
+    /// certificate (resources.md 5).
+    pub addresses: &'a [String],
     pub version: &'a str,
     pub now: OffsetDateTime,
     /// Parsed `input/resources` files by path relative to the namespace.
@@ -276,6 +279,8 @@ pub fn check(inputs: &Inputs) -> Vec<Problem> {
     resolve::problems_only(inputs)
 }
 
+#[cfg(test)]
+mod link_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

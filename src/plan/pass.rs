@@ -77,6 +77,7 @@ pub fn run(
                 identity = Some(Identity {
                     site_id,
                     management_port: port,
+                    link_ports: BTreeMap::new(),
                 })
             }
             (None, _) => res.problems.push(Problem::error(format!(
@@ -87,7 +88,12 @@ pub fn run(
                 .push(Problem::error(format!("could not create a site id: {e}"))),
         }
     }
-    place_listeners(&mut res, identity.as_ref().map(|i| i.management_port));
+    let accesses = link_accesses(inputs, &mut res, identity.as_mut(), ports);
+    place_listeners(
+        &mut res,
+        identity.as_ref().map(|i| i.management_port),
+        &accesses,
+    );
 
     let platform = inputs.platform.clone().unwrap_or(Platform::Podman);
     let active = match (&res.site, &identity, &inputs.platform) {
@@ -103,13 +109,21 @@ pub fn run(
     let mut profile_certs: Vec<(String, creds::CertInUse, u64)> = Vec::new();
     outcome.expiring = creds::expiring(inputs, &res);
     if let Some((site_name, site, id)) = &active {
-        match creds::ensure(inputs, &res, mint) {
+        match creds::ensure(inputs, &res, &accesses, mint) {
             Ok(Creds {
                 files: cred_files,
                 profiles,
                 certificates: in_use,
                 unusable,
+                site_unusable,
             }) => {
+                for (access, why) in site_unusable {
+                    let msg = match res.find(Kind::RouterAccess, &access) {
+                        Some(_) => format!("routeraccess \"{access}\": {why}"),
+                        None => format!("site \"{site_name}\": link access: {why}"),
+                    };
+                    res.problems.push(Problem::error(msg));
+                }
                 for ((kind, name), why) in unusable {
                     let Some(i) = res.find(kind, &name) else {
                         continue;
@@ -121,7 +135,27 @@ pub fn run(
                         e.serving = None;
                     }
                 }
+                // Link files for other sites, from the files just made.
+                for a in &accesses {
+                    if let Some((ca, crt, key)) = creds::link_client(&cred_files, &a.cred) {
+                        for host in a.hosts() {
+                            files.insert(
+                                format!("runtime/links/link-{}-{host}.yaml", a.name),
+                                OutFile::bytes(
+                                    link_file(a, &host, &ca, &crt, &key).into_bytes(),
+                                    0o600,
+                                ),
+                            );
+                        }
+                    }
+                }
                 files.extend(cred_files);
+                let links = link_connectors(&res, site.edge, &profiles);
+                let served_access: Vec<creds::LinkAccess> = accesses
+                    .iter()
+                    .filter(|a| profiles.contains_key(&a.cred))
+                    .cloned()
+                    .collect();
                 let config = render::skrouterd::Config {
                     site_name,
                     site,
@@ -131,6 +165,8 @@ pub fn run(
                     namespace_path: inputs.namespace_path,
                     version: inputs.version,
                     profiles: &profiles,
+                    access: &served_access,
+                    links: &links,
                 };
                 ordinals = Some(
                     profiles
@@ -196,6 +232,7 @@ pub fn run(
             &mut files,
             &present,
             &certificates,
+            &accesses,
             &mut outcome.resources,
         )
     } else {
@@ -452,8 +489,29 @@ fn statuses(
     files: &mut BTreeMap<String, OutFile>,
     present: &[bool],
     certificates: &BTreeMap<String, creds::CertInUse>,
+    accesses: &[creds::LinkAccess],
     summaries: &mut Vec<Arc<super::ResourceSummary>>,
 ) -> Vec<(Arc<Entry>, Arc<PriorRecord>)> {
+    // The Site's link-access endpoints (resources.md 10): one per role, at
+    // the bind host, else the host's name.
+    let mut endpoints: Vec<(String, String, u16)> = accesses
+        .iter()
+        .flat_map(|a| {
+            let host = if !a.bind_host.is_empty() {
+                a.bind_host.clone()
+            } else if crate::names::is_dns_name(inputs.hostname) {
+                inputs.hostname.to_string()
+            } else {
+                "127.0.0.1".to_string()
+            };
+            a.roles
+                .iter()
+                .map(|(role, port)| (a.listener_name(role), host.clone(), *port))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    endpoints.sort();
+    let access_listeners: Vec<String> = endpoints.iter().map(|(n, _, _)| n.clone()).collect();
     let router_same = memo.router.as_ref() == Some(&inputs.router);
     if !router_same {
         memo.router = Some(inputs.router.clone());
@@ -479,6 +537,7 @@ fn statuses(
         memo.local_keys = Some(local_keys.iter().map(|k| k.to_string()).collect());
     }
     let uid = identity.map(|i| i.site_id.as_str());
+    let edge = res.site.as_ref().is_some_and(|(_, s)| s.edge);
     let sites = inputs.router.view.as_ref().and_then(|v| v.sites_in_network);
     let mut out = Vec::with_capacity(res.entries.len());
     for ((e, slot), &present) in res.entries.iter().zip(memo.slots.iter_mut()).zip(present) {
@@ -503,7 +562,8 @@ fn statuses(
                 continue;
             }
         }
-        let (verdicts, summary) = super::conditions::verdicts(e, &inputs.router, &local_keys);
+        let (verdicts, summary) =
+            super::conditions::verdicts(e, &inputs.router, &local_keys, edge, &access_listeners);
         let summary = Arc::new(summary);
         let previous = e
             .prior
@@ -517,7 +577,14 @@ fn statuses(
             Some(p)
                 if present
                     && p.certificate == certificate
-                    && record_unchanged(e, &conditions, inputs.namespace, uid, sites) =>
+                    && record_unchanged(
+                        e,
+                        &conditions,
+                        inputs.namespace,
+                        uid,
+                        sites,
+                        &endpoints,
+                    ) =>
             {
                 Some(Arc::clone(p))
             }
@@ -526,7 +593,8 @@ fn statuses(
         let record = match kept {
             Some(p) => p,
             None => {
-                let mut record = record_of(e, conditions, inputs.namespace, identity, sites);
+                let mut record =
+                    record_of(e, conditions, inputs.namespace, identity, sites, &endpoints);
                 record.prior.certificate = certificate;
                 let prior = Arc::new(record.prior);
                 let path = record_path(e.kind, &e.name);
@@ -544,4 +612,249 @@ fn statuses(
         out.push((Arc::clone(e), record));
     }
     out
+}
+
+/// Default ports of link access (resources.md 5): the first free port
+/// from these is chosen once per role and kept.
+pub const INTER_ROUTER_PORT_BASE: u16 = 55671;
+pub const EDGE_PORT_BASE: u16 = 45671;
+
+/// The site's link accesses (resources.md 1, 5): the one `linkAccess`
+/// makes (named after the Site; an input RouterAccess of that name
+/// replaces it) and every input RouterAccess that serves, by name. Ports
+/// not set are chosen once (kept in the identity, so across reconciles and
+/// restarts), avoiding the listeners' ports, the management port, the
+/// other accesses' ports and what other namespaces recorded (the shell's
+/// picker). A port that an earlier access (by name) already uses is the
+/// later one's error.
+fn link_accesses(
+    inputs: &Inputs,
+    res: &mut Resolution,
+    identity: Option<&mut Identity>,
+    ports: &mut dyn PortPicker,
+) -> Vec<creds::LinkAccess> {
+    let (Some((site_name, site)), Some(id)) = (res.site.clone(), identity) else {
+        return Vec::new();
+    };
+    // (name, tlsCredentials, issuer, bindHost, SANs, roles, input entry).
+    type Wanted = (
+        String,
+        String,
+        Option<String>,
+        String,
+        Vec<String>,
+        Vec<(String, Option<u16>)>,
+        Option<usize>,
+    );
+    let mut wanted: Vec<Wanted> = Vec::new();
+    for (i, e) in res.entries.iter().enumerate() {
+        if let Some((Config::RouterAccess(ra), _)) = &e.serving {
+            wanted.push((
+                e.name.clone(),
+                ra.tls_credentials.clone(),
+                ra.issuer.clone(),
+                ra.bind_host.clone(),
+                ra.sans.clone(),
+                ra.roles.clone(),
+                Some(i),
+            ));
+        }
+    }
+    let replaced = res.find(Kind::RouterAccess, &site_name).is_some();
+    if site.link_access && !replaced {
+        wanted.push((
+            site_name.clone(),
+            site_name.clone(),
+            None,
+            String::new(),
+            Vec::new(),
+            vec![
+                ("inter-router".to_string(), None),
+                ("edge".to_string(), None),
+            ],
+            None,
+        ));
+    }
+    wanted.sort_by(|a, b| a.0.cmp(&b.0));
+    // Fixed ports first: a chosen port never takes one that is set.
+    let mut used: BTreeMap<u16, (String, String)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (name, cred, issuer, bind_host, given_sans, roles, entry) in wanted {
+        let mut chosen = Vec::new();
+        let mut failed = None;
+        for (role, fixed) in &roles {
+            let listener = format!("{name}-{role}");
+            let port = match fixed.or_else(|| id.link_ports.get(&listener).copied()) {
+                Some(p) => Some(p),
+                None => {
+                    let base = if role == "edge" {
+                        EDGE_PORT_BASE
+                    } else {
+                        INTER_ROUTER_PORT_BASE
+                    };
+                    let mut avoid = listener_ports(res);
+                    avoid.insert(id.management_port);
+                    avoid.extend(id.link_ports.values().copied());
+                    avoid.extend(used.keys().copied());
+                    let picked = ports.pick(base, &avoid);
+                    match picked {
+                        Some(p) => {
+                            id.link_ports.insert(listener.clone(), p);
+                        }
+                        None => {
+                            failed = Some(format!("no free port from {base} for role {role}"));
+                        }
+                    }
+                    picked
+                }
+            };
+            let Some(port) = port else { continue };
+            if let Some((other, other_role)) = used.get(&port) {
+                failed = Some(format!(
+                    "port {port} is already used by routeraccess \"{other}\" (role {other_role})"
+                ));
+                continue;
+            }
+            chosen.push((role.clone(), port));
+        }
+        if let Some(why) = failed {
+            let msg = format!("routeraccess \"{name}\": {why}");
+            match entry.and_then(|i| res.entry_mut(i)) {
+                Some(e) => {
+                    let p = match &e.input {
+                        Some(input) => input.problem(Problem::error(msg), Some("spec.roles")),
+                        None => Problem::error(msg),
+                    };
+                    e.errors.push(p.clone());
+                    e.serving = None;
+                    res.problems.push(p);
+                }
+                None => res.problems.push(Problem::error(format!(
+                    "site \"{site_name}\": link access: {why}"
+                ))),
+            }
+            continue;
+        }
+        for (role, port) in &chosen {
+            used.insert(*port, (name.clone(), role.clone()));
+        }
+        let sans = if given_sans.is_empty() {
+            default_sans(inputs, &bind_host)
+        } else {
+            with_dns_forms(given_sans)
+        };
+        out.push(creds::LinkAccess {
+            name,
+            cred,
+            issuer: issuer.unwrap_or_else(|| site.default_issuer.clone()),
+            bind_host,
+            sans,
+            roles: chosen,
+        });
+    }
+    out
+}
+
+/// The host's name and addresses, the bind host, and 127.0.0.1: the link
+/// file for 127.0.0.1 is written when the access binds all interfaces,
+/// and a connector verifies the host name (router default), so the
+/// certificate must cover it too.
+fn default_sans(inputs: &Inputs, bind_host: &str) -> Vec<String> {
+    let mut sans: Vec<String> = Vec::new();
+    if crate::names::is_dns_name(inputs.hostname) {
+        sans.push(inputs.hostname.to_string());
+    }
+    sans.extend(inputs.addresses.iter().cloned());
+    for extra in [bind_host, "127.0.0.1"] {
+        if !extra.is_empty()
+            && extra != "0.0.0.0"
+            && extra != "::"
+            && !sans.iter().any(|s| s == extra)
+        {
+            sans.push(extra.to_string());
+        }
+    }
+    with_dns_forms(sans)
+}
+
+/// Each address as a DNS name too: the router matches a connector's host
+/// against DNS names only (see `certs::DNS_PREFIX`).
+fn with_dns_forms(mut sans: Vec<String>) -> Vec<String> {
+    let as_names: Vec<String> = sans
+        .iter()
+        .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
+        .map(|s| format!("{}{s}", crate::certs::DNS_PREFIX))
+        .collect();
+    sans.extend(as_names);
+    sans
+}
+
+/// The router connector of every Link that serves and whose sslProfile
+/// exists, sorted by name.
+fn link_connectors(
+    res: &Resolution,
+    edge: bool,
+    profiles: &BTreeMap<String, creds::Profile>,
+) -> Vec<render::skrouterd::LinkConnector> {
+    res.entries
+        .iter()
+        .filter(|e| e.kind == Kind::Link)
+        .filter_map(|e| match &e.serving {
+            Some((super::entry::Config::Link(l), _)) => {
+                let (host, port) = l.endpoint(edge)?;
+                let ssl_profile = format!("{}-profile", l.tls_credentials);
+                profiles
+                    .contains_key(&ssl_profile)
+                    .then(|| render::skrouterd::LinkConnector {
+                        name: e.name.clone(),
+                        role: if edge { "edge" } else { "inter-router" },
+                        host: host.to_string(),
+                        port,
+                        cost: l.cost,
+                        ssl_profile,
+                    })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `runtime/links/link-<access>-<host>.yaml` (resources.md 5): a Secret
+/// `link-<access>` of type kubernetes.io/tls with the client certificate
+/// and the CA, and a Link `link-<access>` to `host`, the format Skupper's
+/// system controller writes, so either can read the other's.
+fn link_file(a: &creds::LinkAccess, host: &str, ca: &[u8], crt: &[u8], key: &[u8]) -> String {
+    use crate::resources::base64_encode;
+    let name = format!("link-{}", a.name);
+    let secret = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "ca.crt": base64_encode(ca),
+            "tls.crt": base64_encode(crt),
+            "tls.key": base64_encode(key),
+        },
+    });
+    let endpoints: Vec<serde_json::Value> = a
+        .roles
+        .iter()
+        .map(|(role, port)| serde_json::json!({"name": role, "host": host, "port": port.to_string()}))
+        .collect();
+    let link = serde_json::json!({
+        "apiVersion": crate::resources::API_VERSION,
+        "kind": "Link",
+        "metadata": {"name": name},
+        "spec": {
+            "endpoints": endpoints,
+            "tlsCredentials": name,
+            "cost": 1,
+        },
+    });
+    format!(
+        "---\n{}---\n{}",
+        render::yaml::to_yaml(&secret),
+        render::yaml::to_yaml(&link)
+    )
 }

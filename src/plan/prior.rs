@@ -5,7 +5,9 @@
 use crate::input::de::from_node;
 use crate::input::parse_document;
 use crate::input::tree::{Node, Value};
-use crate::resources::{ConnectorSpec, Kind, ListenerSpec, SiteSpec, Spec};
+use crate::resources::{
+    ConnectorSpec, Kind, LinkSpec, ListenerSpec, RouterAccessSpec, SiteSpec, Spec,
+};
 use crate::status::{CondStatus, Condition, Phase};
 use std::collections::BTreeMap;
 
@@ -81,9 +83,20 @@ pub fn read_prior_with<E: Send>(
         .and_then(|doc| {
             let site_id = doc.get("siteId")?.as_str()?.to_string();
             let port = int(doc.get("managementPort")?)?;
+            let link_ports = match doc.get("linkPorts").map(|n| &n.value) {
+                Some(Value::Map(entries)) => entries
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        let name = k.as_str()?.to_string();
+                        Some((name, u16::try_from(int(v)?).ok()?))
+                    })
+                    .collect(),
+                _ => BTreeMap::new(),
+            };
             Some(Identity {
                 site_id,
                 management_port: u16::try_from(port).ok()?,
+                link_ports,
             })
         })
         .or_else(|| files.get(CONFIG_FILE).and_then(|b| identity_from_config(b)));
@@ -173,6 +186,12 @@ fn identity_from_config(bytes: &[u8]) -> Option<Identity> {
     let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
     let mut site_id = None;
     let mut port = None;
+    let mut link_ports = BTreeMap::new();
+    let port_of = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.parse::<u16>().ok(),
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        _ => None,
+    };
     for entity in doc.as_array()? {
         let pair = entity.as_array()?;
         let (kind, attrs) = (pair.first()?.as_str()?, pair.get(1)?);
@@ -183,11 +202,19 @@ fn identity_from_config(bytes: &[u8]) -> Option<Identity> {
                 site_id = meta.get("id")?.as_str().map(str::to_string);
             }
             "listener" if attrs.get("name")?.as_str()? == "skupper-local-normal" => {
-                port = match attrs.get("port")? {
-                    serde_json::Value::String(s) => s.parse::<u16>().ok(),
-                    serde_json::Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-                    _ => None,
-                };
+                port = port_of(attrs.get("port")?);
+            }
+            // Link-access listeners: their ports are kept too.
+            "listener" => {
+                let role = attrs.get("role").and_then(|r| r.as_str());
+                if matches!(role, Some("inter-router" | "edge")) {
+                    if let (Some(name), Some(p)) = (
+                        attrs.get("name").and_then(|n| n.as_str()),
+                        attrs.get("port").and_then(port_of),
+                    ) {
+                        link_ports.insert(name.to_string(), p);
+                    }
+                }
             }
             _ => {}
         }
@@ -195,6 +222,7 @@ fn identity_from_config(bytes: &[u8]) -> Option<Identity> {
     Some(Identity {
         site_id: site_id?,
         management_port: port?,
+        link_ports,
     })
 }
 
@@ -235,6 +263,10 @@ fn read_record(file_name: &str, bytes: &[u8]) -> Option<((Kind, String), PriorRe
             Kind::Connector => from_node::<ConnectorSpec>(spec, "spec")
                 .ok()
                 .map(Spec::Connector),
+            Kind::Link => from_node::<LinkSpec>(spec, "spec").ok().map(Spec::Link),
+            Kind::RouterAccess => from_node::<RouterAccessSpec>(spec, "spec")
+                .ok()
+                .map(Spec::RouterAccess),
         },
         _ => None,
     };
@@ -269,10 +301,32 @@ fn read_record(file_name: &str, bytes: &[u8]) -> Option<((Kind, String), PriorRe
             .and_then(|s| s.get("sitesInNetwork"))
             .and_then(int)
             .and_then(|n| u64::try_from(n).ok()),
+        endpoints: doc
+            .get("status")
+            .and_then(|s| s.get("endpoints"))
+            .map(read_endpoints)
+            .unwrap_or_default(),
         written_spec,
         certificate,
     };
     Some(((kind, name.to_string()), record))
+}
+
+fn read_endpoints(node: &Node) -> Vec<(String, String, u16)> {
+    let Value::Seq(items) = &node.value else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|e| {
+            let port = e.get("port")?.as_str()?.parse::<u16>().ok()?;
+            Some((
+                e.get("name")?.as_str()?.to_string(),
+                e.get("host")?.as_str()?.to_string(),
+                port,
+            ))
+        })
+        .collect()
 }
 
 fn read_conditions(node: &Node) -> Vec<Condition> {
@@ -454,7 +508,8 @@ mod tests {
             prior.identity,
             Some(Identity {
                 site_id: "0b3c".into(),
-                management_port: 5672
+                management_port: 5672,
+                link_ports: BTreeMap::new(),
             })
         );
     }

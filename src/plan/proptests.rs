@@ -144,6 +144,7 @@ impl Shell {
             namespace_path: "/data/namespaces/west",
             platform: Ok(super::Platform::Linux),
             hostname: "host1",
+            addresses: &[],
             version: "0.1.0",
             now: self.now,
             files: &self.parsed,

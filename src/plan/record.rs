@@ -22,6 +22,7 @@ pub fn record_of(
     namespace: &str,
     identity: Option<&Identity>,
     sites_in_network: Option<u64>,
+    endpoints: &[(String, String, u16)],
 ) -> Record {
     // The record shows the accepted spec when there is one, else the input's
     // as written; only the latter is kept as JSON (see `PriorRecord::spec`).
@@ -31,6 +32,8 @@ pub fn record_of(
                 Config::Site(c) => Spec::Site(c.spec.clone()),
                 Config::Listener(c) => Spec::Listener(c.spec.clone()),
                 Config::Connector(c) => Spec::Connector(c.spec.clone()),
+                Config::Link(c) => Spec::Link(c.spec.clone()),
+                Config::RouterAccess(c) => Spec::RouterAccess(c.spec.clone()),
             };
             (None, Some(spec), Some(*g))
         }
@@ -58,6 +61,11 @@ pub fn record_of(
                 .filter(|_| e.kind == Kind::Site)
                 .map(|i| i.site_id.clone()),
             sites_in_network: sites_in_network.filter(|_| e.kind == Kind::Site),
+            endpoints: if e.kind == Kind::Site {
+                endpoints.to_vec()
+            } else {
+                Vec::new()
+            },
             written_spec,
             // The pass sets it: it knows which certificate each profile serves.
             certificate: None,
@@ -73,6 +81,7 @@ pub fn record_unchanged(
     namespace: &str,
     uid: Option<&str>,
     sites_in_network: Option<u64>,
+    endpoints: &[(String, String, u16)],
 ) -> bool {
     let Some(p) = e.prior.as_deref() else {
         return false;
@@ -85,6 +94,12 @@ pub fn record_unchanged(
             *a == c.spec && Some(*g) == p.accepted_generation
         }
         (Some((Config::Connector(c), g)), Some(Spec::Connector(a))) => {
+            *a == c.spec && Some(*g) == p.accepted_generation
+        }
+        (Some((Config::Link(c), g)), Some(Spec::Link(a))) => {
+            *a == c.spec && Some(*g) == p.accepted_generation
+        }
+        (Some((Config::RouterAccess(c), g)), Some(Spec::RouterAccess(a))) => {
             *a == c.spec && Some(*g) == p.accepted_generation
         }
         (None, None) => {
@@ -115,6 +130,8 @@ pub fn record_unchanged(
         && p.uid.as_deref() == uid.filter(|_| e.kind == Kind::Site)
         && p.conditions == conditions
         && p.sites_in_network == sites_in_network.filter(|_| e.kind == Kind::Site)
+        && (e.kind != Kind::Site || p.endpoints == endpoints)
+        && (e.kind == Kind::Site || p.endpoints.is_empty())
 }
 
 /// The input's spec as a record shows it: as written, or an empty map when

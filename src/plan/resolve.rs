@@ -6,9 +6,9 @@ use super::entry::{self, Config, Entry};
 use super::memo::{Built, Memo, Slot};
 use super::Inputs;
 use crate::problem::Problem;
-use crate::resources::{InputResource, Kind, Spec};
+use crate::resources::{InputResource, Kind, SecretDoc, Spec};
 use crate::validate::{self, cross::Placement, Context, SiteConfig};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 pub use crate::model::NO_SITE;
@@ -21,6 +21,8 @@ pub struct Resolution {
     pub entries: Vec<Arc<Entry>>,
     /// The Site that runs, if any.
     pub site: Option<(String, SiteConfig)>,
+    /// The namespace's Secrets by name (the first of duplicates).
+    pub secrets: BTreeMap<String, Arc<SecretDoc>>,
 }
 
 impl Resolution {
@@ -42,7 +44,28 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
     let mut broken_files: HashMap<&str, &Problem> = HashMap::new();
     // Decode errors by resource, so each entry finds its own without a scan.
     let mut by_resource: HashMap<(&str, &str), Vec<&Problem>> = HashMap::new();
+    let mut secrets: BTreeMap<String, Arc<SecretDoc>> = BTreeMap::new();
     for (path, file) in inputs.files {
+        for doc in &file.secrets {
+            match secrets.get(&doc.name) {
+                Some(first) => {
+                    let place =
+                        |d: &SecretDoc| format!("{}:{}:{}", d.file, d.mark.line, d.mark.column);
+                    problems.push(doc.problem(
+                        Problem::error(format!(
+                            "secret \"{}\" is defined twice ({} and {}); the first is used",
+                            doc.name,
+                            place(first),
+                            place(doc)
+                        )),
+                        None,
+                    ));
+                }
+                None => {
+                    secrets.insert(doc.name.clone(), Arc::clone(doc));
+                }
+            }
+        }
         if let Some(p) = &file.broken {
             broken_files.insert(path.as_str(), p);
         }
@@ -107,6 +130,7 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
         ca_names: ca_names.clone(),
         now: inputs.now,
         renew_before: inputs.renew_before,
+        secrets: &secrets,
     };
 
     // The definitions, the prior records and the memo's slots are all
@@ -221,6 +245,7 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
         problems,
         entries,
         site: None,
+        secrets: BTreeMap::new(),
     };
     one_site(&mut res, inputs.namespace);
     res.site = res
@@ -231,7 +256,87 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
             Some((Config::Site(s), _)) => Some((e.name.clone(), (**s).clone())),
             _ => None,
         });
+    let edge = res.site.as_ref().is_some_and(|(_, s)| s.edge);
+    link_roles(&mut res, edge);
+    res.secrets = secrets;
     res
+}
+
+/// A Link must have the endpoint for this site's role (resources.md 4):
+/// `inter-router` on an interior site, `edge` on an edge site. A Link
+/// without it serves nothing (its last accepted version neither, when
+/// that lacks it too).
+fn link_roles(res: &mut Resolution, edge: bool) {
+    let role = if edge { "edge" } else { "inter-router" };
+    let mode = if edge { "edge" } else { "interior" };
+    for i in 0..res.entries.len() {
+        let Some(e) = res.entries.get(i) else {
+            continue;
+        };
+        if e.kind == Kind::RouterAccess && edge && e.serving.is_some() {
+            let Some(e) = res.entries.get_mut(i).map(Arc::make_mut) else {
+                continue;
+            };
+            let msg = format!(
+                "routeraccess \"{}\": edge sites cannot accept links; remove it or set spec.edge: false on the Site",
+                e.name
+            );
+            let p = match &e.input {
+                Some(input) => input.problem(Problem::error(msg), None),
+                None => Problem::error(msg),
+            };
+            res.problems.push(p.clone());
+            e.errors.push(p);
+            e.current = None;
+            e.serving = None;
+            e.unchanged = false;
+            continue;
+        }
+        if e.kind != Kind::Link {
+            continue;
+        }
+        let has = |c: Option<&Config>| match c {
+            Some(Config::Link(l)) => l.endpoint(edge).is_some(),
+            _ => true,
+        };
+        let current_ok = has(e.current.as_ref());
+        let accepted_ok = has(e.accepted.as_ref().map(|(c, _)| c));
+        if current_ok && accepted_ok {
+            continue;
+        }
+        let Some(e) = res.entries.get_mut(i).map(Arc::make_mut) else {
+            continue;
+        };
+        if !current_ok {
+            let names: Vec<String> = match &e.current {
+                Some(Config::Link(l)) => l
+                    .spec
+                    .endpoints
+                    .iter()
+                    .filter_map(|p| p.name.clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let msg = format!(
+                "link \"{}\": no endpoint named \"{role}\" (this site is {mode}); endpoints: {}",
+                e.name,
+                names.join(", ")
+            );
+            let p = match &e.input {
+                Some(input) => input.problem(Problem::error(msg), Some("spec.endpoints")),
+                None => Problem::error(msg),
+            };
+            res.problems.push(p.clone());
+            e.errors.push(p);
+            e.current = None;
+        }
+        e.serving = match (&e.current, &e.accepted) {
+            (Some(c), _) => Some((c.clone(), e.generation)),
+            (None, Some((a, g))) if accepted_ok => Some((a.clone(), *g)),
+            _ => None,
+        };
+        e.unchanged = false;
+    }
 }
 
 type Defs<'k, 'a> = Vec<((Kind, &'a str), &'k [&'a Arc<InputResource>])>;
@@ -245,6 +350,7 @@ fn cred_names<'a>(decoded: &Defs<'_, 'a>) -> BTreeSet<&'a str> {
         .filter_map(|d| match &d.spec {
             Some(Spec::Listener(l)) => l.tls_credentials.as_deref(),
             Some(Spec::Connector(c)) => c.tls_credentials.as_deref(),
+            Some(Spec::Link(l)) => l.tls_credentials.as_deref(),
             _ => None,
         })
         .collect()
@@ -338,7 +444,11 @@ struct Loss {
 /// current version equals the accepted one, then new or edited ones, each
 /// group by name. A loser falls back to its last accepted version when that
 /// one fits.
-pub fn place_listeners(res: &mut Resolution, management_port: Option<u16>) {
+pub fn place_listeners(
+    res: &mut Resolution,
+    management_port: Option<u16>,
+    accesses: &[crate::model::LinkAccess],
+) {
     let listeners = || {
         res.entries
             .iter()
@@ -351,6 +461,11 @@ pub fn place_listeners(res: &mut Resolution, management_port: Option<u16>) {
     let mut placement = Placement::with_capacity(res.entries.len() + 1);
     if let Some(port) = management_port {
         placement = placement.with_management(port);
+    }
+    for a in accesses {
+        for (role, port) in &a.roles {
+            placement = placement.with_link_access(&a.name, role, &a.bind_host, *port);
+        }
     }
     let mut losses = Vec::new();
     for (index, e) in order {
@@ -434,7 +549,41 @@ pub fn issuer_problems(inputs: &Inputs) -> Vec<Problem> {
 pub fn problems_only(inputs: &Inputs) -> Vec<Problem> {
     let mut res = resolve(inputs, &mut Memo::new());
     let port = inputs.prior.identity.as_ref().map(|i| i.management_port);
-    place_listeners(&mut res, port);
+    // The link-access ports already chosen or set (check chooses none).
+    let mut accesses = Vec::new();
+    if let (Some((name, site)), Some(id)) = (&res.site, &inputs.prior.identity) {
+        let mut add = |name: &str, bind_host: &str, roles: Vec<(String, Option<u16>)>| {
+            let roles = roles
+                .into_iter()
+                .filter_map(|(role, fixed)| {
+                    let port =
+                        fixed.or_else(|| id.link_ports.get(&format!("{name}-{role}")).copied())?;
+                    Some((role, port))
+                })
+                .collect();
+            accesses.push(crate::model::LinkAccess {
+                name: name.to_string(),
+                cred: name.to_string(),
+                issuer: site.default_issuer.clone(),
+                bind_host: bind_host.to_string(),
+                sans: Vec::new(),
+                roles,
+            });
+        };
+        for e in &res.entries {
+            if let Some((Config::RouterAccess(ra), _)) = &e.serving {
+                add(&e.name, &ra.bind_host, ra.roles.clone());
+            }
+        }
+        if site.link_access && res.find(Kind::RouterAccess, name).is_none() {
+            let both = vec![
+                ("inter-router".to_string(), None),
+                ("edge".to_string(), None),
+            ];
+            add(name, "", both);
+        }
+    }
+    place_listeners(&mut res, port, &accesses);
     sorted(res.problems)
 }
 

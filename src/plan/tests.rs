@@ -62,6 +62,7 @@ impl Scenario {
             namespace_path: "/data/namespaces/west",
             platform: self.platform.clone(),
             hostname: "host1",
+            addresses: &[],
             version: "0.1.0",
             now: self.now,
             files: &parsed,

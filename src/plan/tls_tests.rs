@@ -565,6 +565,7 @@ mod user_issuers {
             namespace_path: "/data/namespaces/west",
             platform: Ok(Platform::Linux),
             hostname: "host1",
+            addresses: &[],
             version: "0.1.0",
             now: s.now,
             files: &parsed,

@@ -77,9 +77,22 @@ pub fn record(kind: Kind, name: &str, p: &PriorRecord) -> String {
     match kind {
         Kind::Listener => boolean(o, 2, "hasMatchingConnector", matched),
         Kind::Connector => boolean(o, 2, "hasMatchingListener", matched),
+        Kind::Link | Kind::RouterAccess => {}
         Kind::Site => {
             if let Some(n) = p.sites_in_network {
                 number(o, 2, "sitesInNetwork", n);
+            }
+            if !p.endpoints.is_empty() {
+                key(o, 2, "endpoints");
+                o.push('\n');
+                for (name, host, port) in &p.endpoints {
+                    pad(o, 2);
+                    o.push('-');
+                    line(o, 1, "name", name);
+                    line(o, 4, "host", host);
+                    line(o, 4, "port", &port.to_string());
+                    line(o, 4, "group", "skupper-router");
+                }
             }
         }
     }
@@ -130,10 +143,16 @@ fn boolean(out: &mut String, indent: usize, k: &str, b: bool) {
 }
 
 pub fn identity(id: &Identity) -> String {
-    to_yaml(&json!({
+    let mut doc = json!({
         "siteId": id.site_id,
         "managementPort": id.management_port,
-    }))
+    });
+    // Only once there are any: an identity without link access keeps its
+    // bytes.
+    if !id.link_ports.is_empty() {
+        doc["linkPorts"] = json!(id.link_ports);
+    }
+    to_yaml(&doc)
 }
 
 #[cfg(test)]
@@ -195,9 +214,20 @@ mod tests {
             Kind::Connector => {
                 status.insert("hasMatchingListener".into(), json!(matched));
             }
+            Kind::Link | Kind::RouterAccess => {}
             Kind::Site => {
                 if let Some(n) = p.sites_in_network {
                     status.insert("sitesInNetwork".into(), json!(n));
+                }
+                if !p.endpoints.is_empty() {
+                    let endpoints: Vec<Value> = p
+                        .endpoints
+                        .iter()
+                        .map(|(name, host, port)| {
+                            json!({"name": name, "host": host, "port": port.to_string(), "group": "skupper-router"})
+                        })
+                        .collect();
+                    status.insert("endpoints".into(), Value::Array(endpoints));
                 }
             }
         }
@@ -317,6 +347,11 @@ mod tests {
                         uid: uid.map(|u| format!("uid-{u}")),
                         written_spec: written,
                         sites_in_network: sites.map(u64::from),
+                        endpoints: if k == 0 && g % 2 == 0 {
+                            vec![("west-inter-router".into(), "host1".into(), 55671)]
+                        } else {
+                            Vec::new()
+                        },
                         certificate,
                     };
                     (kind, name, record)
@@ -352,6 +387,7 @@ mod tests {
             uid: None,
             written_spec: None,
             sites_in_network: None,
+            endpoints: Vec::new(),
             certificate: None,
         };
         assert_eq!(

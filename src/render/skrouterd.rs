@@ -3,7 +3,7 @@
 //! block, final newline. The `skupper` CLI parses this file as plain JSON,
 //! so it carries no comments.
 
-use crate::model::{Identity, Platform, Profile, LOCAL_SERVER};
+use crate::model::{Identity, LinkAccess, Platform, Profile, LOCAL_SERVER};
 use crate::validate::{ConnectorConfig, ListenerConfig, SiteConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -18,6 +18,22 @@ pub struct Config<'a> {
     pub namespace_path: &'a str,
     pub version: &'a str,
     pub profiles: &'a BTreeMap<String, Profile>,
+    /// The site's link accesses: a router `listener` per role.
+    pub access: &'a [LinkAccess],
+    /// The `connector` of each Link, sorted by name.
+    pub links: &'a [LinkConnector],
+}
+
+/// The router `connector` of a Link (router.md 1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkConnector {
+    pub name: String,
+    /// `inter-router` on an interior site, `edge` on an edge site.
+    pub role: &'static str,
+    pub host: String,
+    pub port: u16,
+    pub cost: u32,
+    pub ssl_profile: String,
 }
 
 /// `<site name>-<first 8 hex digits of the site id>`: stable across renders.
@@ -76,6 +92,20 @@ fn head_entities(c: &Config) -> Vec<Light> {
         out.push(("sslProfile", a));
     }
 
+    for l in c.links {
+        out.push((
+            "connector",
+            vec![
+                ("name", json!(l.name)),
+                ("role", json!(l.role)),
+                ("host", json!(l.host)),
+                ("port", json!(l.port.to_string())),
+                ("cost", json!(l.cost)),
+                ("sslProfile", json!(l.ssl_profile)),
+            ],
+        ));
+    }
+
     out.push((
         "listener",
         vec![
@@ -88,6 +118,31 @@ fn head_entities(c: &Config) -> Vec<Light> {
             ("authenticatePeer", json!(true)),
         ],
     ));
+    // Sorted by name: `<access>-edge` before `<access>-inter-router`.
+    let mut roles: Vec<(&LinkAccess, &String, u16)> = c
+        .access
+        .iter()
+        .flat_map(|a| a.roles.iter().map(move |(r, p)| (a, r, *p)))
+        .collect();
+    roles.sort_by_key(|(a, r, _)| a.listener_name(r));
+    {
+        for (a, role, port) in roles {
+            let mut attrs = vec![
+                ("name", json!(a.listener_name(role))),
+                ("role", json!(role)),
+            ];
+            if !a.bind_host.is_empty() {
+                attrs.push(("host", json!(a.bind_host)));
+            }
+            attrs.extend([
+                ("port", json!(port.to_string())),
+                ("sslProfile", json!(a.cred)),
+                ("saslMechanisms", json!("EXTERNAL")),
+                ("authenticatePeer", json!(true)),
+            ]);
+            out.push(("listener", attrs));
+        }
+    }
     out.push((
         "address",
         vec![

@@ -8,7 +8,10 @@
 
 mod spec;
 
-pub use spec::{ConnectorSpec, ListenerSpec, SiteSpec};
+pub use spec::{
+    ConnectorSpec, LinkEndpoint, LinkSpec, ListenerSpec, RouterAccessRole, RouterAccessSpec,
+    SiteSpec,
+};
 
 use crate::input::de::from_node;
 use crate::input::{Document, Mark, Marks, Node};
@@ -25,16 +28,26 @@ pub enum Kind {
     Site,
     Listener,
     Connector,
+    Link,
+    RouterAccess,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Site, Kind::Listener, Kind::Connector];
+    pub const ALL: [Kind; 5] = [
+        Kind::Site,
+        Kind::Listener,
+        Kind::Connector,
+        Kind::Link,
+        Kind::RouterAccess,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Site => "Site",
             Kind::Listener => "Listener",
             Kind::Connector => "Connector",
+            Kind::Link => "Link",
+            Kind::RouterAccess => "RouterAccess",
         }
     }
 
@@ -44,6 +57,8 @@ impl Kind {
             Kind::Site => "site",
             Kind::Listener => "listener",
             Kind::Connector => "connector",
+            Kind::Link => "link",
+            Kind::RouterAccess => "routeraccess",
         }
     }
 
@@ -53,7 +68,7 @@ impl Kind {
 }
 
 /// Skupper kinds this version recognises but does not configure yet.
-const NOT_YET_SUPPORTED: [&str; 4] = ["Link", "RouterAccess", "MultiKeyListener", "Secret"];
+const NOT_YET_SUPPORTED: [&str; 1] = ["MultiKeyListener"];
 /// Skupper kinds that only make sense on Kubernetes.
 const NOT_ON_LOCAL_SITES: [&str; 6] = [
     "AccessGrant",
@@ -69,6 +84,8 @@ pub enum Spec {
     Site(SiteSpec),
     Listener(ListenerSpec),
     Connector(ConnectorSpec),
+    Link(LinkSpec),
+    RouterAccess(RouterAccessSpec),
 }
 
 impl Spec {
@@ -79,6 +96,8 @@ impl Spec {
             Spec::Site(s) => serde_json::to_value(s),
             Spec::Listener(s) => serde_json::to_value(s),
             Spec::Connector(s) => serde_json::to_value(s),
+            Spec::Link(s) => serde_json::to_value(s),
+            Spec::RouterAccess(s) => serde_json::to_value(s),
         };
         match value {
             Ok(serde_json::Value::Null) | Err(_) => serde_json::Value::Object(Default::default()),
@@ -226,16 +245,6 @@ pub fn decode(doc: &Document, problems: &mut Vec<Problem>) -> Option<InputResour
             ));
             return None;
         }
-        ("v1", None) if kind_text == "Secret" => {
-            problems.push(at(
-                Problem::warning(format!(
-                    "secret \"{name}\": not yet supported by this version of skupperd, ignored"
-                )),
-                doc.mark,
-                None,
-            ));
-            return None;
-        }
         (API_VERSION, None) if NOT_ON_LOCAL_SITES.contains(&kind_text) => {
             problems.push(at(
                 Problem::warning(format!(
@@ -318,6 +327,10 @@ pub fn decode(doc: &Document, problems: &mut Vec<Problem>) -> Option<InputResour
         Kind::Site => decode_as::<SiteSpec>(root).map(|(m, s)| (m, Spec::Site(s))),
         Kind::Listener => decode_as::<ListenerSpec>(root).map(|(m, s)| (m, Spec::Listener(s))),
         Kind::Connector => decode_as::<ConnectorSpec>(root).map(|(m, s)| (m, Spec::Connector(s))),
+        Kind::Link => decode_as::<LinkSpec>(root).map(|(m, s)| (m, Spec::Link(s))),
+        Kind::RouterAccess => {
+            decode_as::<RouterAccessSpec>(root).map(|(m, s)| (m, Spec::RouterAccess(s)))
+        }
     };
     match decoded {
         Ok((meta, spec)) => {
@@ -356,6 +369,8 @@ pub struct DecodedFile {
     /// Shared, so a reconcile memo can hold a resource and tell by pointer
     /// that the cache has not replaced it.
     pub resources: Vec<std::sync::Arc<InputResource>>,
+    /// The v1 Secrets of the file (Links name them), in document order.
+    pub secrets: Vec<std::sync::Arc<SecretDoc>>,
     /// Parse and decode problems, in document order.
     pub problems: Vec<Problem>,
     /// The first error that kept part of the file from being read at all
@@ -368,14 +383,18 @@ pub struct DecodedFile {
 pub fn decode_file(parsed: crate::input::ParsedFile) -> DecodedFile {
     let broken = parsed.problems.iter().find(|p| p.is_error()).cloned();
     let mut problems = parsed.problems;
-    let resources = parsed
-        .documents
-        .iter()
-        .filter_map(|d| decode(d, &mut problems))
-        .map(std::sync::Arc::new)
-        .collect();
+    let mut resources = Vec::new();
+    let mut secrets = Vec::new();
+    for d in &parsed.documents {
+        if is_secret(d) {
+            secrets.extend(decode_secret(d, &mut problems).map(std::sync::Arc::new));
+        } else {
+            resources.extend(decode(d, &mut problems).map(std::sync::Arc::new));
+        }
+    }
     DecodedFile {
         resources,
+        secrets,
         problems,
         broken,
     }
@@ -404,6 +423,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     }
     out
 }
+
+mod secret;
+use secret::decode_secret;
+pub use secret::{base64_decode, base64_encode, is_secret, SecretDoc};
 
 #[cfg(test)]
 mod tests;

@@ -61,7 +61,7 @@ fn kubectl_metadata_is_accepted() {
 
 #[test]
 fn other_kinds_are_classified() {
-    let text = "apiVersion: skupper.io/v2alpha1\nkind: AccessGrant\nmetadata: {name: g}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: skupper.io/v2alpha1\nkind: Link\nmetadata: {name: l}\n---\nmetadata: {name: x}\n";
+    let text = "apiVersion: skupper.io/v2alpha1\nkind: AccessGrant\nmetadata: {name: g}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: skupper.io/v2alpha1\nkind: MultiKeyListener\nmetadata: {name: l}\n---\nmetadata: {name: x}\n";
     let (rs, ps) = decode_text(text);
     assert!(rs.is_empty());
     let msgs: Vec<_> = ps
@@ -83,7 +83,7 @@ fn other_kinds_are_classified() {
             ),
             (
                 Warning,
-                "link \"l\": not yet supported by this version of skupperd, ignored"
+                "multikeylistener \"l\": not yet supported by this version of skupperd, ignored"
             ),
             (
                 Error,

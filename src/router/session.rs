@@ -790,6 +790,31 @@ impl Session {
                 Some((key, n))
             })
             .collect();
+        // Links: the router's own word on each connector (router.md 7),
+        // asked only while there are any, so a site without links polls
+        // as before.
+        if self.desired.iter().any(|e| e.kind == sync::CONNECTOR) || !self.view.links.is_empty() {
+            self.bump("query");
+            let client = self
+                .client
+                .as_mut()
+                .ok_or_else(|| MgmtError::Lost("not connected".to_string()))?;
+            let rows = client
+                .query(
+                    sync::CONNECTOR,
+                    &["name", "connectionStatus", "connectionMsg"],
+                )
+                .await?;
+            self.view.links = rows
+                .iter()
+                .filter_map(|r| {
+                    let name = text(r.get("name"))?;
+                    let status = text(r.get("connectionStatus")).unwrap_or_default();
+                    let msg = text(r.get("connectionMsg")).filter(|m| !m.is_empty());
+                    Some((name, (status, msg)))
+                })
+                .collect();
+        }
         self.retry_bind_failures(&listeners).await?;
         self.view.listeners = listeners;
         // The view's task ends when its links do: start it again (the

@@ -35,6 +35,7 @@ impl DataHomePorts {
             }
             if let Some(id) = read_prior(&files).identity {
                 out.insert(id.management_port);
+                out.extend(id.link_ports.values().copied());
             }
         }
         out
@@ -75,6 +76,25 @@ impl PortPicker for FixedPorts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_other_namespaces_recorded_are_avoided_link_access_ones_too() {
+        let home = tempfile::tempdir().unwrap();
+        let other = home.path().join("east/runtime");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(
+            other.join("identity.yaml"),
+            "siteId: x\nmanagementPort: 5671\nlinkPorts:\n  east-edge: 45671\n  east-inter-router: 55671\n",
+        )
+        .unwrap();
+        let mut ports = DataHomePorts {
+            namespaces_dir: home.path().to_path_buf(),
+            namespace: "west".into(),
+        };
+        assert_eq!(ports.recorded(), BTreeSet::from([5671, 45671, 55671]));
+        let picked = ports.pick(55671, &BTreeSet::new()).unwrap();
+        assert!(picked > 55671, "{picked}");
+    }
 
     #[test]
     fn a_port_held_by_another_socket_cannot_be_bound_and_a_free_one_can() {

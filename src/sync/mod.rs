@@ -48,12 +48,12 @@ mod proptests;
 mod tests;
 
 use compare::MANAGEMENT_PROFILE;
-pub use compare::{owned, set_by_skupperd, KINDS, LOG};
+pub use compare::{owned, set_by_skupperd, CONNECTOR, KINDS, LOG};
 pub use summary::{management_entities, summarize, CONTAINER_BASE_PATH};
 
 use compare::{
-    differing, effective, reference, short_kind, Norm, CONNECTOR, LISTENER, LISTENER_ADDRESS,
-    SSL_PROFILE, TCP_CONNECTOR, TCP_LISTENER,
+    differing, effective, reference, short_kind, Norm, LISTENER, LISTENER_ADDRESS, SSL_PROFILE,
+    TCP_CONNECTOR, TCP_LISTENER,
 };
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};

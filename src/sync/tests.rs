@@ -514,3 +514,66 @@ fn management_paths_replace_the_container_variable_on_podman_and_docker_only() {
         assert_eq!(out[1].kind, "tcpListener");
     }
 }
+
+fn link(name: &str, port: &str) -> Entity {
+    e(
+        "connector",
+        json!({"name": name, "role": "inter-router", "host": "127.0.0.1",
+               "port": port, "cost": 1, "sslProfile": format!("{name}-profile")}),
+    )
+}
+
+fn link_profile(name: &str) -> Entity {
+    server_profile(&format!("{name}-profile"))
+}
+
+#[test]
+fn links_are_added_and_removed_live_and_a_changed_endpoint_replaces_only_its_connector() {
+    let mut r = router(&with_management(vec![]));
+    let two = with_management(vec![
+        link_profile("to-east"),
+        link("to-east", "55671"),
+        link_profile("to-north"),
+        link("to-north", "55671"),
+    ]);
+    assert_eq!(
+        apply_and_converge(&two, &mut r),
+        [
+            "create sslProfile to-east-profile",
+            "create sslProfile to-north-profile",
+            "create connector to-east",
+            "create connector to-north",
+        ]
+    );
+    let moved = with_management(vec![
+        link_profile("to-east"),
+        link("to-east", "55672"),
+        link_profile("to-north"),
+        link("to-north", "55671"),
+    ]);
+    assert_eq!(
+        apply_and_converge(&moved, &mut r),
+        ["delete connector to-east", "create connector to-east"]
+    );
+    // A rotated Secret: the profile's ordinal only, the connector stays.
+    let mut rotated = link_profile("to-east");
+    rotated.attrs.insert("ordinal".into(), json!(1));
+    let rotated = with_management(vec![
+        rotated,
+        link("to-east", "55672"),
+        link_profile("to-north"),
+        link("to-north", "55671"),
+    ]);
+    assert_eq!(
+        apply_and_converge(&rotated, &mut r),
+        ["update sslProfile to-east-profile (ordinal 1)"]
+    );
+    let one = with_management(vec![link_profile("to-north"), link("to-north", "55671")]);
+    assert_eq!(
+        apply_and_converge(&one, &mut r),
+        [
+            "delete connector to-east",
+            "delete sslProfile to-east-profile"
+        ]
+    );
+}

@@ -17,6 +17,8 @@ pub struct Placed<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner<'a> {
     Management,
+    /// A link-access role: (routeraccess, role).
+    LinkAccess(&'a str, &'a str),
     Listener(&'a str),
 }
 
@@ -71,6 +73,25 @@ impl<'a> Placement<'a> {
         self
     }
 
+    /// Adds a link-access role's port. An empty bind host is every
+    /// interface (`::`, resources.md 8.4).
+    pub fn with_link_access(
+        mut self,
+        access: &'a str,
+        role: &'a str,
+        host: &'a str,
+        port: u16,
+    ) -> Placement<'a> {
+        let text = if host.is_empty() { "::" } else { host };
+        self.add(Placed {
+            host: BindHost::parse(text),
+            host_text: text,
+            port,
+            owner: Owner::LinkAccess(access, role),
+        });
+        self
+    }
+
     /// What `host:port` would overlap, as a message tail; `None` when it
     /// is free.
     fn conflict_with(&self, bind: &BindHost, host: &str, port: u16) -> Option<String> {
@@ -82,6 +103,9 @@ impl<'a> Placement<'a> {
             Owner::Management => format!(
                 "{} is the router's management port; choose another port",
                 host_port(hit.host_text, hit.port)
+            ),
+            Owner::LinkAccess(access, role) => format!(
+                "port {port} is used by the router for link access (routeraccess \"{access}\", role {role}); choose another port"
             ),
             Owner::Listener(other) => format!(
                 "{} overlaps listener \"{other}\" ({}); a host and port can be used by one listener only",

@@ -10,8 +10,11 @@ pub mod cross;
 use crate::certs::{self, BundleFiles, FileBytes};
 use crate::names::{self, CRED_RULE};
 use crate::problem::{Problem, Severity};
-use crate::resources::{ConnectorSpec, InputResource, ListenerSpec, SiteSpec};
+use crate::resources::{
+    ConnectorSpec, InputResource, LinkSpec, ListenerSpec, RouterAccessSpec, SecretDoc, SiteSpec,
+};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Credential names skupperd generates for itself.
@@ -197,6 +200,8 @@ pub struct Context<'a> {
     pub now: OffsetDateTime,
     /// The renewal window: bundle leaves expiring within it are warned about.
     pub renew_before: time::Duration,
+    /// The namespace's v1 Secrets by name (only Links read them).
+    pub secrets: &'a BTreeMap<String, Arc<SecretDoc>>,
 }
 
 /// A usable Listener.
@@ -228,9 +233,92 @@ pub struct ConnectorConfig {
     pub spec: ConnectorSpec,
 }
 
+/// A usable Link: its endpoints (name, host, port), cost and credentials.
+/// Which endpoint is used depends on the Site (interior or edge), checked
+/// once the Site is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkConfig {
+    pub endpoints: Vec<(String, String, u16)>,
+    pub cost: u32,
+    pub tls_credentials: String,
+    pub spec: LinkSpec,
+}
+
+impl LinkConfig {
+    /// The endpoint a site of this mode connects to.
+    pub fn endpoint(&self, edge: bool) -> Option<(&str, u16)> {
+        let role = if edge { "edge" } else { "inter-router" };
+        self.endpoints
+            .iter()
+            .find(|(n, _, _)| n == role)
+            .map(|(_, h, p)| (h.as_str(), *p))
+    }
+}
+
+/// A usable RouterAccess (resources.md 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterAccessConfig {
+    /// (role, port); `None`: chosen once and kept.
+    pub roles: Vec<(String, Option<u16>)>,
+    /// The server certificate and sslProfile (default: the name).
+    pub tls_credentials: String,
+    /// `None`: the Site's defaultIssuer.
+    pub issuer: Option<String>,
+    /// `""`: all interfaces.
+    pub bind_host: String,
+    /// `spec.subjectAlternativeNames`; empty: the defaults.
+    pub sans: Vec<String>,
+    pub spec: RouterAccessSpec,
+}
+
+/// The message path of a Secret's data, as PEM checks name its files
+/// (`secret/<name>/tls.crt`).
+pub fn secret_dir(name: &str) -> String {
+    format!("secret/{name}")
+}
+
+/// A Secret's data as a bundle (`tls.crt`, `tls.key`, `ca.crt`), with
+/// the problem that keeps it from being one.
+pub fn secret_bundle(doc: &SecretDoc) -> Result<InputBundle, Box<Problem>> {
+    match doc.secret_type.as_deref() {
+        None | Some("Opaque") | Some("kubernetes.io/tls") => {}
+        Some(t) => {
+            return Err(Box::new(doc.problem(
+                Problem::error(format!(
+                    "secret \"{}\": type \"{t}\" is not supported; use kubernetes.io/tls",
+                    doc.name
+                )),
+                Some("type"),
+            )))
+        }
+    }
+    let files = doc.files().map_err(|key| {
+        Box::new(doc.problem(
+            Problem::error(format!(
+                "secret \"{}\": data[\"{key}\"] is not valid base64",
+                doc.name
+            )),
+            Some(&format!("data.{key}")),
+        ))
+    })?;
+    let files = files
+        .into_iter()
+        .filter(|(k, _)| ["tls.crt", "tls.key", "ca.crt"].contains(&k.as_str()))
+        // A Secret's key is no file anyone else can read: no mode warning.
+        .map(|(k, bytes)| (k, Ok(FileBytes { bytes, mode: 0o600 })))
+        .collect();
+    Ok(InputBundle {
+        refused: None,
+        files,
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteConfig {
     pub edge: bool,
+    /// `spec.linkAccess` enables link access (`default`, or the
+    /// Kubernetes-only values treated as it).
+    pub link_access: bool,
     pub router_logging: String,
     pub data_connections: Option<u32>,
     pub default_issuer: String,
@@ -604,6 +692,7 @@ pub fn site(
     let mut rep = Report::new(r);
     rep.namespace(cx);
     let edge = spec.edge.unwrap_or(false);
+    let mut link_access = false;
     match spec.link_access.as_deref().unwrap_or("") {
         "" | "none" => {}
         v @ ("default" | "route" | "loadbalancer") => {
@@ -612,12 +701,15 @@ pub fn site(
                     "spec.linkAccess",
                     format!("spec.linkAccess \"{v}\" cannot be used with spec.edge: true (edge sites do not accept links)"),
                 );
-            } else {
+            } else if v != "default" {
                 rep.warning(
                     "spec.linkAccess",
-                    format!("spec.linkAccess \"{v}\" is not yet supported by this version of skupperd; the site accepts no links"),
+                    format!(
+                        "spec.linkAccess \"{v}\" is Kubernetes-only; local sites use \"default\""
+                    ),
                 );
             }
+            link_access = true;
         }
         v => rep.error(
             "spec.linkAccess",
@@ -678,12 +770,268 @@ pub fn site(
     let _ = cx;
     let config = SiteConfig {
         edge,
+        link_access,
         router_logging,
         data_connections,
         default_issuer,
         spec: spec.clone(),
     };
     rep.finish(Some(config))
+}
+
+/// A RouterAccess on its own (resources.md 5). That an edge site accepts
+/// no links is checked once the Site is known (`plan::resolve`).
+pub fn router_access(
+    r: &InputResource,
+    spec: &RouterAccessSpec,
+    cx: &Context,
+) -> (Option<RouterAccessConfig>, Vec<Problem>) {
+    let mut rep = Report::new(r);
+    rep.namespace(cx);
+    if r.name == "skupper-local" {
+        rep.error(
+            "metadata.name",
+            "this name is reserved for skupperd's management access".to_string(),
+        );
+    }
+    if spec.roles.is_empty() {
+        rep.error(
+            "spec.roles",
+            "spec.roles must list at least one role (inter-router, edge)".to_string(),
+        );
+    }
+    let mut roles: Vec<(String, Option<u16>)> = Vec::new();
+    for (i, role) in spec.roles.iter().enumerate() {
+        let field = format!("spec.roles[{i}]");
+        let name = role.name.clone().unwrap_or_default();
+        if name != "inter-router" && name != "edge" {
+            rep.error(
+                &format!("{field}.name"),
+                format!("{field}.name \"{name}\" is not one of inter-router, edge"),
+            );
+            continue;
+        }
+        if roles.iter().any(|(n, _)| *n == name) {
+            rep.error(&field, format!("role \"{name}\" is listed twice"));
+            continue;
+        }
+        let port = match role.port {
+            None | Some(0) => None,
+            Some(p) => match u16::try_from(p) {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    rep.error(
+                        &format!("{field}.port"),
+                        format!("{field}.port {p} is out of range 1-65535"),
+                    );
+                    None
+                }
+            },
+        };
+        roles.push((name, port));
+    }
+    let tls_credentials = spec
+        .tls_credentials
+        .clone()
+        .unwrap_or_else(|| r.name.clone());
+    if spec.tls_credentials.is_some() {
+        rep.credential_name(&tls_credentials, cx);
+    }
+    if let Some(issuer) = &spec.issuer {
+        if !names::is_cred_name(issuer) {
+            rep.error(
+                "spec.issuer",
+                format!("spec.issuer \"{issuer}\" {CRED_RULE}"),
+            );
+        }
+    }
+    let bind_host = spec.bind_host.clone().unwrap_or_default();
+    if !bind_host.is_empty() && !names::is_host(&bind_host) {
+        rep.error(
+            "spec.bindHost",
+            format!("spec.bindHost {}", names::host_fragment(&bind_host)),
+        );
+    }
+    for (i, san) in spec.subject_alternative_names.iter().enumerate() {
+        let name = san.strip_prefix("*.").unwrap_or(san);
+        if !names::is_host(name) {
+            rep.error(
+                &format!("spec.subjectAlternativeNames[{i}]"),
+                format!(
+                    "spec.subjectAlternativeNames[{i}] \"{san}\" is not an IP address or DNS name"
+                ),
+            );
+        }
+    }
+    rep.no_effect("spec.accessType", spec.access_type.is_some());
+    rep.unknown_settings(spec.settings.keys());
+    let config = RouterAccessConfig {
+        roles,
+        tls_credentials,
+        issuer: spec.issuer.clone(),
+        bind_host,
+        sans: spec.subject_alternative_names.clone(),
+        spec: spec.clone(),
+    };
+    rep.finish(Some(config))
+}
+
+/// A Link on its own (resources.md 4 and 6): endpoints, cost and the
+/// credentials it names. Whether the endpoint for this site's role exists
+/// is checked once the Site is known (`plan::resolve`).
+pub fn link(
+    r: &InputResource,
+    spec: &LinkSpec,
+    cx: &Context,
+) -> (Option<LinkConfig>, Vec<Problem>) {
+    let mut rep = Report::new(r);
+    rep.namespace(cx);
+    if spec.endpoints.is_empty() {
+        rep.error("spec.endpoints", "spec.endpoints is empty".to_string());
+    }
+    let mut endpoints = Vec::new();
+    for (i, ep) in spec.endpoints.iter().enumerate() {
+        let Some(name) = &ep.name else { continue };
+        if name != "inter-router" && name != "edge" {
+            continue;
+        }
+        let field = format!("spec.endpoints[{i}]");
+        let host = match &ep.host {
+            Some(h) if names::is_host(h) => h.clone(),
+            Some(h) => {
+                rep.error(
+                    &format!("{field}.host"),
+                    format!("{field}.host {}", names::host_fragment(h)),
+                );
+                continue;
+            }
+            None => {
+                rep.error(
+                    &format!("{field}.host"),
+                    format!("{field}.host is required"),
+                );
+                continue;
+            }
+        };
+        let text = match &ep.port {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        let port = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            text.parse::<u16>().ok().filter(|p| *p > 0)
+        } else {
+            None
+        };
+        match port {
+            Some(p) => endpoints.push((name.clone(), host, p)),
+            None => rep.error(
+                &format!("{field}.port"),
+                format!("{field}.port \"{text}\" is not a port number 1-65535"),
+            ),
+        }
+    }
+    let cost = match spec.cost {
+        None | Some(0) => 1,
+        Some(c) if c < 0 => {
+            rep.error("spec.cost", format!("spec.cost {c} must be 1 or more"));
+            1
+        }
+        Some(c) => u32::try_from(c).unwrap_or(u32::MAX),
+    };
+    for key in spec.settings.keys() {
+        if key == "proxy-configuration" {
+            rep.warning(
+                "spec.settings.proxy-configuration",
+                "spec.settings.proxy-configuration is not supported on local sites".to_string(),
+            );
+        } else {
+            rep.warning(
+                &format!("spec.settings.{key}"),
+                format!("spec.settings.{key}: unknown setting, ignored"),
+            );
+        }
+    }
+    let cred = match &spec.tls_credentials {
+        None => {
+            rep.error(
+                "spec.tlsCredentials",
+                "spec.tlsCredentials is required (the Secret with the client certificate and the remote CA)".to_string(),
+            );
+            String::new()
+        }
+        Some(cred) => {
+            if rep.credential_name(cred, cx) {
+                match cx.secrets.get(cred.as_str()) {
+                    Some(doc) => link_secret(&mut rep, r, doc, cx),
+                    None => match cx.certs.get(cred) {
+                        Err(why) => rep.error("spec.tlsCredentials", why),
+                        Ok(None) => rep.error(
+                            "spec.tlsCredentials",
+                            format!("spec.tlsCredentials \"{cred}\": no Secret \"{cred}\" in input/resources and no input/certs/{cred}/"),
+                        ),
+                        Ok(Some(bundle)) => {
+                            rep.refused_files(cred, bundle);
+                            for f in ["tls.crt", "tls.key", "ca.crt"] {
+                                if !bundle.has(f) {
+                                    rep.error(
+                                        "spec.tlsCredentials",
+                                        format!("input/certs/{cred}/{f} is missing"),
+                                    );
+                                }
+                            }
+                            rep.pem_checks(cred, bundle, cx, None);
+                        }
+                    },
+                }
+            }
+            cred.clone()
+        }
+    };
+    let mut accepted = spec.clone();
+    accepted.cost = Some(i64::from(cost));
+    let config = LinkConfig {
+        endpoints,
+        cost,
+        tls_credentials: cred,
+        spec: accepted,
+    };
+    rep.finish(Some(config))
+}
+
+/// The checks of a Secret a Link names: its type and data, the three keys
+/// a link needs, then the PEM checks. Reported on the Link (it cannot
+/// connect) at the Secret's place.
+fn link_secret(rep: &mut Report, link: &InputResource, doc: &SecretDoc, cx: &Context) {
+    let mut error = |p: Problem| rep.problems.push(p);
+    let bundle = match secret_bundle(doc) {
+        Ok(b) => b,
+        Err(p) => return error(*p),
+    };
+    for f in ["ca.crt", "tls.crt", "tls.key"] {
+        if !bundle.has(f) {
+            error(doc.problem(
+                Problem::error(format!(
+                    "secret \"{}\": data[\"{f}\"] is missing (needed by link \"{}\")",
+                    doc.name, link.name
+                )),
+                Some("data"),
+            ));
+        }
+    }
+    let files = bundle.files_at(secret_dir(&doc.name));
+    for finding in certs::check_bundle(&files, cx.now, None, cx.renew_before) {
+        let p = match finding.severity {
+            Severity::Error => {
+                Problem::error(format!("secret \"{}\": {}", doc.name, finding.message))
+            }
+            Severity::Warning => {
+                Problem::warning(format!("secret \"{}\": {}", doc.name, finding.message))
+            }
+        };
+        error(doc.problem(p, Some("data")));
+    }
 }
 
 #[cfg(test)]

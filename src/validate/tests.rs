@@ -160,7 +160,11 @@ fn site_rules() {
         Severity::Error,
         "site \"west\": spec.linkAccess \"bogus\" is not supported; use \"default\" or \"none\"",
     );
-    s("  linkAccess: default\n", Severity::Warning, "site \"west\": spec.linkAccess \"default\" is not yet supported by this version of skupperd; the site accepts no links");
+    s(
+        "  linkAccess: route\n",
+        Severity::Warning,
+        "site \"west\": spec.linkAccess \"route\" is Kubernetes-only; local sites use \"default\"",
+    );
     s("  linkAccess: default\n  edge: true\n", Severity::Error, "site \"west\": spec.linkAccess \"default\" cannot be used with spec.edge: true (edge sites do not accept links)");
     s(
         "  ha: true\n  edge: true\n",

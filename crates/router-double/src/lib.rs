@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 mod amqp;
 pub mod config;
 mod core;
+mod links;
 pub mod rules;
 pub mod table;
 mod tcp;
@@ -99,6 +100,8 @@ impl DoubleConfig {
 pub(crate) struct State {
     pub(crate) table: table::Table,
     pub(crate) sockets: tcp::Sockets,
+    /// Inter-router and edge listeners and connectors.
+    pub(crate) links: links::Links,
     /// Sender links to clients, by source address (a dynamic reply
     /// address, `mc/sfe.all`, ...): messages for an address go to these.
     pub(crate) routes: Vec<Route>,
@@ -196,7 +199,7 @@ pub(crate) fn apply(shared: &Shared, request: &table::Request) -> table::Reply {
         .is_some_and(|t| {
             matches!(
                 t.as_str(),
-                "tcpListener" | "tcpConnector" | "listenerAddress"
+                "tcpListener" | "tcpConnector" | "listenerAddress" | "listener" | "connector"
             )
         });
     if sockets_change && !matches!(request.operation.as_str(), "QUERY" | "READ") {
@@ -213,6 +216,7 @@ fn sync_sockets(state: &mut State, shared: &Shared) {
     let runtime = state.runtime.clone();
     let _guard = runtime.enter();
     tcp::sync(state, shared);
+    links::sync(state, shared);
 }
 
 /// The router's load order: references resolve whatever the file order.
@@ -262,6 +266,7 @@ impl RouterDouble {
         let shared = Arc::new(Mutex::new(State {
             table,
             sockets: tcp::Sockets::default(),
+            links: links::Links::default(),
             routes: Vec::new(),
             next_route: 0,
             remote_listeners: Vec::new(),
@@ -371,6 +376,7 @@ impl RouterDouble {
         self.timers.abort();
         let mut state = lock(&self.shared);
         state.sockets = tcp::Sockets::default();
+        state.links = links::Links::default();
         state.routes.clear();
     }
 }

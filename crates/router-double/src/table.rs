@@ -442,6 +442,16 @@ impl Table {
         }
     }
 
+    /// Sets runtime attributes of the entity `name` (a connector's
+    /// `connectionStatus` and `connectionMsg`).
+    pub fn set_attrs(&mut self, name: &str, attrs: &[(&str, &str)]) {
+        if let Some(e) = self.entities.iter_mut().find(|e| e.name() == name) {
+            for (k, v) in attrs {
+                e.attrs.insert((*k).into(), Value::from(*v));
+            }
+        }
+    }
+
     pub fn set_listener_status(&mut self, name: &str, up: bool, message: Option<String>) {
         self.set_listener_statuses(vec![(name.to_string(), up, message)]);
     }

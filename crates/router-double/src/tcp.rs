@@ -181,7 +181,7 @@ pub(crate) fn sync(state: &mut State, shared: &Shared) {
 
 const INVALID_PORT: &str = "invalid port";
 
-fn bind(host: &str, port: &str) -> std::io::Result<TcpListener> {
+pub(crate) fn bind(host: &str, port: &str) -> std::io::Result<TcpListener> {
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     let port: u16 = port
         .parse()
@@ -273,7 +273,7 @@ async fn accept_loop(listener: TcpListener, name: String, shared: Shared) {
 /// The TLS server of listener `name`, if it has an sslProfile: loaded
 /// from the profile's files at its current ordinal, kept until the ordinal
 /// changes.
-fn tls_acceptor(
+pub(crate) fn tls_acceptor(
     state: &mut State,
     name: &str,
 ) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {

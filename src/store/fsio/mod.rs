@@ -78,5 +78,44 @@ pub fn hostname() -> String {
         .unwrap_or_default()
 }
 
+/// The host's non-loopback IPv4 addresses (from `/proc/net/fib_trie`) and
+/// global IPv6 addresses (from `/proc/net/if_inet6`), sorted: the default
+/// SANs of the link-access certificate. Empty where /proc does not say.
+pub fn host_addresses() -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    if let Ok(trie) = std::fs::read_to_string("/proc/net/fib_trie") {
+        // A local address is a `|-- a.b.c.d` line followed by `/32 host LOCAL`.
+        let mut last: Option<&str> = None;
+        for line in trie.lines() {
+            let t = line.trim();
+            if let Some(ip) = t.strip_prefix("|-- ") {
+                last = Some(ip);
+            } else if t.contains("/32 host LOCAL") {
+                if let Some(ip) = last.and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok()) {
+                    if !ip.is_loopback() {
+                        out.insert(ip.to_string());
+                    }
+                }
+            }
+        }
+    }
+    if let Ok(v6) = std::fs::read_to_string("/proc/net/if_inet6") {
+        for line in v6.lines() {
+            let Some(hex) = line.split_whitespace().next() else {
+                continue;
+            };
+            let Ok(n) = u128::from_str_radix(hex, 16) else {
+                continue;
+            };
+            let ip = std::net::Ipv6Addr::from(n);
+            // Loopback and link-local (fe80::/10) addresses reach no other host.
+            if !ip.is_loopback() && (ip.segments()[0] & 0xffc0) != 0xfe80 {
+                out.insert(ip.to_string());
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests;
