@@ -432,8 +432,14 @@ mod end_to_end {
                 })
                 .unwrap_or(false)
         };
+        // Every listener, not only l0: the first sync creates all of them
+        // (l0 among the first), and a sample taken before it ends would
+        // time the rest of that sync.
+        let all_there = |double: &RouterDouble| {
+            (1..n).all(|i| double.entity(&format!("listener/l{i}")).is_some())
+        };
         let start = Instant::now();
-        while !applied(&double, 40000) {
+        while !(applied(&double, 40000) && all_there(&double)) {
             if start.elapsed() > Duration::from_secs(120) {
                 let _ = child.kill();
                 return None;
