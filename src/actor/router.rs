@@ -9,6 +9,11 @@
 use crate::plan::{prior, Identity, Platform, RouterState};
 use crate::router::session::{Session, Target};
 use crate::router::Credentials;
+use crate::runner::container::{
+    rest::RestEngine,
+    spec::{self, EngineKind},
+    ContainerRunner, ContainerSettings,
+};
 use crate::runner::{
     none::NoneRunner,
     process::{ProcessRunner, ProcessRunnerConfig},
@@ -23,8 +28,46 @@ use tracing::{info, warn};
 pub enum RunnerChoice {
     /// Start nothing; still sync a router that is reachable.
     None,
-    /// Start `binary` as a child process for linux namespaces.
-    Process { binary: PathBuf },
+    /// Start each namespace's router as its platform says: `binary` as a
+    /// child process for linux, the router container for podman and docker.
+    Auto {
+        binary: PathBuf,
+        containers: ContainerChoice,
+    },
+}
+
+/// What the container runners are made from (platform.md 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerChoice {
+    pub image: String,
+    pub pull: crate::config::ImagePull,
+    pub podman_endpoint: Option<PathBuf>,
+    pub docker_endpoint: Option<PathBuf>,
+    pub identity: spec::Identity,
+}
+
+impl ContainerChoice {
+    /// The runner of `engine` for `namespace`, on the socket platform.md
+    /// 2.3 names.
+    fn runner(&self, engine: EngineKind, namespace: &str) -> Box<dyn Runner> {
+        let configured = match engine {
+            EngineKind::Podman => self.podman_endpoint.as_deref(),
+            EngineKind::Docker => self.docker_endpoint.as_deref(),
+        };
+        let socket = spec::socket_path(engine, configured, &self.identity, |p| p.exists());
+        let fix = spec::socket_fix(engine, &self.identity);
+        let settings = ContainerSettings {
+            engine,
+            image: self.image.clone(),
+            pull: self.pull,
+            identity: self.identity.clone(),
+        };
+        Box::new(ContainerRunner::new(
+            RestEngine::new(engine, socket, fix),
+            settings,
+            namespace,
+        ))
+    }
 }
 
 impl RunnerChoice {
@@ -36,10 +79,35 @@ impl RunnerChoice {
                 if config.linux_runner == LinuxRunner::Systemd {
                     warn!("linux_runner = \"systemd\" is not implemented yet; routers run as child processes");
                 }
-                RunnerChoice::Process {
+                let identity = spec::Identity {
+                    uid: rustix::process::getuid().as_raw(),
+                    gid: rustix::process::getgid().as_raw(),
+                    runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+                };
+                RunnerChoice::Auto {
                     binary: config.router_binary.clone(),
+                    containers: ContainerChoice {
+                        image: config.router_image.clone(),
+                        pull: config.image_pull,
+                        podman_endpoint: config.podman_endpoint.clone(),
+                        docker_endpoint: config.docker_endpoint.clone(),
+                        identity,
+                    },
                 }
             }
+        }
+    }
+
+    /// The runner a namespace on `platform` gets (`None`: the none
+    /// runner).
+    fn runner_for(&self, platform: Option<Platform>, namespace: &str) -> Option<Box<dyn Runner>> {
+        let RunnerChoice::Auto { containers, .. } = self else {
+            return None;
+        };
+        match platform? {
+            Platform::Linux => Some(Box::new(ProcessRunner::new(ProcessRunnerConfig::default()))),
+            Platform::Podman => Some(containers.runner(EngineKind::Podman, namespace)),
+            Platform::Docker => Some(containers.runner(EngineKind::Docker, namespace)),
         }
     }
 }
@@ -58,7 +126,10 @@ pub struct RouterSide {
     choice: RunnerChoice,
     /// The runner in use for the current platform.
     runner: Box<dyn Runner>,
-    runner_is_process: bool,
+    /// The platform whose runner is in use (`None`: the none runner).
+    active: Option<Platform>,
+    /// The runner starts routers (it is not the none runner).
+    starts_routers: bool,
     session: Session,
     /// What the last pass was given; the actor re-runs the pass when this
     /// changes.
@@ -93,7 +164,8 @@ impl RouterSide {
         let mut side = RouterSide {
             choice,
             runner: Box::new(NoneRunner::new()),
-            runner_is_process: false,
+            active: None,
+            starts_routers: false,
             session: Session::default(),
             state: RouterState::default(),
             restart_logged: false,
@@ -120,7 +192,7 @@ impl RouterSide {
     /// faster than the resync period.
     pub fn polls(&self) -> bool {
         self.session.connected()
-            || (self.runner_is_process
+            || (self.starts_routers
                 && matches!(
                     self.runner.state(),
                     RouterProcessState::Starting
@@ -130,10 +202,10 @@ impl RouterSide {
     }
 
     /// The management port another process holds, as the router's own
-    /// exit showed it (process runner only: another runner's router is
+    /// exit showed it (only for routers skupperd starts: another router is
     /// not skupperd's to move).
     fn port_taken(&self) -> Option<u16> {
-        if !self.runner_is_process {
+        if !self.starts_routers {
             return None;
         }
         self.runner
@@ -169,7 +241,7 @@ impl RouterSide {
             (None, None, _, Some(exited)) => Some(exited),
             (None, None, failure, None) => failure.map(str::to_string),
         };
-        let (runner, state, message) = if self.runner_is_process {
+        let (runner, state, message) = if self.starts_routers {
             let state = match &process_state {
                 RouterProcessState::NotCreated => "NotCreated",
                 RouterProcessState::Starting => "Starting",
@@ -189,7 +261,7 @@ impl RouterSide {
                 ) => note.clone(),
                 _ => String::new(),
             };
-            ("process", state, message)
+            (self.runner.name(), state, message)
         } else if view.is_some() {
             ("none", "Unmanaged", String::new())
         } else {
@@ -223,17 +295,34 @@ impl RouterSide {
     /// config, bring it in line over management, and report. Returns
     /// whether the state the statuses depend on changed.
     pub async fn after_pass(&mut self, facts: &Facts<'_>) -> bool {
-        let wants_process = matches!(self.choice, RunnerChoice::Process { .. })
-            && facts.platform == Some(Platform::Linux);
-        if wants_process != self.runner_is_process {
+        // The platform picks the runner; a changed platform moves the site:
+        // the old runner's router stops, the new one starts (platform.md 0).
+        let wanted = match self.choice {
+            RunnerChoice::Auto { .. } => facts.platform,
+            RunnerChoice::None => None,
+        };
+        if wanted != self.active {
+            if self.starts_routers {
+                info!(
+                    "platform {} -> {}: stopping the {} runner's router",
+                    self.active.map_or("none", Platform::as_str),
+                    wanted.map_or("none", Platform::as_str),
+                    self.runner.name()
+                );
+            }
             self.runner.stop().await.ok();
-            self.runner = match (&self.choice, wants_process) {
-                (RunnerChoice::Process { .. }, true) => {
-                    Box::new(ProcessRunner::new(ProcessRunnerConfig::default()))
+            self.session.disconnect();
+            self.runner = match self.choice.runner_for(wanted, facts.namespace) {
+                Some(runner) => {
+                    self.starts_routers = true;
+                    runner
                 }
-                _ => Box::new(NoneRunner::new()),
+                None => {
+                    self.starts_routers = false;
+                    Box::new(NoneRunner::new())
+                }
             };
-            self.runner_is_process = wants_process;
+            self.active = wanted;
         }
         let (Some(identity), true) = (facts.identity, facts.site_active) else {
             // No Site: the router stops, nothing is synced.
@@ -248,8 +337,8 @@ impl RouterSide {
             .management_port_taken
             .filter(|old| *old != identity.management_port);
         self.management_port = Some(identity.management_port);
-        if let RunnerChoice::Process { binary } = &self.choice {
-            if self.runner_is_process {
+        if let RunnerChoice::Auto { binary, .. } = &self.choice {
+            if self.starts_routers {
                 let def = RouterDefinition {
                     namespace: facts.namespace.to_string(),
                     config_path: facts.ns_dir.join(prior::CONFIG_FILE),
@@ -303,7 +392,7 @@ impl RouterSide {
     /// are expected then, not failures worth a warning.
     fn tell_session(&mut self) {
         let down =
-            self.runner_is_process && !matches!(self.runner.state(), RouterProcessState::Running);
+            self.starts_routers && !matches!(self.runner.state(), RouterProcessState::Running);
         self.session.set_router_down(down);
     }
 
@@ -333,7 +422,7 @@ impl RouterSide {
             self.restart_logged = false;
             return;
         }
-        if self.runner_is_process {
+        if self.starts_routers {
             info!("the router's id or mode changed: restarting it");
             self.restart_note = Some(format!(
                 "restarted at {} to apply a new router id or mode",
@@ -354,7 +443,7 @@ impl RouterSide {
     /// not report it (it would keep, or even make, statuses `Ready` with
     /// the router gone). A router restarted since counts as exited too.
     pub fn forget_exited_router(&mut self) {
-        let exited = self.runner_is_process
+        let exited = self.starts_routers
             && self.state.view.is_some()
             && (self.runner.state() != RouterProcessState::Running
                 || self.runner.restarts() != self.restarts_at_view);
@@ -367,6 +456,9 @@ impl RouterSide {
     /// The light poll between passes (router.md 3.9); reconnects when the
     /// connection was lost. Returns whether the state changed.
     pub async fn poll(&mut self) -> bool {
+        if self.starts_routers {
+            self.runner.refresh().await.ok();
+        }
         if self.skip_taken_port() {
             return self.update(None);
         }
@@ -394,9 +486,12 @@ impl RouterSide {
         changed
     }
 
-    /// The daemon stops: child routers stop with it (platform.md 1.2).
+    /// The daemon stops: child routers stop with it (platform.md 1.2);
+    /// containers keep running.
     pub async fn stop(&mut self) {
         self.session.set_target(None);
-        self.runner.stop().await.ok();
+        if !self.runner.outlives_daemon() {
+            self.runner.stop().await.ok();
+        }
     }
 }
