@@ -461,6 +461,18 @@ fn the_podman_runner_runs_the_site_in_a_container_and_the_docker_runner_takes_it
         || inspect(&name).is_none().then_some(()),
         || d.log(),
     );
+
+    // The Site is back, then the whole namespace directory is deleted:
+    // the container is removed too.
+    home.write(&ns, "input/resources/site.yaml", SITE);
+    wait_record(&d, &home, &ns, "Site", "west", "status: Ready");
+    assert!(inspect(&name).is_some());
+    std::fs::remove_dir_all(home.path().join("namespaces").join(&ns)).unwrap();
+    eventually(
+        "the container to be removed with its namespace",
+        || inspect(&name).is_none().then_some(()),
+        || d.log(),
+    );
     d.stop();
 }
 

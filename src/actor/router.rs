@@ -486,6 +486,13 @@ impl RouterSide {
         changed
     }
 
+    /// The namespace is gone: its router is stopped and its definition
+    /// removed, whatever the runner (platform.md 4).
+    pub async fn remove(&mut self) {
+        self.session.set_target(None);
+        self.runner.stop().await.ok();
+    }
+
     /// The daemon stops: child routers stop with it (platform.md 1.2);
     /// containers keep running.
     pub async fn stop(&mut self) {
