@@ -267,6 +267,10 @@ impl RouterSide {
         } else {
             let message = match (&failure, &unreachable) {
                 (Some(why), _) | (None, Some(why)) => why.clone(),
+                (None, None) if matches!(self.choice, RunnerChoice::Auto { .. }) => {
+                    // Before the first pass has picked the platform's runner.
+                    "the router is not started yet".to_string()
+                }
                 (None, None) => "runner is none: skupperd does not start routers".to_string(),
             };
             ("none", "NotCreated", message)
