@@ -23,6 +23,11 @@ use support::*;
 /// The launch script of the test image (the real image's does the same).
 const LAUNCH: &str = r#"#!/bin/sh
 set -e
+# A test may make the router fail at start-up, as a broken router would.
+if [ -e /etc/skupper-router/config/fail-on-purpose ]; then
+    echo "2026-12-03 10:00:00.000000 +0000 ROUTER (critical) Router start-up failed: $(/bin/busybox cat /etc/skupper-router/config/fail-on-purpose)" >&2
+    exit 1
+fi
 /bin/busybox sed "s#\${SSL_PROFILE_BASE_PATH}#${SSL_PROFILE_BASE_PATH}#g" "$QDROUTERD_CONF" > /tmp/skrouterd.json
 exec /usr/sbin/skrouterd -c /tmp/skrouterd.json
 "#;
@@ -510,4 +515,42 @@ fn a_missing_engine_socket_is_the_sites_error_with_the_fix() {
         r.contains("podman API socket /nonexistent/podman.sock not found; run: systemctl enable --now podman.socket"),
         "{r}"
     );
+}
+
+#[test]
+fn a_router_that_keeps_exiting_is_the_sites_error_with_its_reason_until_it_recovers() {
+    if !podman_available() {
+        return;
+    }
+    let mut engine = Engine::start();
+    let image = engine.image(&format!("f{}", std::process::id()));
+    let ns = format!("pf{}", std::process::id());
+    let name = format!("{ns}-skupper-router");
+    engine.containers.push(name.clone());
+    let home = DataHome::new();
+    home.write(&ns, "internal/platform.yaml", "platform: podman\n");
+    home.write(&ns, "input/resources/site.yaml", SITE);
+    let d = daemon(&home, &config(&engine.socket(), &image));
+    wait_record(&d, &home, &ns, "Site", "west", "status: Ready");
+
+    // From now on the router fails at start-up; it is killed once, and the
+    // engine's restart policy and skupperd keep starting it.
+    let fail = home
+        .path()
+        .join(format!("namespaces/{ns}/runtime/router/fail-on-purpose"));
+    std::fs::write(&fail, "the test image fails on purpose").unwrap();
+    podman(&["kill", &name]);
+    let r = wait_record(&d, &home, &ns, "Site", "west", "status: Error");
+    assert!(
+        r.contains("router exited: ")
+            && r.contains("Router start-up failed: the test image fails on purpose"),
+        "{r}"
+    );
+    let status = status_file(&home, &ns);
+    assert!(status.contains("state: Failed"), "{status}");
+
+    // The cause is gone: the next start works, the router answers, and the
+    // Site is Ready again.
+    std::fs::remove_file(&fail).unwrap();
+    wait_record(&d, &home, &ns, "Site", "west", "status: Ready");
 }
