@@ -17,6 +17,7 @@ use crate::runner::container::{
 use crate::runner::{
     none::NoneRunner,
     process::{ProcessRunner, ProcessRunnerConfig},
+    systemd::{Scope, SystemdPaths, SystemdRunner},
     RouterDefinition, RouterProcessState, Runner,
 };
 use std::collections::BTreeMap;
@@ -32,8 +33,75 @@ pub enum RunnerChoice {
     /// child process for linux, the router container for podman and docker.
     Auto {
         binary: PathBuf,
+        linux: LinuxChoice,
         containers: ContainerChoice,
     },
+}
+
+/// How linux namespaces run their router (platform.md 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinuxChoice {
+    /// `binary` as a child process.
+    Process,
+    /// `skupper-router@<ns>.service` of this manager.
+    Systemd(SystemdPaths),
+}
+
+impl LinuxChoice {
+    /// `linux_runner`: `process`; `systemd`; or `auto`: systemd when a
+    /// manager is reachable and the `skupper-router@.service` template is
+    /// installed for it (a host without the package, a test machine, keeps
+    /// child processes), else the process runner, said once.
+    pub fn resolve(
+        setting: crate::config::LinuxRunner,
+        paths: Option<SystemdPaths>,
+        exists: impl Fn(&Path) -> bool,
+    ) -> LinuxChoice {
+        use crate::config::LinuxRunner;
+        match (setting, paths) {
+            (LinuxRunner::Process, _) => LinuxChoice::Process,
+            (LinuxRunner::Systemd, Some(paths)) => LinuxChoice::Systemd(paths),
+            (LinuxRunner::Systemd, None) => {
+                warn!("linux_runner = \"systemd\": a user skupperd needs XDG_RUNTIME_DIR to reach its systemd manager; linux routers run as child processes of skupperd");
+                LinuxChoice::Process
+            }
+            // The system template runs skrouterd as `skupper`, and a root
+            // skupperd does not hand runtime/ to that user yet (platform.md
+            // 1.1): only a user manager is chosen by itself.
+            (LinuxRunner::Auto, Some(paths))
+                if paths.scope == Scope::System
+                    && paths.reachable(&exists)
+                    && template_installed(paths.scope, &exists) =>
+            {
+                info!("linux routers run as child processes of skupperd: skupper-router@.service runs skrouterd as the skupper user, which cannot read runtime/ yet (linux_runner = \"systemd\" forces the units)");
+                LinuxChoice::Process
+            }
+            (LinuxRunner::Auto, Some(paths))
+                if paths.reachable(&exists) && template_installed(paths.scope, &exists) =>
+            {
+                info!("linux routers run as systemd units skupper-router@<namespace>.service");
+                LinuxChoice::Systemd(paths)
+            }
+            (LinuxRunner::Auto, _) => {
+                info!("no systemd manager with the skupper-router@.service template is reachable: linux routers run as child processes of skupperd");
+                LinuxChoice::Process
+            }
+        }
+    }
+}
+
+/// The router template unit is installed for `scope`'s manager.
+fn template_installed(scope: Scope, exists: impl Fn(&Path) -> bool) -> bool {
+    let dirs: &[&str] = match scope {
+        Scope::System => &[
+            "/etc/systemd/system",
+            "/usr/lib/systemd/system",
+            "/lib/systemd/system",
+        ],
+        Scope::User => &["/etc/systemd/user", "/usr/lib/systemd/user"],
+    };
+    dirs.iter()
+        .any(|d| exists(&Path::new(d).join("skupper-router@.service")))
 }
 
 /// What the container runners are made from (platform.md 2).
@@ -72,20 +140,23 @@ impl ContainerChoice {
 
 impl RunnerChoice {
     pub fn from_config(config: &crate::config::Config) -> RunnerChoice {
-        use crate::config::{LinuxRunner, RunnerMode};
+        use crate::config::RunnerMode;
         match config.runner {
             RunnerMode::None => RunnerChoice::None,
             RunnerMode::Auto => {
-                if config.linux_runner == LinuxRunner::Systemd {
-                    warn!("linux_runner = \"systemd\" is not implemented yet; routers run as child processes");
-                }
                 let identity = spec::Identity {
                     uid: rustix::process::getuid().as_raw(),
                     gid: rustix::process::getgid().as_raw(),
                     runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
                 };
+                let paths = SystemdPaths::for_identity(
+                    rustix::process::geteuid().is_root(),
+                    identity.runtime_dir.as_deref(),
+                );
+                let linux = LinuxChoice::resolve(config.linux_runner, paths, |p| p.exists());
                 RunnerChoice::Auto {
                     binary: config.router_binary.clone(),
+                    linux,
                     containers: ContainerChoice {
                         image: config.router_image.clone(),
                         pull: config.image_pull,
@@ -101,11 +172,21 @@ impl RunnerChoice {
     /// The runner a namespace on `platform` gets (`None`: the none
     /// runner).
     fn runner_for(&self, platform: Option<Platform>, namespace: &str) -> Option<Box<dyn Runner>> {
-        let RunnerChoice::Auto { containers, .. } = self else {
+        let RunnerChoice::Auto {
+            containers, linux, ..
+        } = self
+        else {
             return None;
         };
         match platform? {
-            Platform::Linux => Some(Box::new(ProcessRunner::new(ProcessRunnerConfig::default()))),
+            Platform::Linux => match linux {
+                LinuxChoice::Process => {
+                    Some(Box::new(ProcessRunner::new(ProcessRunnerConfig::default())))
+                }
+                LinuxChoice::Systemd(paths) => {
+                    Some(Box::new(SystemdRunner::new(paths.clone(), namespace)))
+                }
+            },
             Platform::Podman => Some(containers.runner(EngineKind::Podman, namespace)),
             Platform::Docker => Some(containers.runner(EngineKind::Docker, namespace)),
         }
@@ -504,5 +585,61 @@ impl RouterSide {
         if !self.runner.outlives_daemon() {
             self.runner.stop().await.ok();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LinuxRunner;
+
+    #[test]
+    fn linux_routers_use_the_user_manager_when_reachable_with_the_template_installed() {
+        let root = SystemdPaths::for_identity(true, None);
+        let systemd = LinuxChoice::Systemd(root.clone().unwrap());
+        let pid1 = |p: &Path| p == Path::new("/run/systemd/system");
+        let packaged =
+            |p: &Path| pid1(p) || p == Path::new("/usr/lib/systemd/system/skupper-router@.service");
+        // A root skupperd does not hand runtime/ to the skupper user yet:
+        // child processes unless forced.
+        assert_eq!(
+            LinuxChoice::resolve(LinuxRunner::Auto, root.clone(), packaged),
+            LinuxChoice::Process
+        );
+        // systemd without the template, or no systemd: child processes.
+        assert_eq!(
+            LinuxChoice::resolve(LinuxRunner::Auto, root.clone(), pid1),
+            LinuxChoice::Process
+        );
+        assert_eq!(
+            LinuxChoice::resolve(LinuxRunner::Auto, root.clone(), |_| false),
+            LinuxChoice::Process
+        );
+        // Forced either way.
+        assert_eq!(
+            LinuxChoice::resolve(LinuxRunner::Systemd, root.clone(), |_| false),
+            systemd
+        );
+        assert_eq!(
+            LinuxChoice::resolve(LinuxRunner::Process, root, packaged),
+            LinuxChoice::Process
+        );
+        // A user without XDG_RUNTIME_DIR has no manager to reach.
+        assert_eq!(
+            LinuxChoice::resolve(LinuxRunner::Systemd, None, packaged),
+            LinuxChoice::Process
+        );
+        let user = SystemdPaths::for_identity(false, Some(Path::new("/run/user/1000")));
+        let user_packaged = |p: &Path| {
+            p == Path::new("/run/user/1000/systemd/private")
+                || p == Path::new("/usr/lib/systemd/user/skupper-router@.service")
+        };
+        assert!(matches!(
+            LinuxChoice::resolve(LinuxRunner::Auto, user, user_packaged),
+            LinuxChoice::Systemd(SystemdPaths {
+                scope: Scope::User,
+                ..
+            })
+        ));
     }
 }

@@ -7,6 +7,8 @@
 //! - [`none`]: starts nothing (runner `none`, platform.md 3).
 //! - [`process`]: the router as a child of skupperd (platform.md 1.2), with
 //!   its restart policy in [`backoff`] and output handling in [`output`].
+//! - [`systemd`]: the `systemd` runner (platform.md 1.1): the template
+//!   instance `skupper-router@<ns>.service` over systemd's D-Bus API.
 //! - [`container`]: the `podman` and `docker` runners (platform.md 2): the
 //!   router container through the engine's Docker-compatible REST API.
 
@@ -15,6 +17,7 @@ pub mod container;
 pub mod none;
 pub mod output;
 pub mod process;
+pub mod systemd;
 
 pub use none::NoneRunner;
 pub use output::{ExitKind, RouterExit};
