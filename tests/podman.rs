@@ -32,6 +32,15 @@ fi
 exec /usr/sbin/skrouterd -c /tmp/skrouterd.json
 "#;
 
+/// Tests that start routers run one at a time: each data home picks its
+/// management port from 5671 up, and with host networking two routers at
+/// once would contend for it.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn podman_available() -> bool {
     let found = Command::new("podman")
         .arg("--version")
@@ -314,6 +323,7 @@ fn the_podman_runner_runs_the_site_in_a_container_and_the_docker_runner_takes_it
     if !podman_available() {
         return;
     }
+    let _serial = serial();
     let tag = format!("t{}", std::process::id());
     let mut engine = Engine::start();
     let image = engine.image(&tag);
@@ -522,6 +532,7 @@ fn a_router_that_keeps_exiting_is_the_sites_error_with_its_reason_until_it_recov
     if !podman_available() {
         return;
     }
+    let _serial = serial();
     let mut engine = Engine::start();
     let image = engine.image(&format!("f{}", std::process::id()));
     let ns = format!("pf{}", std::process::id());
