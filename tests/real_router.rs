@@ -25,10 +25,16 @@ type Outcome = Result<(), String>;
 type Scenario = (&'static str, fn(&Path) -> Outcome);
 
 fn main() {
+    let image = std::env::var("SKUPPERD_TEST_ROUTER_IMAGE").ok();
     let Some(router) = std::env::var_os("SKUPPERD_TEST_SKROUTERD").map(PathBuf::from) else {
         println!(
             "real-router suite did not run: SKUPPERD_TEST_SKROUTERD is not set (point it at a real skrouterd to run it)"
         );
+        if let Some(image) = image {
+            if !podman::run_and_report(&image) {
+                std::process::exit(1);
+            }
+        }
         return;
     };
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
@@ -94,7 +100,13 @@ fn main() {
         }
     }
     println!("{passed} passed, {failed} failed");
-    if failed > 0 {
+    let podman_ok = match image {
+        Some(image) if filter.as_deref().is_none_or(|f| "podman".contains(f)) => {
+            podman::run_and_report(&image)
+        }
+        _ => true,
+    };
+    if failed > 0 || !podman_ok {
         std::process::exit(1);
     }
 }
@@ -1275,4 +1287,154 @@ fn edge_switch(router: &Path) -> Outcome {
         "  west is an edge site, linked to east's edge port {edge_port}; status.yaml: {message}"
     );
     Ok(())
+}
+
+/// The podman scenario: the real router in a container made from the image
+/// `SKUPPERD_TEST_ROUTER_IMAGE` names (built by hand from a real router:
+/// no registry is reachable here), driven by skupperd's podman runner
+/// through `podman system service` on a socket of its own.
+mod podman {
+    use super::*;
+    use std::process::{Child, Command, Stdio};
+
+    /// Runs the scenario and prints its line; returns whether it passed.
+    pub fn run_and_report(image: &str) -> bool {
+        let start = Instant::now();
+        let name = "podman_container_ready_with_bytes_flowing_restart_and_removal";
+        let result = std::panic::catch_unwind(|| scenario(image))
+            .unwrap_or_else(|p| Err(format!("panicked: {}", panic_text(&p))));
+        let secs = start.elapsed().as_secs_f32();
+        match &result {
+            Ok(()) => println!("PASS {name} ({secs:.1} s, image {image})"),
+            Err(why) => println!("FAIL {name} ({secs:.1} s, image {image}): {why}"),
+        }
+        result.is_ok()
+    }
+
+    /// The API service and its socket's directory; the container is
+    /// removed on drop, whatever happened.
+    struct Service {
+        child: Child,
+        _dir: tempfile::TempDir,
+        container: String,
+    }
+
+    impl Drop for Service {
+        fn drop(&mut self) {
+            let _ = Command::new("podman")
+                .args(["rm", "-f", "-t", "0", &self.container])
+                .output();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn inspect(name: &str) -> Option<String> {
+        let out = Command::new("podman")
+            .args([
+                "inspect",
+                "--type",
+                "container",
+                "--format",
+                "{{.Id}} {{.State.StartedAt}} {{.State.Running}}",
+                name,
+            ])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    fn scenario(image: &str) -> Outcome {
+        let ns = format!("rr{}", std::process::id());
+        let container = format!("{ns}-skupper-router");
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let socket = dir.path().join("podman.sock");
+        let child = Command::new("podman")
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("podman system service: {e}"))?;
+        let _service = Service {
+            child,
+            _dir: dir,
+            container: container.clone(),
+        };
+        wait("the podman API socket", || socket.exists().then_some(()))?;
+
+        let home = DataHome::new();
+        home.write(&ns, "internal/platform.yaml", "platform: podman\n");
+        home.write(
+            &ns,
+            "input/resources/site.yaml",
+            &SITE.replace("NAME", "west"),
+        );
+        let port = free_port();
+        home.write(
+            &ns,
+            "input/resources/l.yaml",
+            &listener_yaml("backend", "backend", port, ""),
+        );
+        home.write(
+            &ns,
+            "input/resources/c.yaml",
+            &connector_yaml("backend", "backend", echo_server()),
+        );
+        let config = home.path().join("skupperd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "podman_endpoint = \"{}\"\nrouter_image = \"{image}\"\nimage_pull = \"never\"\nrouter_poll_interval_ms = 200\nsite_grace_period_ms = 200\n",
+                socket.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut site = Site {
+            home,
+            daemon: None,
+            router: PathBuf::new(),
+        };
+        site.daemon = Some(
+            Start::new(&site.home)
+                .arg("--config")
+                .arg(config.to_string_lossy())
+                .spawn(),
+        );
+
+        site.wait_status(&ns, "Listener", "backend", "Ready")?;
+        site.wait_status(&ns, "Site", "west", "Ready")?;
+        flows(port)?;
+        let runner = site
+            .router_field(&ns, "runner")
+            .and_then(|v| v.as_str().map(str::to_string));
+        if runner.as_deref() != Some("podman") {
+            return Err(format!("status.yaml runner is {runner:?}"));
+        }
+        let first = inspect(&container).ok_or("no router container")?;
+
+        // A router mode change restarts the container; bytes flow again.
+        site.write(
+            &ns,
+            "site.yaml",
+            &format!("{}  edge: true\n", SITE.replace("NAME", "west")),
+        );
+        wait("the container to be restarted", || {
+            let now = inspect(&container)?;
+            (now != first && now.ends_with("true")).then_some(())
+        })?;
+        site.wait_status(&ns, "Site", "west", "Ready")?;
+        site.wait_status(&ns, "Listener", "backend", "Ready")?;
+        flows(port)?;
+
+        // The Site is removed: so is the container.
+        site.remove(&ns, "site.yaml");
+        wait("the container to be removed", || {
+            inspect(&container).is_none().then_some(())
+        })?;
+        site.stop();
+        Ok(())
+    }
 }

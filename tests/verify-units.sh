@@ -56,4 +56,14 @@ check "user skupperd.service" \
 check "user skupper-router@.service" \
     env XDG_RUNTIME_DIR="$tmp/runtime" systemd-analyze --user verify "$tmp/user/skupper-router@test.service"
 
+# The system unit's exposure (README): at most 2.5.
+exposure=$(systemd-analyze security --offline=yes "$tmp/system/skupperd.service" 2>&1 \
+    | sed -n 's/.*Overall exposure level for skupperd.service: \([0-9.]*\).*/\1/p')
+if [ -z "$exposure" ] || ! awk -v e="$exposure" 'BEGIN { exit !(e <= 2.5) }'; then
+    echo "verify-units: systemd-analyze security skupperd.service: exposure '${exposure}' is above 2.5"
+    failed=1
+else
+    echo "verify-units: systemd-analyze security skupperd.service: exposure $exposure (<= 2.5) ok"
+fi
+
 exit "$failed"

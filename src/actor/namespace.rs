@@ -295,8 +295,13 @@ impl Actor {
             result = Ok(Exit::Gone);
         }
         // Routers of the process runner are children: they stop with the
-        // actor (platform.md 1.2).
-        self.router.stop().await;
+        // actor (platform.md 1.2). A deleted namespace's router is removed
+        // whatever its runner (platform.md 4).
+        if matches!(result, Ok(Exit::Gone)) {
+            self.router.remove().await;
+        } else {
+            self.router.stop().await;
+        }
         result
     }
 

@@ -9,9 +9,15 @@
 use crate::plan::{prior, Identity, Platform, RouterState};
 use crate::router::session::{Session, Target};
 use crate::router::Credentials;
+use crate::runner::container::{
+    rest::RestEngine,
+    spec::{self, EngineKind},
+    ContainerRunner, ContainerSettings,
+};
 use crate::runner::{
     none::NoneRunner,
     process::{ProcessRunner, ProcessRunnerConfig},
+    systemd::{Scope, SystemdPaths, SystemdRunner},
     RouterDefinition, RouterProcessState, Runner,
 };
 use crate::store::fsio::StoreError;
@@ -24,23 +30,166 @@ use tracing::{info, warn};
 pub enum RunnerChoice {
     /// Start nothing; still sync a router that is reachable.
     None,
-    /// Start `binary` as a child process for linux namespaces.
-    Process { binary: PathBuf },
+    /// Start each namespace's router as its platform says: `binary` as a
+    /// child process for linux, the router container for podman and docker.
+    Auto {
+        binary: PathBuf,
+        linux: LinuxChoice,
+        containers: ContainerChoice,
+    },
+}
+
+/// How linux namespaces run their router (platform.md 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinuxChoice {
+    /// `binary` as a child process.
+    Process,
+    /// `skupper-router@<ns>.service` of this manager.
+    Systemd(SystemdPaths),
+}
+
+impl LinuxChoice {
+    /// `linux_runner`: `process`; `systemd`; or `auto`: systemd when a
+    /// manager is reachable and the `skupper-router@.service` template is
+    /// installed for it (a host without the package, a test machine, keeps
+    /// child processes), else the process runner, said once.
+    pub fn resolve(
+        setting: crate::config::LinuxRunner,
+        paths: Option<SystemdPaths>,
+        exists: impl Fn(&Path) -> bool,
+    ) -> LinuxChoice {
+        use crate::config::LinuxRunner;
+        match (setting, paths) {
+            (LinuxRunner::Process, _) => LinuxChoice::Process,
+            (LinuxRunner::Systemd, Some(paths)) => LinuxChoice::Systemd(paths),
+            (LinuxRunner::Systemd, None) => {
+                warn!("linux_runner = \"systemd\": a user skupperd needs XDG_RUNTIME_DIR to reach its systemd manager; linux routers run as child processes of skupperd");
+                LinuxChoice::Process
+            }
+            // The system template runs skrouterd as `skupper`, and a root
+            // skupperd does not hand runtime/ to that user yet (platform.md
+            // 1.1): only a user manager is chosen by itself.
+            (LinuxRunner::Auto, Some(paths))
+                if paths.scope == Scope::System
+                    && paths.reachable(&exists)
+                    && template_installed(paths.scope, &exists) =>
+            {
+                info!("linux routers run as child processes of skupperd: skupper-router@.service runs skrouterd as the skupper user, which cannot read runtime/ yet (linux_runner = \"systemd\" forces the units)");
+                LinuxChoice::Process
+            }
+            (LinuxRunner::Auto, Some(paths))
+                if paths.reachable(&exists) && template_installed(paths.scope, &exists) =>
+            {
+                info!("linux routers run as systemd units skupper-router@<namespace>.service");
+                LinuxChoice::Systemd(paths)
+            }
+            (LinuxRunner::Auto, _) => {
+                info!("no systemd manager with the skupper-router@.service template is reachable: linux routers run as child processes of skupperd");
+                LinuxChoice::Process
+            }
+        }
+    }
+}
+
+/// The router template unit is installed for `scope`'s manager.
+fn template_installed(scope: Scope, exists: impl Fn(&Path) -> bool) -> bool {
+    let dirs: &[&str] = match scope {
+        Scope::System => &[
+            "/etc/systemd/system",
+            "/usr/lib/systemd/system",
+            "/lib/systemd/system",
+        ],
+        Scope::User => &["/etc/systemd/user", "/usr/lib/systemd/user"],
+    };
+    dirs.iter()
+        .any(|d| exists(&Path::new(d).join("skupper-router@.service")))
+}
+
+/// What the container runners are made from (platform.md 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerChoice {
+    pub image: String,
+    pub pull: crate::config::ImagePull,
+    pub podman_endpoint: Option<PathBuf>,
+    pub docker_endpoint: Option<PathBuf>,
+    pub identity: spec::Identity,
+}
+
+impl ContainerChoice {
+    /// The runner of `engine` for `namespace`, on the socket platform.md
+    /// 2.3 names.
+    fn runner(&self, engine: EngineKind, namespace: &str) -> Box<dyn Runner> {
+        let configured = match engine {
+            EngineKind::Podman => self.podman_endpoint.as_deref(),
+            EngineKind::Docker => self.docker_endpoint.as_deref(),
+        };
+        let socket = spec::socket_path(engine, configured, &self.identity, |p| p.exists());
+        let fix = spec::socket_fix(engine, &self.identity);
+        let settings = ContainerSettings {
+            engine,
+            image: self.image.clone(),
+            pull: self.pull,
+            identity: self.identity.clone(),
+        };
+        Box::new(ContainerRunner::new(
+            RestEngine::new(engine, socket, fix),
+            settings,
+            namespace,
+        ))
+    }
 }
 
 impl RunnerChoice {
     pub fn from_config(config: &crate::config::Config) -> RunnerChoice {
-        use crate::config::{LinuxRunner, RunnerMode};
+        use crate::config::RunnerMode;
         match config.runner {
             RunnerMode::None => RunnerChoice::None,
             RunnerMode::Auto => {
-                if config.linux_runner == LinuxRunner::Systemd {
-                    warn!("linux_runner = \"systemd\" is not implemented yet; routers run as child processes");
-                }
-                RunnerChoice::Process {
+                let identity = spec::Identity {
+                    uid: rustix::process::getuid().as_raw(),
+                    gid: rustix::process::getgid().as_raw(),
+                    runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+                };
+                let paths = SystemdPaths::for_identity(
+                    rustix::process::geteuid().is_root(),
+                    identity.runtime_dir.as_deref(),
+                );
+                let linux = LinuxChoice::resolve(config.linux_runner, paths, |p| p.exists());
+                RunnerChoice::Auto {
                     binary: config.router_binary.clone(),
+                    linux,
+                    containers: ContainerChoice {
+                        image: config.router_image.clone(),
+                        pull: config.image_pull,
+                        podman_endpoint: config.podman_endpoint.clone(),
+                        docker_endpoint: config.docker_endpoint.clone(),
+                        identity,
+                    },
                 }
             }
+        }
+    }
+
+    /// The runner a namespace on `platform` gets (`None`: the none
+    /// runner).
+    fn runner_for(&self, platform: Option<Platform>, namespace: &str) -> Option<Box<dyn Runner>> {
+        let RunnerChoice::Auto {
+            containers, linux, ..
+        } = self
+        else {
+            return None;
+        };
+        match platform? {
+            Platform::Linux => match linux {
+                LinuxChoice::Process => {
+                    Some(Box::new(ProcessRunner::new(ProcessRunnerConfig::default())))
+                }
+                LinuxChoice::Systemd(paths) => {
+                    Some(Box::new(SystemdRunner::new(paths.clone(), namespace)))
+                }
+            },
+            Platform::Podman => Some(containers.runner(EngineKind::Podman, namespace)),
+            Platform::Docker => Some(containers.runner(EngineKind::Docker, namespace)),
         }
     }
 }
@@ -92,7 +241,10 @@ pub struct RouterSide {
     choice: RunnerChoice,
     /// The runner in use for the current platform.
     runner: Box<dyn Runner>,
-    runner_is_process: bool,
+    /// The platform whose runner is in use (`None`: the none runner).
+    active: Option<Platform>,
+    /// The runner starts routers (it is not the none runner).
+    starts_routers: bool,
     session: Session,
     /// What the last pass was given; the actor re-runs the pass when this
     /// changes.
@@ -127,7 +279,8 @@ impl RouterSide {
         let mut side = RouterSide {
             choice,
             runner: Box::new(NoneRunner::new()),
-            runner_is_process: false,
+            active: None,
+            starts_routers: false,
             session: Session::default(),
             state: RouterState::default(),
             restart_logged: false,
@@ -154,7 +307,7 @@ impl RouterSide {
     /// faster than the resync period.
     pub fn polls(&self) -> bool {
         self.session.connected()
-            || (self.runner_is_process
+            || (self.starts_routers
                 && matches!(
                     self.runner.state(),
                     RouterProcessState::Starting
@@ -164,10 +317,10 @@ impl RouterSide {
     }
 
     /// The management port another process holds, as the router's own
-    /// exit showed it (process runner only: another runner's router is
+    /// exit showed it (only for routers skupperd starts: another router is
     /// not skupperd's to move).
     fn port_taken(&self) -> Option<u16> {
-        if !self.runner_is_process {
+        if !self.starts_routers {
             return None;
         }
         self.runner
@@ -203,7 +356,7 @@ impl RouterSide {
             (None, None, _, Some(exited)) => Some(exited),
             (None, None, failure, None) => failure.map(str::to_string),
         };
-        let (runner, state, message) = if self.runner_is_process {
+        let (runner, state, message) = if self.starts_routers {
             let state = match &process_state {
                 RouterProcessState::NotCreated => "NotCreated",
                 RouterProcessState::Starting => "Starting",
@@ -223,12 +376,16 @@ impl RouterSide {
                 ) => note.clone(),
                 _ => String::new(),
             };
-            ("process", state, message)
+            (self.runner.name(), state, message)
         } else if view.is_some() {
             ("none", "Unmanaged", String::new())
         } else {
             let message = match (&failure, &unreachable) {
                 (Some(why), _) | (None, Some(why)) => why.clone(),
+                (None, None) if matches!(self.choice, RunnerChoice::Auto { .. }) => {
+                    // Before the first pass has picked the platform's runner.
+                    "the router is not started yet".to_string()
+                }
                 (None, None) => "runner is none: skupperd does not start routers".to_string(),
             };
             ("none", "NotCreated", message)
@@ -259,24 +416,41 @@ impl RouterSide {
     pub fn syncs_live(&self) -> bool {
         self.session.connected()
             && !self.awaits_pass()
-            && (!self.runner_is_process || self.runner.state() == RouterProcessState::Running)
+            && (!self.starts_routers || self.runner.state() == RouterProcessState::Running)
     }
 
     /// After an applied pass: keep the router running with the current
     /// config, bring it in line over management, and report. Returns
     /// whether the state the statuses depend on changed.
     pub async fn after_pass(&mut self, facts: &Facts<'_>, files: &mut Files) -> bool {
-        let wants_process = matches!(self.choice, RunnerChoice::Process { .. })
-            && facts.platform == Some(Platform::Linux);
-        if wants_process != self.runner_is_process {
+        // The platform picks the runner; a changed platform moves the site:
+        // the old runner's router stops, the new one starts (platform.md 0).
+        let wanted = match self.choice {
+            RunnerChoice::Auto { .. } => facts.platform,
+            RunnerChoice::None => None,
+        };
+        if wanted != self.active {
+            if self.starts_routers {
+                info!(
+                    "platform {} -> {}: stopping the {} runner's router",
+                    self.active.map_or("none", Platform::as_str),
+                    wanted.map_or("none", Platform::as_str),
+                    self.runner.name()
+                );
+            }
             self.runner.stop().await.ok();
-            self.runner = match (&self.choice, wants_process) {
-                (RunnerChoice::Process { .. }, true) => {
-                    Box::new(ProcessRunner::new(ProcessRunnerConfig::default()))
+            self.session.disconnect();
+            self.runner = match self.choice.runner_for(wanted, facts.namespace) {
+                Some(runner) => {
+                    self.starts_routers = true;
+                    runner
                 }
-                _ => Box::new(NoneRunner::new()),
+                None => {
+                    self.starts_routers = false;
+                    Box::new(NoneRunner::new())
+                }
             };
-            self.runner_is_process = wants_process;
+            self.active = wanted;
         }
         let (Some(identity), true) = (facts.identity, facts.site_active) else {
             // No Site: the router stops, nothing is synced.
@@ -291,8 +465,8 @@ impl RouterSide {
             .management_port_taken
             .filter(|old| *old != identity.management_port);
         self.management_port = Some(identity.management_port);
-        if let RunnerChoice::Process { binary } = &self.choice {
-            if self.runner_is_process {
+        if let RunnerChoice::Auto { binary, .. } = &self.choice {
+            if self.starts_routers {
                 let def = RouterDefinition {
                     namespace: facts.namespace.to_string(),
                     config_path: facts.ns_dir.join(prior::CONFIG_FILE),
@@ -354,7 +528,7 @@ impl RouterSide {
     /// are expected then, not failures worth a warning.
     fn tell_session(&mut self) {
         let down =
-            self.runner_is_process && !matches!(self.runner.state(), RouterProcessState::Running);
+            self.starts_routers && !matches!(self.runner.state(), RouterProcessState::Running);
         self.session.set_router_down(down);
     }
 
@@ -384,7 +558,7 @@ impl RouterSide {
             self.restart_logged = false;
             return;
         }
-        if self.runner_is_process {
+        if self.starts_routers {
             info!("the router's id or mode changed: restarting it");
             self.restart_note = Some(format!(
                 "restarted at {} to apply a new router id or mode",
@@ -405,7 +579,7 @@ impl RouterSide {
     /// not report it (it would keep, or even make, statuses `Ready` with
     /// the router gone). A router restarted since counts as exited too.
     pub fn forget_exited_router(&mut self) {
-        let exited = self.runner_is_process
+        let exited = self.starts_routers
             && self.state.view.is_some()
             && (self.runner.state() != RouterProcessState::Running
                 || self.runner.restarts() != self.restarts_at_view);
@@ -418,6 +592,9 @@ impl RouterSide {
     /// The light poll between passes (router.md 3.9); reconnects when the
     /// connection was lost. Returns whether the state changed.
     pub async fn poll(&mut self) -> bool {
+        if self.starts_routers {
+            self.runner.refresh().await.ok();
+        }
         if self.skip_taken_port() {
             return self.update(None);
         }
@@ -445,9 +622,75 @@ impl RouterSide {
         changed
     }
 
-    /// The daemon stops: child routers stop with it (platform.md 1.2).
-    pub async fn stop(&mut self) {
+    /// The namespace is gone: its router is stopped and its definition
+    /// removed, whatever the runner (platform.md 4).
+    pub async fn remove(&mut self) {
         self.session.set_target(None);
         self.runner.stop().await.ok();
+    }
+
+    /// The daemon stops: child routers stop with it (platform.md 1.2);
+    /// containers keep running.
+    pub async fn stop(&mut self) {
+        self.session.set_target(None);
+        if !self.runner.outlives_daemon() {
+            self.runner.stop().await.ok();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LinuxRunner;
+
+    #[test]
+    fn linux_routers_use_the_user_manager_when_reachable_with_the_template_installed() {
+        let root = SystemdPaths::for_identity(true, None);
+        let systemd = LinuxChoice::Systemd(root.clone().unwrap());
+        let pid1 = |p: &Path| p == Path::new("/run/systemd/system");
+        let packaged =
+            |p: &Path| pid1(p) || p == Path::new("/usr/lib/systemd/system/skupper-router@.service");
+        // A root skupperd does not hand runtime/ to the skupper user yet:
+        // child processes unless forced.
+        assert_eq!(
+            LinuxChoice::resolve(LinuxRunner::Auto, root.clone(), packaged),
+            LinuxChoice::Process
+        );
+        // systemd without the template, or no systemd: child processes.
+        assert_eq!(
+            LinuxChoice::resolve(LinuxRunner::Auto, root.clone(), pid1),
+            LinuxChoice::Process
+        );
+        assert_eq!(
+            LinuxChoice::resolve(LinuxRunner::Auto, root.clone(), |_| false),
+            LinuxChoice::Process
+        );
+        // Forced either way.
+        assert_eq!(
+            LinuxChoice::resolve(LinuxRunner::Systemd, root.clone(), |_| false),
+            systemd
+        );
+        assert_eq!(
+            LinuxChoice::resolve(LinuxRunner::Process, root, packaged),
+            LinuxChoice::Process
+        );
+        // A user without XDG_RUNTIME_DIR has no manager to reach.
+        assert_eq!(
+            LinuxChoice::resolve(LinuxRunner::Systemd, None, packaged),
+            LinuxChoice::Process
+        );
+        let user = SystemdPaths::for_identity(false, Some(Path::new("/run/user/1000")));
+        let user_packaged = |p: &Path| {
+            p == Path::new("/run/user/1000/systemd/private")
+                || p == Path::new("/usr/lib/systemd/user/skupper-router@.service")
+        };
+        assert!(matches!(
+            LinuxChoice::resolve(LinuxRunner::Auto, user, user_packaged),
+            LinuxChoice::Systemd(SystemdPaths {
+                scope: Scope::User,
+                ..
+            })
+        ));
     }
 }

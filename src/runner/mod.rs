@@ -7,11 +7,17 @@
 //! - [`none`]: starts nothing (runner `none`, platform.md 3).
 //! - [`process`]: the router as a child of skupperd (platform.md 1.2), with
 //!   its restart policy in [`backoff`] and output handling in [`output`].
+//! - [`systemd`]: the `systemd` runner (platform.md 1.1): the template
+//!   instance `skupper-router@<ns>.service` over systemd's D-Bus API.
+//! - [`container`]: the `podman` and `docker` runners (platform.md 2): the
+//!   router container through the engine's Docker-compatible REST API.
 
 pub mod backoff;
+pub mod container;
 pub mod none;
 pub mod output;
 pub mod process;
+pub mod systemd;
 
 pub use none::NoneRunner;
 pub use output::{ExitKind, RouterExit};
@@ -86,8 +92,20 @@ pub trait Runner: Send {
     /// Stop and start again, e.g. after a change that needs a restart
     /// (platform.md 4).
     fn restart(&mut self) -> RunnerFuture<'_>;
-    /// Stop the router; it stays stopped until the next `ensure`.
+    /// Stop the router and remove its definition (a container is
+    /// removed); it stays stopped until the next `ensure`.
     fn stop(&mut self) -> RunnerFuture<'_>;
+    /// Look at the router again between passes (a container runner
+    /// inspects its container, starts it again after an exit, and notes
+    /// why it exited). The process runner learns this from its child.
+    fn refresh(&mut self) -> RunnerFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+    /// The router keeps running when skupperd stops (containers, systemd
+    /// units); child processes stop with skupperd (platform.md 1.2).
+    fn outlives_daemon(&self) -> bool {
+        false
+    }
     fn state(&self) -> RouterProcessState;
     /// The last exit skupperd did not ask for, explained, until a start
     /// after it is known good (the router answered, or stayed up long

@@ -71,11 +71,14 @@ pub struct ScanError {
 }
 
 /// This machine's host name, lower case: used in the SANs of generated
-/// listener certificates for `0.0.0.0`/`::`. Empty when unknown.
+/// listener certificates for `0.0.0.0`/`::`. Empty when unknown. From
+/// uname(2), not /proc/sys (hidden by the unit's `ProcSubset=pid`).
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_lowercase())
-        .unwrap_or_default()
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .trim()
+        .to_lowercase()
 }
 
 /// The host's non-loopback IPv4 addresses (from `/proc/net/fib_trie`) and
