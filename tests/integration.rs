@@ -6,6 +6,7 @@ mod check;
 mod daemon;
 mod hostile_corpus;
 mod hostile_input;
+mod hostile_security;
 mod live;
 mod reference;
 mod render;
