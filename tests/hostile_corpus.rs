@@ -934,7 +934,7 @@ fn files_vanishing_while_check_reads_are_reported_or_unseen() {
             let p = dir.join(&names[i % names.len()]);
             let _ = std::fs::write(&p, &content);
             let _ = std::fs::remove_file(&p);
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 let _ = std::fs::create_dir(&p);
                 let _ = std::fs::remove_dir(&p);
             }
