@@ -5,6 +5,7 @@ mod support;
 mod check;
 mod daemon;
 mod hostile_corpus;
+mod hostile_fuzz;
 mod hostile_input;
 mod hostile_security;
 mod live;
