@@ -728,7 +728,7 @@ struct Namespace {
     files: BTreeMap<String, Vec<u8>>,
     certs: InputCerts,
     runtime: BTreeMap<String, Vec<u8>>,
-    platform: Result<Platform, String>,
+    platform: Result<Platform, skupperd::problem::Problem>,
     seed: u64,
     router: RouterState,
 }
@@ -839,7 +839,13 @@ fn namespace() -> impl Strategy<Value = Namespace> {
             4 => Just(Ok(Platform::Podman)),
             2 => Just(Ok(Platform::Linux)),
             1 => Just(Ok(Platform::Docker)),
-            1 => Just(Err("internal/platform.yaml: platform \"x\" is not one of linux, podman, docker".to_string())),
+            1 => Just(Err({
+                let mut p = skupperd::problem::Problem::error("internal/platform.yaml: platform \"x\" is not one of linux, podman, docker");
+                p.file = Some("internal/platform.yaml".to_string());
+                p.line = Some(1);
+                p.column = Some(11);
+                p
+            })),
         ],
         0u64..4,
         router(),

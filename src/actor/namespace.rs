@@ -465,7 +465,9 @@ impl State {
         }
         let read_ms = started.elapsed().as_millis();
         let platform = fsio::read_platform(&self.ns_dir, self.ctx.default_platform);
-        self.platform = platform.clone().ok();
+        // While the file is invalid the router stays where it runs
+        // (`Inputs::platform_in_use`).
+        self.platform = platform.as_ref().ok().copied().or(self.prior.platform);
         let wall_now = time::OffsetDateTime::now_utc();
         let inputs = Inputs {
             namespace: &self.name,

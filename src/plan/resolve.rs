@@ -67,10 +67,8 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
     let (keys, refs): (Vec<(Kind, &str)>, Vec<&Arc<InputResource>>) =
         defs_found.into_iter().unzip();
     let decoded = group(&keys, &refs);
-    if let Err(msg) = &inputs.platform {
-        let mut p = Problem::error(msg.clone());
-        p.file = Some("internal/platform.yaml".to_string());
-        problems.push(p);
+    if let Err(p) = &inputs.platform {
+        problems.push(p.clone());
     }
 
     let mut ca_names: BTreeSet<String> = [validate::SITE_CA, validate::SERVICE_CA]
