@@ -891,6 +891,7 @@ fn pass(
         prior: &prior,
         router: ns.router.clone(),
         trigger: "input",
+        notices: &[],
     };
     let checked = plan::check(&inputs);
     let outcome = plan::reconcile(

@@ -5,6 +5,7 @@ mod support;
 mod check;
 mod crash;
 mod daemon;
+mod disk_faults;
 mod hostile_corpus;
 mod hostile_fuzz;
 mod hostile_input;

@@ -97,6 +97,7 @@ fn inputs<'a>(
             ..RouterState::default()
         },
         trigger: "startup",
+        notices: &[],
     }
 }
 

@@ -217,6 +217,9 @@ pub struct Inputs<'a> {
     pub router: RouterState,
     /// What caused this pass, for `runtime/status.yaml`.
     pub trigger: &'a str,
+    /// Problems the shell met outside the input (runtime/ that could not
+    /// be written), shown in `runtime/status.yaml` with the others.
+    pub notices: &'a [Problem],
 }
 
 impl Inputs<'_> {

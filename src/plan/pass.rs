@@ -44,6 +44,7 @@ pub fn run(
     ports: &mut dyn PortPicker,
 ) -> Outcome {
     let mut res = resolve(inputs, memo);
+    res.problems.extend(inputs.notices.iter().cloned());
     let now = render::timestamp(inputs.now);
     let mut files: BTreeMap<String, OutFile> = BTreeMap::new();
     let mut outcome = Outcome::default();

@@ -154,6 +154,7 @@ impl Shell {
             prior: &self.prior,
             router: self.router.clone(),
             trigger: "input",
+            notices: &[],
         };
         let fresh = super::reconcile(
             &inputs,

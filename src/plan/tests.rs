@@ -71,6 +71,7 @@ impl Scenario {
             prior: &prior,
             router: self.router.clone(),
             trigger: self.trigger,
+            notices: &[],
         };
         reconcile(
             &inputs,

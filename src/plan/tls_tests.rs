@@ -575,6 +575,7 @@ mod user_issuers {
             prior: &prior,
             router: RouterState::default(),
             trigger: "input",
+            notices: &[],
         };
         assert!(check(&inputs)
             .iter()
