@@ -585,3 +585,136 @@ fn the_daemon_opens_no_listening_socket_of_its_own() {
     assert!(ours.iter().any(|l| l.starts_with("unix:")), "{ours:?}");
     eprintln!("daemon sockets seen: {seen:#?}");
 }
+
+/// What a foreign TLS server on the management port saw of one
+/// connection: how the handshake ended and the bytes it received after.
+#[derive(Debug, Clone)]
+struct Seen {
+    handshake: Result<(), String>,
+    bytes_after: usize,
+}
+
+/// A TLS server with a certificate of another CA on `port`, recording
+/// every connection.
+fn foreign_server(port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<Seen>>> {
+    use crate::support::tls::{chain_and_key, pki};
+    use std::io::Read;
+    let other = pki();
+    let (chain, key) = chain_and_key(&other.first).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("binding the management port {port}: {e}"));
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>> = Default::default();
+    let log = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for mut tcp in listener.incoming().flatten() {
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
+            let Ok(mut conn) = rustls::ServerConnection::new(config.clone()) else {
+                continue;
+            };
+            let mut handshake = Ok(());
+            while conn.is_handshaking() {
+                if let Err(e) = conn.complete_io(&mut tcp) {
+                    handshake = Err(e.to_string());
+                    break;
+                }
+            }
+            let mut bytes_after = 0;
+            if handshake.is_ok() {
+                let mut stream = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    bytes_after += n;
+                }
+            }
+            if let Ok(mut l) = log.lock() {
+                l.push(Seen {
+                    handshake,
+                    bytes_after,
+                });
+            }
+        }
+    });
+    seen
+}
+
+#[test]
+fn the_management_client_refuses_a_server_not_signed_by_the_sites_local_ca() {
+    let _serial = crate::router_live::serial();
+    let home = DataHome::new();
+    home.write("west", "internal/platform.yaml", "platform: linux\n");
+    home.write("west", "input/resources/site.yaml", SITE);
+    crate::support::live::render(&home, "west");
+    let identity = home.read("west", "runtime/identity.yaml");
+    let port: u16 = identity
+        .lines()
+        .find_map(|l| l.strip_prefix("managementPort: "))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("a management port in identity.yaml");
+    // Another process holds the management port with a certificate of
+    // another CA (valid for 127.0.0.1).
+    let seen = foreign_server(port);
+    let config = home.path().join("skupperd.toml");
+    std::fs::write(
+        &config,
+        "runner = \"none\"\nrouter_poll_interval_ms = 200\n",
+    )
+    .unwrap();
+    let d = Start::new(&home)
+        .arg("--config")
+        .arg(config.to_string_lossy())
+        .spawn();
+    let status = eventually(
+        "status.yaml to say why the router is not reachable",
+        || {
+            let s = std::fs::read_to_string(home.ns("west").join("runtime/status.yaml")).ok()?;
+            (s.contains("reachable: false") && s.contains("UnknownIssuer")).then_some(s)
+        },
+        || d.log(),
+    );
+    // Every attempt refused at the handshake (runner none tries on each
+    // pass and resync, not on a poll timer).
+    let attempts = eventually(
+        "a connection attempt",
+        || {
+            let s = seen.lock().ok()?.clone();
+            (!s.is_empty()).then_some(s)
+        },
+        || d.log(),
+    );
+    for a in &attempts {
+        assert!(
+            a.handshake.is_err(),
+            "skupperd completed a TLS handshake with a server of another CA: {attempts:?}"
+        );
+        assert_eq!(a.bytes_after, 0, "{attempts:?}");
+    }
+    let site = home.read("west", "runtime/resources/Site-west.yaml");
+    assert!(!site.contains("status: Ready"), "{site}");
+    assert!(
+        site.contains("router not reachable: management connection lost: TLS"),
+        "{site}"
+    );
+    let message = status
+        .lines()
+        .find(|l| l.contains("TLS"))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    println!(
+        "foreign management server: {} handshakes refused ({:?}); status: {message}",
+        attempts.len(),
+        attempts[0].handshake
+    );
+}
