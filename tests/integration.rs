@@ -11,6 +11,7 @@ mod hostile_fuzz;
 mod hostile_input;
 mod hostile_security;
 mod live;
+mod load;
 mod reference;
 mod render;
 mod router_faults;
