@@ -597,7 +597,8 @@ fn config_listeners(site: &Site, ns: &str) -> Option<std::collections::BTreeMap<
 /// The real router SIGKILLed 10 times while listener files keep changing.
 /// The kills are 16 s apart: the process runner marks a router that
 /// exits five times within 60 s failed (platform.md 1.2), and its restart
-/// delay grows, so this scenario takes a few minutes (148 s here). While the router is down (from the
+/// delay doubles up to 60 s, so this scenario takes minutes (148 to 355 s
+/// here). While the router is down (from the
 /// moment skupperd has seen it go until the new process answers) no
 /// status says Ready; once it answers, its tcpListeners (QUERY with a
 /// management client of our own) equal those of `skrouterd.json` and the
@@ -669,6 +670,11 @@ fn router_sigkill_storm(router: &Path) -> Outcome {
         for round in 0..KILLS {
             let wait_more = SPACING.saturating_sub(last_kill.elapsed());
             std::thread::sleep(wait_more);
+            // Killed only once skupperd has shown the router Ready: a kill
+            // in the middle of the pass that brings Ready (its view taken
+            // just before the exit) would have that pass write Ready a few
+            // ms after the router died, and the next pass take it back.
+            site.wait_status("west", "Site", "west", "Ready")?;
             let pid = site.router_pid("west").ok_or("no router process found")?;
             let status = std::process::Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
@@ -701,15 +707,23 @@ fn router_sigkill_storm(router: &Path) -> Outcome {
                     })
                     .collect();
                     let new = site.router_pid("west").filter(|p| *p != pid);
+                    // Read again: skupperd moves the management port when
+                    // another process took it while the router was down.
+                    let port_now = site
+                        .router_field("west", "managementPort")
+                        .and_then(|v| v.as_u64())
+                        .and_then(|p| u16::try_from(p).ok())
+                        .unwrap_or(mgmt_port);
                     let answering =
-                        new.is_some() && TcpStream::connect(("127.0.0.1", mgmt_port)).is_ok();
+                        new.is_some() && TcpStream::connect(("127.0.0.1", port_now)).is_ok();
                     if answering {
                         return new.map(Ok);
                     }
                     if !ready.is_empty() {
                         return Some(Err(format!(
-                            "round {round}: Ready while the router is down: {}",
-                            ready.join(", ")
+                            "round {round}: Ready while the router is down: {} (router pid {new:?}, management port {port_now})\n{}",
+                            ready.join(", "),
+                            site.tail_log()
                         )));
                     }
                     None
