@@ -48,6 +48,7 @@ fn pass(
         prior,
         router: RouterState::default(),
         trigger: "input",
+        notices: &[],
     };
     plan::reconcile_with(
         &inputs,

@@ -113,19 +113,7 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
 /// Control characters, and the invisible format characters and
 /// separators that rearrange or break the text around them.
 fn shown_escaped(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{ad}'
-                | '\u{61c}'
-                | '\u{180e}'
-                | '\u{200b}'..='\u{200f}'
-                | '\u{2028}'..='\u{202e}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{206f}'
-                | '\u{feff}'
-                | '\u{fff9}'..='\u{fffb}'
-        )
+    c.is_control() || crate::names::is_format_char(c) || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 #[cfg(test)]

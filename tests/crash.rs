@@ -263,11 +263,19 @@ fn comparable_runtime(ns: &Path) -> BTreeMap<String, (u32, String)> {
 /// `None` when the daemon's runtime equals what `skupperd render` makes of
 /// a copy of the namespace (input, runtime identity and all), else what
 /// differs.
-fn differs_from_render(ns: &Path) -> Option<String> {
+pub(crate) fn differs_from_render(ns: &Path) -> Option<String> {
+    differs_from_render_except(ns, |_| false)
+}
+
+/// [`differs_from_render`] for the runtime files whose name (relative to
+/// `runtime/`) `skip` does not accept.
+pub(crate) fn differs_from_render_except(ns: &Path, skip: impl Fn(&str) -> bool) -> Option<String> {
     let copy_home = tempfile::tempdir().expect("tempdir");
-    let copy = copy_home.path().join("namespaces/west");
+    let name = ns.file_name().unwrap_or(std::ffi::OsStr::new("west"));
+    let copy = copy_home.path().join("namespaces").join(name);
     copy_namespace(ns, &copy);
-    let ours = comparable_runtime(ns);
+    let mut ours = comparable_runtime(ns);
+    ours.retain(|name, _| !skip(name));
     let out = skupperd()
         .arg("render")
         .arg(&copy)
@@ -281,7 +289,8 @@ fn differs_from_render(ns: &Path) -> Option<String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let theirs = comparable_runtime(&copy);
+    let mut theirs = comparable_runtime(&copy);
+    theirs.retain(|name, _| !skip(name));
     if ours == theirs {
         return None;
     }

@@ -364,10 +364,29 @@ fn compare_with_baseline(ns: &Path, case: &Case, fail: &mut impl FnMut(String)) 
         .filter(|(input, _, _)| case.dir.join("ns").join(input).exists())
         .map(|(_, _, record)| *record)
         .collect();
+    // Records whose status the case changes (`records-changed`: a path and
+    // a text its new content holds, one a line).
+    let changed: Vec<(String, String)> = std::fs::read_to_string(case.dir.join("records-changed"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(p, t)| (p.to_string(), t.to_string()))
+        .collect();
+    for (rel, holds) in &changed {
+        match now.get(rel) {
+            Some(b) if String::from_utf8_lossy(b).contains(holds.as_str()) => {}
+            Some(b) => fail(format!(
+                "{rel} does not hold {holds:?}:\n{}",
+                shorten(&String::from_utf8_lossy(b))
+            )),
+            None => fail(format!("{rel} is gone")),
+        }
+    }
     for (rel, bytes) in &base.files {
         if rel == "runtime/status.yaml"
             || rel == "runtime/router/skrouterd.json"
             || replaced.contains(rel.as_str())
+            || changed.iter().any(|(p, _)| p == rel)
         {
             continue;
         }

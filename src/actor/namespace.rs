@@ -38,10 +38,19 @@
 //!   `input/certs/`) never skips a pass: it is a problem of the resources
 //!   that need it, reported in `runtime/status.yaml` like any other.
 //!
+//! - Outputs that cannot be written (file system full, out of inodes,
+//!   read-only, permissions) change nothing: the previous files stay and
+//!   keep serving (no torn file, no temporary left), the router is left
+//!   as it is, the failure is logged at ERROR once and is an error in
+//!   `runtime/status.yaml` as soon as that can be written; the actor
+//!   retries by itself (1 s, doubling up to 30 s, re-reading the runtime
+//!   files) without waiting for an event, and the status then tells the
+//!   failure as past (a warning with its start and end).
+//!
 //! # Errors
-//! An I/O error while writing, or a panic inside a pass, ends the actor
-//! with an [`ActorError`]; the supervisor logs it and starts a fresh actor
-//! (which re-reads the runtime files) after a backoff.
+//! A panic inside a pass ends the actor with an [`ActorError`]; the
+//! supervisor logs it and starts a fresh actor (which re-reads the
+//! runtime files) after a backoff.
 
 use super::cache::{FileCache, ScanStats};
 use super::health::{Health, Latch};
@@ -130,7 +139,7 @@ impl PortPicker for NsPorts<'_> {
 }
 
 /// What a pass did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum PassResult {
     Applied,
     /// Planned and taken in; its files are still to be written (see
@@ -144,6 +153,22 @@ enum PassResult {
     Skipped,
     /// Part of the namespace could not be read; nothing was written.
     InputUnknown,
+    /// The outputs could not be written (file system full, out of inodes,
+    /// read-only...): the previous files stay; retried after a backoff.
+    WriteFailed(String),
+}
+
+/// A write of `runtime/` that failed, until a pass writes again.
+#[derive(Debug, Clone)]
+struct WriteFailure {
+    message: String,
+    since: String,
+    attempts: u32,
+}
+
+/// The wait before retrying a failed write: 1 s, doubling, at most 30 s.
+fn write_retry_delay(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.saturating_sub(1).min(5)).min(Duration::from_secs(30))
 }
 
 /// Everything one namespace owns between passes.
@@ -172,6 +197,11 @@ struct State {
     scan_failure: Option<String>,
     /// The platform the last pass read, for the router side.
     platform: Option<Platform>,
+    /// The outputs could not be written: logged once, in status.yaml as
+    /// soon as it can be written, retried by the actor.
+    write_failure: Option<WriteFailure>,
+    /// The last write failure that was overcome, for status.yaml.
+    write_recovered: Option<Problem>,
     /// Which expiring user certificates were logged when.
     expiry_log: super::expiry::ExpiryLog,
 }
@@ -212,6 +242,8 @@ struct Actor {
     /// When to poll the router next; `None` while nothing is expected to
     /// answer (no polling faster than the resync then).
     next_poll: Option<Instant>,
+    /// When to retry a write that failed, without waiting for an event.
+    next_write_retry: Option<Instant>,
 }
 
 /// The coalescer's maximum delay: the configured one less a margin for
@@ -250,6 +282,7 @@ impl Actor {
         Actor {
             router,
             next_poll: None,
+            next_write_retry: None,
             intervals,
             inbox,
             health: ctx.health.clone(),
@@ -274,6 +307,8 @@ impl Actor {
                 router: RouterState::default(),
                 scan_failure: None,
                 platform: None,
+                write_failure: None,
+                write_recovered: None,
                 expiry_log: super::expiry::ExpiryLog::new(),
             }),
             name,
@@ -333,6 +368,12 @@ impl Actor {
                         self.coalescer.mark(now(), Trigger::Router, Changed::none());
                     }
                     self.schedule_poll();
+                }
+                _ = sleep_until(self.next_write_retry) => {
+                    self.next_write_retry = None;
+                    // Everything again: a failed publish may have left
+                    // part of the outputs on disk.
+                    run_now = Some((Trigger::Resync, Changed::Everything));
                 }
                 _ = sleep_until(self.next_beat) => {
                     self.next_beat = self.intervals.heartbeat.map(|h| after(now(), h));
@@ -436,25 +477,42 @@ impl Actor {
             Ok(written) => written,
             Err(e) => return Err(ActorError::Panic(panic_message(e))),
         };
+        let mut result = result;
         if let Err(e) = written {
-            // What was taken in is not what the disk has: a fresh actor
-            // reads the runtime files again (see Errors above).
-            state.loaded = false;
-            let gone = !state.ns_dir.is_dir();
-            self.state = Some(state);
-            if gone {
+            if !state.ns_dir.is_dir() {
+                self.state = Some(state);
                 debug!("the namespace directory went away during the pass: {e}");
                 return Ok(());
             }
-            return Err(ActorError::Store(e));
+            // The router may already have what the files could not keep;
+            // what was taken in is not what the disk has, so the retry
+            // reads the runtime files again.
+            state.loaded = false;
+            result = Ok(PassResult::WriteFailed(
+                escape_controls(&e.to_string()).into_owned(),
+            ));
         }
         self.state = Some(state);
         match result? {
             PassResult::Held { until } => self.held = Some((until, trigger)),
-            PassResult::Applied | PassResult::Planned | PassResult::Skipped => self.held = None,
+            PassResult::Applied | PassResult::Planned => {
+                self.held = None;
+                self.next_write_retry = None;
+                if self.state.as_mut().is_some_and(State::write_recovered) {
+                    // Once more, so status.yaml tells the failure as past.
+                    self.coalescer.mark(now(), Trigger::Resync, Changed::none());
+                }
+            }
+            PassResult::Skipped => self.held = None,
             // Retried on the next event or resync; a grace re-run that is
             // still pending stays, as one more retry.
             PassResult::InputUnknown => {}
+            PassResult::WriteFailed(message) => {
+                if let Some(state) = self.state.as_mut() {
+                    let delay = state.write_failed(message);
+                    self.next_write_retry = Some(after(now(), delay));
+                }
+            }
         }
         drop(latches);
         // The supervisor only goes away when the daemon stops.
@@ -534,8 +592,11 @@ impl State {
             info!("the namespace can be read again");
         }
         let read_ms = started.elapsed().as_millis();
+        let notices = self.write_notices();
         let platform = fsio::read_platform(&self.ns_dir, self.ctx.default_platform);
-        self.platform = platform.clone().ok();
+        // While the file is invalid the router stays where it runs
+        // (`Inputs::platform_in_use`).
+        self.platform = platform.as_ref().ok().copied().or(self.prior.platform);
         let wall_now = time::OffsetDateTime::now_utc();
         let inputs = Inputs {
             namespace: &self.name,
@@ -553,6 +614,7 @@ impl State {
             prior: &self.prior,
             router: self.router.clone(),
             trigger: trigger.as_str(),
+            notices: &notices,
         };
         let mut ports = NsPorts {
             inner: DataHomePorts {
@@ -600,7 +662,13 @@ impl State {
                     debug!("the namespace directory went away during the pass: {e}");
                     return Ok((PassResult::Skipped, None));
                 }
-                return Err(e.into());
+                // The runtime files are read again before the next pass: a
+                // publish that failed half way left some of the new files.
+                self.loaded = false;
+                return Ok((
+                    PassResult::WriteFailed(escape_controls(&e.to_string()).into_owned()),
+                    None,
+                ));
             }
         }
         let apply_ms = t.elapsed().as_millis();
@@ -669,6 +737,68 @@ impl State {
         let certs = fsio::read_bundles(&self.ns_dir);
         let issuers = fsio::read_issuers(&self.ns_dir);
         Ok((stats, certs, issuers))
+    }
+
+    /// A failed write: logged at ERROR once per distinct failure, the
+    /// delay before the retry returned.
+    fn write_failed(&mut self, message: String) -> Duration {
+        let attempts = match &mut self.write_failure {
+            Some(f) if f.message == message => {
+                f.attempts += 1;
+                debug!(
+                    attempts = f.attempts,
+                    "runtime/ still cannot be written: {message}"
+                );
+                f.attempts
+            }
+            _ => {
+                let since = crate::render::timestamp(time::OffsetDateTime::now_utc());
+                self.write_failure = Some(WriteFailure {
+                    message: message.clone(),
+                    since,
+                    attempts: 1,
+                });
+                1
+            }
+        };
+        let delay = write_retry_delay(attempts);
+        if attempts == 1 {
+            error!(
+                "cannot write the outputs: {message}; the outputs of the last successful pass are kept and still serve; retried in {} ms and then with backoff",
+                delay.as_millis()
+            );
+        }
+        delay
+    }
+
+    /// After an applied pass: whether it ended a write failure (logged
+    /// then, and kept for status.yaml).
+    fn write_recovered(&mut self) -> bool {
+        let Some(f) = self.write_failure.take() else {
+            return false;
+        };
+        let until = crate::render::timestamp(time::OffsetDateTime::now_utc());
+        info!(
+            "runtime/ is written again after {} failed attempt(s) since {}: {}",
+            f.attempts, f.since, f.message
+        );
+        self.write_recovered = Some(Problem::warning(format!(
+            "runtime/ could not be written from {} to {until} ({} attempts): {}; the outputs of the last successful pass were kept meanwhile",
+            f.since, f.attempts, f.message
+        )));
+        true
+    }
+
+    /// The write failure (current or overcome) as status.yaml shows it.
+    fn write_notices(&self) -> Vec<Problem> {
+        match (&self.write_failure, &self.write_recovered) {
+            (Some(f), _) => vec![Problem::error(format!(
+                "runtime/ cannot be written since {} ({} attempts): {}; the outputs of the last successful pass are kept and still serve",
+                f.since, f.attempts, f.message
+            ))],
+            (None, Some(p)) => vec![p.clone()],
+            (None, None) => Vec::new(),
+        }
     }
 
     /// Unreadable is not empty: reconciling now would delete what the

@@ -259,6 +259,9 @@ pub struct RouterSide {
     port_notice: Option<String>,
     /// The runner's restart count when the router last answered.
     restarts_at_view: u32,
+    /// The runner's restart count when the session was last told to try
+    /// at once.
+    restarts_retried: u32,
 }
 
 fn credentials(runtime: &BTreeMap<String, Vec<u8>>) -> Option<Credentials> {
@@ -288,6 +291,7 @@ impl RouterSide {
             management_port: None,
             port_notice: None,
             restarts_at_view: 0,
+            restarts_retried: 0,
         };
         side.state = side.current(None);
         side
@@ -599,6 +603,14 @@ impl RouterSide {
             return self.update(None);
         }
         self.tell_session();
+        // The runner has just started the router again: the reconnect
+        // backoff grown while it was down (up to 5 s) would make the
+        // resync wait that long after the router is back.
+        let restarts = self.runner.restarts();
+        if self.starts_routers && restarts != self.restarts_retried {
+            self.restarts_retried = restarts;
+            self.session.retry_now();
+        }
         let view = if self.session.connected() {
             self.session.poll().await
         } else {

@@ -19,7 +19,7 @@ pub struct Loaded {
     pub certs: crate::validate::InputCerts,
     pub issuers: crate::validate::InputCerts,
     pub runtime: BTreeMap<String, Vec<u8>>,
-    pub platform: Result<Platform, String>,
+    pub platform: Result<Platform, crate::problem::Problem>,
 }
 
 pub fn default_platform() -> Platform {
@@ -99,6 +99,7 @@ fn inputs<'a>(
             ..RouterState::default()
         },
         trigger: "startup",
+        notices: &[],
     }
 }
 

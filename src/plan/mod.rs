@@ -113,8 +113,10 @@ pub struct Inputs<'a> {
     pub namespace: &'a str,
     /// Absolute path of the namespace directory (linux certificate paths).
     pub namespace_path: &'a str,
-    /// `Err` carries the message for an invalid `internal/platform.yaml`.
-    pub platform: Result<Platform, String>,
+    /// `Err` carries the problem of an invalid `internal/platform.yaml`:
+    /// the Site's error, while the platform of the last `skrouterd.json`
+    /// (`prior.platform`) keeps being used.
+    pub platform: Result<Platform, Problem>,
     /// Used in SANs of generated listener certificates for `0.0.0.0`/`::`.
     pub hostname: &'a str,
     /// The host's non-loopback addresses: default SANs of the link-access
@@ -140,6 +142,21 @@ pub struct Inputs<'a> {
     pub router: RouterState,
     /// What caused this pass, for `runtime/status.yaml`.
     pub trigger: &'a str,
+    /// Problems the shell met outside the input (runtime/ that could not
+    /// be written), shown in `runtime/status.yaml` with the others.
+    pub notices: &'a [Problem],
+}
+
+impl Inputs<'_> {
+    /// The platform the pass renders for: `internal/platform.yaml`'s, or
+    /// while that is invalid the one the last `skrouterd.json` was
+    /// rendered for (last accepted wins, as for resources).
+    pub fn platform_in_use(&self) -> Option<Platform> {
+        match &self.platform {
+            Ok(p) => Some(*p),
+            Err(_) => self.prior.platform,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -188,6 +205,9 @@ pub struct PriorChanges {
     /// The sslProfile ordinals the written `skrouterd.json` holds (`None`:
     /// unchanged, as when no config was written).
     pub ordinals: Option<BTreeMap<String, u64>>,
+    /// The platform of the written `skrouterd.json` (`Some(None)`: it was
+    /// removed; `None`: unchanged).
+    pub platform: Option<Option<Platform>>,
 }
 
 impl PriorChanges {
@@ -208,6 +228,9 @@ impl PriorChanges {
         prior.last_trigger = self.last_trigger;
         if let Some(ordinals) = self.ordinals {
             prior.ordinals = ordinals;
+        }
+        if let Some(platform) = self.platform {
+            prior.platform = platform;
         }
     }
 }

@@ -44,6 +44,7 @@ pub fn run(
     ports: &mut dyn PortPicker,
 ) -> Outcome {
     let mut res = resolve(inputs, memo);
+    res.problems.extend(inputs.notices.iter().cloned());
     let now = render::timestamp(inputs.now);
     let mut files: BTreeMap<String, OutFile> = BTreeMap::new();
     let mut outcome = Outcome::default();
@@ -95,11 +96,19 @@ pub fn run(
         &accesses,
     );
 
-    let platform = inputs.platform.clone().unwrap_or(Platform::Podman);
-    let active = match (&res.site, &identity, &inputs.platform) {
-        (Some((name, site)), Some(id), Ok(_)) => Some((name.clone(), site.clone(), id.clone())),
+    let in_use = inputs.platform_in_use();
+    let platform = in_use.unwrap_or(Platform::Podman);
+    let active = match (&res.site, &identity, in_use) {
+        (Some((name, site)), Some(id), Some(_)) => Some((name.clone(), site.clone(), id.clone())),
         _ => None,
     };
+    // An invalid `internal/platform.yaml` is the Site's error; the site
+    // keeps serving on the platform it had (platform.md 0).
+    if let (Err(p), Some((name, _))) = (&inputs.platform, &res.site) {
+        if let Some(e) = res.find(Kind::Site, name).and_then(|i| res.entry_mut(i)) {
+            e.errors.push(p.clone());
+        }
+    }
 
     let mut site_error: Option<String> = None;
     let mut ordinals = None;
@@ -240,6 +249,13 @@ pub fn run(
     };
     next.records = prior_changes(inputs.prior, &records);
     next.ordinals = ordinals;
+    next.platform = if files.contains_key(super::prior::CONFIG_FILE) {
+        Some(Some(platform))
+    } else if inputs.runtime.contains_key(super::prior::CONFIG_FILE) {
+        Some(None)
+    } else {
+        None
+    };
     outcome.site_active = records_written;
 
     // Status file last: it says whether anything else changed.
@@ -253,7 +269,7 @@ pub fn run(
         namespace: inputs.namespace,
         site: active.as_ref().map(|(n, _, _)| n.as_str()),
         identity: identity.as_ref(),
-        platform: inputs.platform.as_ref().ok().copied(),
+        platform: in_use,
         router: &inputs.router,
         site_id_prefix_router: active
             .as_ref()

@@ -33,6 +33,10 @@ pub struct Prior {
     /// where it has none): raised by one whenever a profile's files change,
     /// so the router loads the new certificate (router.md 4).
     pub ordinals: BTreeMap<String, u64>,
+    /// The platform the last `skrouterd.json` was rendered for (its `site`
+    /// entity): what a pass keeps using while `internal/platform.yaml` is
+    /// invalid (platform.md 0), so a bad edit there removes nothing.
+    pub platform: Option<super::Platform>,
 }
 
 /// Reads the prior state from the runtime files (paths relative to the
@@ -113,9 +117,9 @@ pub fn read_prior_with<E: Send>(
     };
     prior.last_run = reconcile("lastRun");
     prior.last_trigger = reconcile("trigger");
-    prior.ordinals = files
+    (prior.ordinals, prior.platform) = files
         .get(CONFIG_FILE)
-        .map(|b| ordinals_from_config(b))
+        .map(|b| facts_from_config(b))
         .unwrap_or_default();
     Ok(prior)
 }
@@ -134,10 +138,10 @@ fn int(node: &Node) -> Option<i64> {
 /// The site id and management port of a config written earlier, by skupperd
 /// or by Skupper's Go controller (whose sites are adopted with their ids).
 /// The sslProfiles of a `skrouterd.json` with their ordinals (0 when not
-/// set). Only the
-/// profiles are materialised; every other entity is skipped unparsed, so a
-/// file with ten thousand listeners costs little more than a scan.
-fn ordinals_from_config(bytes: &[u8]) -> BTreeMap<String, u64> {
+/// set), and the platform of its `site` entity. Only those are
+/// materialised; every other entity is skipped unparsed, so a file with
+/// ten thousand listeners costs little more than a scan.
+fn facts_from_config(bytes: &[u8]) -> (BTreeMap<String, u64>, Option<super::Platform>) {
     use serde::de::{IgnoredAny, SeqAccess, Visitor};
 
     #[derive(serde::Deserialize)]
@@ -147,8 +151,18 @@ fn ordinals_from_config(bytes: &[u8]) -> BTreeMap<String, u64> {
         ordinal: u64,
     }
 
-    /// One `[type, attributes]` pair: `Some` for an sslProfile.
-    struct Pair(Option<Profile>);
+    #[derive(serde::Deserialize)]
+    struct Site {
+        #[serde(default)]
+        platform: Option<String>,
+    }
+
+    /// One `[type, attributes]` pair: an sslProfile, the site, or other.
+    enum Pair {
+        Profile(Profile),
+        Site(Site),
+        Other,
+    }
 
     impl<'de> serde::Deserialize<'de> for Pair {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Pair, D::Error> {
@@ -160,26 +174,36 @@ fn ordinals_from_config(bytes: &[u8]) -> BTreeMap<String, u64> {
                 }
                 fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Pair, A::Error> {
                     let kind: Option<std::borrow::Cow<'de, str>> = seq.next_element()?;
-                    let profile = if kind.as_deref() == Some("sslProfile") {
-                        seq.next_element::<Profile>()?
-                    } else {
-                        seq.next_element::<IgnoredAny>()?;
-                        None
+                    let pair = match kind.as_deref() {
+                        Some("sslProfile") => seq
+                            .next_element::<Profile>()?
+                            .map_or(Pair::Other, Pair::Profile),
+                        Some("site") => seq.next_element::<Site>()?.map_or(Pair::Other, Pair::Site),
+                        _ => {
+                            seq.next_element::<IgnoredAny>()?;
+                            Pair::Other
+                        }
                     };
                     while seq.next_element::<IgnoredAny>()?.is_some() {}
-                    Ok(Pair(profile))
+                    Ok(pair)
                 }
             }
             d.deserialize_seq(V)
         }
     }
 
-    serde_json::from_slice::<Vec<Pair>>(bytes)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|p| p.0)
-        .map(|p| (p.name, p.ordinal))
-        .collect()
+    let mut ordinals = BTreeMap::new();
+    let mut platform = None;
+    for pair in serde_json::from_slice::<Vec<Pair>>(bytes).unwrap_or_default() {
+        match pair {
+            Pair::Profile(p) => {
+                ordinals.insert(p.name, p.ordinal);
+            }
+            Pair::Site(s) => platform = s.platform.as_deref().and_then(super::Platform::parse),
+            Pair::Other => {}
+        }
+    }
+    (ordinals, platform)
 }
 
 fn identity_from_config(bytes: &[u8]) -> Option<Identity> {

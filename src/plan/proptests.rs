@@ -155,6 +155,7 @@ impl Shell {
             prior: &self.prior,
             router: self.router.clone(),
             trigger: "input",
+            notices: &[],
         };
         let fresh = super::reconcile(
             &inputs,

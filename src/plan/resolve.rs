@@ -90,10 +90,8 @@ pub fn resolve(inputs: &Inputs, memo: &mut Memo) -> Resolution {
     let (keys, refs): (Vec<(Kind, &str)>, Vec<&Arc<InputResource>>) =
         defs_found.into_iter().unzip();
     let decoded = group(&keys, &refs);
-    if let Err(msg) = &inputs.platform {
-        let mut p = Problem::error(msg.clone());
-        p.file = Some("internal/platform.yaml".to_string());
-        problems.push(p);
+    if let Err(p) = &inputs.platform {
+        problems.push(p.clone());
     }
 
     let mut ca_names: BTreeSet<String> = [validate::SITE_CA, validate::SERVICE_CA]
@@ -530,11 +528,31 @@ pub fn issuer_problems(inputs: &Inputs) -> Vec<Problem> {
             )));
             continue;
         }
+        if let Some(why) = &bundle.refused {
+            // Not a directory that can be read: that is all there is to
+            // say (not that each of its files is missing).
+            out.push(Problem::error(format!(
+                "issuer \"{name}\": {}",
+                why.refused(&dir)
+            )));
+            continue;
+        }
         for message in validate::refusals(&dir, bundle) {
             out.push(Problem::error(format!("issuer \"{name}\": {message}")));
         }
+        // A file that was refused is reported as such, once: the checks
+        // see it as absent and would add that it is missing.
+        let refused: BTreeSet<String> = bundle
+            .files
+            .iter()
+            .filter(|(_, r)| r.is_err())
+            .map(|(file, _)| format!("{dir}/{file}"))
+            .collect();
         let files = bundle.files_at(dir);
-        for f in crate::certs::check_issuer(&files, inputs.now, inputs.renew_before) {
+        for f in crate::certs::check_issuer(&files, inputs.now, inputs.renew_before)
+            .into_iter()
+            .filter(|f| !refused.contains(&f.file))
+        {
             let message = format!("issuer \"{name}\": {}", f.message);
             out.push(match f.severity {
                 crate::problem::Severity::Error => Problem::error(message),

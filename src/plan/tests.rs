@@ -15,7 +15,7 @@ pub struct Scenario {
     pub issuers: InputCerts,
     pub renew_before: time::Duration,
     pub runtime: BTreeMap<String, Vec<u8>>,
-    pub platform: Result<Platform, String>,
+    pub platform: Result<Platform, crate::problem::Problem>,
     pub now: OffsetDateTime,
     pub seed: u64,
     pub router: RouterState,
@@ -73,6 +73,7 @@ impl Scenario {
             prior: &prior,
             router: self.router.clone(),
             trigger: self.trigger,
+            notices: &[],
         };
         reconcile(
             &inputs,
@@ -846,4 +847,44 @@ mod rotation {
         s.pass();
         assert_eq!(ordinal(&s, "web"), Some(1));
     }
+}
+
+#[test]
+fn an_invalid_platform_file_is_the_sites_error_and_keeps_every_output() {
+    let mut s = Scenario::new();
+    s.put("l.yaml", &listener("backend", "0.0.0.0", "8080"));
+    s.pass();
+    let before = s.runtime.clone();
+    let mut p = crate::problem::Problem::error(
+        "internal/platform.yaml: platform \"linuxx\" is not one of linux, podman, docker",
+    );
+    p.file = Some("internal/platform.yaml".to_string());
+    p.line = Some(1);
+    p.column = Some(11);
+    s.platform = Err(p.clone());
+    let out = s.pass();
+    assert!(out.deletes.is_empty(), "{:?}", out.deletes);
+    assert!(out.problems.contains(&p), "{:?}", out.problems);
+    // skrouterd.json and the certificates stay as they were (linux paths).
+    for (path, bytes) in &before {
+        if path.starts_with("runtime/router/") || path.starts_with("runtime/certs/") {
+            assert_eq!(s.runtime.get(path), Some(bytes), "{path}");
+        }
+    }
+    let (phase, message) = status_of(&out, "west");
+    assert_eq!(phase, Phase::Error);
+    assert_eq!(
+        message,
+        "internal/platform.yaml: platform \"linuxx\" is not one of linux, podman, docker (internal/platform.yaml:1:11); still serving generation 1"
+    );
+    assert_eq!(status_of(&out, "backend").0, Phase::Pending);
+    // Fixed: the Site is clean again, and nothing else changed.
+    s.platform = Ok(Platform::Linux);
+    let out = s.pass();
+    assert!(out.deletes.is_empty());
+    assert_eq!(status_of(&out, "west").1, "router not reachable");
+    assert_eq!(
+        s.text("runtime/router/skrouterd.json"),
+        String::from_utf8(before["runtime/router/skrouterd.json"].clone()).unwrap()
+    );
 }

@@ -576,6 +576,7 @@ mod user_issuers {
             prior: &prior,
             router: RouterState::default(),
             trigger: "input",
+            notices: &[],
         };
         assert!(check(&inputs)
             .iter()

@@ -316,6 +316,16 @@ impl Session {
         self.client.as_ref().map(|c| !c.is_lost()).unwrap_or(false)
     }
 
+    /// Forgets the reconnect backoff while disconnected: the router was
+    /// just started again, so the next attempt is worth making at once
+    /// (and the backoff starts over from its minimum).
+    pub fn retry_now(&mut self) {
+        if !self.connected() {
+            self.backoff = Duration::ZERO;
+            self.next_try = None;
+        }
+    }
+
     pub fn disconnect(&mut self) {
         self.client = None;
         self.network = None;

@@ -382,28 +382,58 @@ pub(super) fn scan_at(path: &Path) -> impl FnOnce(io::Error) -> ScanError + '_ {
 }
 
 /// The namespace's platform from `internal/platform.yaml`, or `default`.
-/// Read like input: a FIFO there would otherwise block every pass.
-pub fn read_platform(ns_dir: &Path, default: Platform) -> Result<Platform, String> {
-    let text = match read_regular(&ns_dir.join("internal/platform.yaml"), Links::Follow) {
+/// Read like input: a FIFO there would otherwise block every pass. An
+/// invalid value is a problem at its line and column.
+// Read once a pass, and the problem goes into the pass as it is.
+#[allow(clippy::result_large_err)]
+pub fn read_platform(ns_dir: &Path, default: Platform) -> Result<Platform, Problem> {
+    const FILE: &str = "internal/platform.yaml";
+    let problem = |message: String, at: Option<(usize, usize)>| {
+        let mut p = Problem::error(message);
+        p.file = Some(FILE.to_string());
+        if let Some((line, column)) = at {
+            p.line = u32::try_from(line).ok();
+            p.column = u32::try_from(column).ok();
+        }
+        p
+    };
+    let text = match read_regular(&ns_dir.join(FILE), Links::Follow) {
         Ok((bytes, _)) => match String::from_utf8(bytes) {
             Ok(text) => text,
             Err(_) => return Ok(default),
         },
         Err(Refusal::NotRegular(what)) => {
-            return Err(format!(
-                "internal/platform.yaml is {what}: not a regular file, refused"
+            return Err(problem(
+                format!("{FILE} is {what}: not a regular file, refused"),
+                None,
             ))
         }
         Err(_) => return Ok(default),
     };
-    let value = text
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("platform:"))
-        .map(|v| v.trim().trim_matches(['"', '\'']).to_string())
-        .next()
-        .unwrap_or_default();
+    // The value's text, line and column (1-based, in characters).
+    let found = text.lines().enumerate().find_map(|(i, l)| {
+        let indent = l.len() - l.trim_start().len();
+        let rest = l.trim_start().strip_prefix("platform:")?;
+        let value_at = l.len() - rest.trim_start().len();
+        let column = if rest.trim().is_empty() {
+            indent + 1
+        } else {
+            l[..value_at].chars().count() + 1
+        };
+        Some((
+            rest.trim().trim_matches(['"', '\'']).to_string(),
+            (i + 1, column),
+        ))
+    });
+    let (value, at) = match found {
+        Some((value, at)) => (value, Some(at)),
+        None => (String::new(), None),
+    };
     Platform::parse(&value).ok_or_else(|| {
-        format!("internal/platform.yaml: platform \"{value}\" is not one of linux, podman, docker")
+        problem(
+            format!("{FILE}: platform \"{value}\" is not one of linux, podman, docker"),
+            at,
+        )
     })
 }
 
