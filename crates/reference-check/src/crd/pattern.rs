@@ -77,6 +77,19 @@ fn go_to_regex(source: &str) -> Result<String, &'static str> {
     let mut in_class = false;
     while let Some(c) = chars.next() {
         match c {
+            // What `regex` compiles only with Unicode tables, refused here so
+            // that no other crate of the build enabling those features can
+            // change which patterns load.
+            '\\' if matches!(chars.peek(), Some('p' | 'P' | 'b' | 'B')) => {
+                return Err("a Unicode class or word boundary (\\p, \\P, \\b, \\B)");
+            }
+            '(' if !in_class && chars.peek() == Some(&'?') => {
+                chars.next();
+                if chars.peek() != Some(&':') {
+                    return Err("a flag group or look-around ((?...)");
+                }
+                out.push_str("(?");
+            }
             '\\' => match chars.next() {
                 Some(e) => match perl_class(e) {
                     Some(class) => out.push_str(class),
