@@ -395,7 +395,7 @@ impl Actor {
     fn schedule_poll(&mut self) {
         // A router that is expected but not connected yet is retried soon
         // (the session's own backoff spaces the attempts).
-        let every = if self.router.connected() {
+        let every = if self.router.connected() || self.router.watches_failed() {
             self.intervals.router_poll
         } else {
             self.intervals.router_poll.min(Duration::from_millis(250))

@@ -307,8 +307,9 @@ impl RouterSide {
     }
 
     /// Whether to poll at the poll interval: a router is connected, or a
-    /// router process is expected to answer soon. Otherwise nothing polls
-    /// faster than the resync period.
+    /// router is expected to answer soon, or a failed router may come back
+    /// without skupperd (see [`RouterSide::watches_failed`]). Otherwise
+    /// nothing polls faster than the resync period.
     pub fn polls(&self) -> bool {
         self.session.connected()
             || (self.starts_routers
@@ -318,6 +319,17 @@ impl RouterSide {
                         | RouterProcessState::Running
                         | RouterProcessState::Restarting
                 ))
+            || self.watches_failed()
+    }
+
+    /// A failed container or unit can be started again by its engine's
+    /// restart policy or by an operator who fixed the cause, so it is
+    /// watched (at the poll interval, not faster) until it recovers; a
+    /// failed child process only skupperd starts again.
+    pub fn watches_failed(&self) -> bool {
+        self.starts_routers
+            && matches!(self.runner.state(), RouterProcessState::Failed(_))
+            && self.runner.name() != "process"
     }
 
     /// The management port another process holds, as the router's own
