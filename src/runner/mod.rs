@@ -57,6 +57,23 @@ pub struct RouterDefinition {
     pub binary: PathBuf,
 }
 
+impl RouterDefinition {
+    /// The same definition with an absolute `config_path`: the router (a
+    /// child, a unit or a container mount) does not run in skupperd's
+    /// working directory.
+    pub fn absolute(&self) -> Result<RouterDefinition, RunnerError> {
+        let config_path =
+            std::path::absolute(&self.config_path).map_err(|source| RunnerError::ConfigPath {
+                path: self.config_path.clone(),
+                source,
+            })?;
+        Ok(RouterDefinition {
+            config_path,
+            ..self.clone()
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
     /// The router binary could not be executed (missing, not executable).

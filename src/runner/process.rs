@@ -200,16 +200,7 @@ impl ProcessRunner {
 impl Runner for ProcessRunner {
     fn ensure<'a>(&'a mut self, def: &'a RouterDefinition) -> RunnerFuture<'a> {
         Box::pin(async move {
-            let config_path = std::path::absolute(&def.config_path).map_err(|source| {
-                RunnerError::ConfigPath {
-                    path: def.config_path.clone(),
-                    source,
-                }
-            })?;
-            let def = RouterDefinition {
-                config_path,
-                ..def.clone()
-            };
+            let def = def.absolute()?;
             if self.alive().is_none() {
                 return self.start(def).await;
             }

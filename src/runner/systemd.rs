@@ -364,16 +364,7 @@ impl SystemdRunner {
 impl Runner for SystemdRunner {
     fn ensure<'a>(&'a mut self, def: &'a RouterDefinition) -> RunnerFuture<'a> {
         Box::pin(async move {
-            let config_path = std::path::absolute(&def.config_path).map_err(|source| {
-                RunnerError::ConfigPath {
-                    path: def.config_path.clone(),
-                    source,
-                }
-            })?;
-            let def = RouterDefinition {
-                config_path,
-                ..def.clone()
-            };
+            let def = def.absolute()?;
             let result = match self.write_env(&def) {
                 Ok(changed) => {
                     self.def = Some(def);

@@ -255,24 +255,16 @@ impl<E: Engine> ContainerRunner<E> {
 impl<E: Engine> Runner for ContainerRunner<E> {
     fn ensure<'a>(&'a mut self, def: &'a RouterDefinition) -> RunnerFuture<'a> {
         Box::pin(async move {
-            let config_path = std::path::absolute(&def.config_path).map_err(|source| {
-                RunnerError::ConfigPath {
-                    path: def.config_path.clone(),
-                    source,
-                }
-            })?;
+            let def = def.absolute()?;
             let request = spec::create_request(&spec::SpecInput {
                 namespace: &self.namespace,
-                config_path: &config_path,
+                config_path: &def.config_path,
                 site_id: &def.site_id,
                 image: &self.settings.image,
                 engine: self.settings.engine,
                 identity: &self.settings.identity,
             });
-            self.def = Some(RouterDefinition {
-                config_path,
-                ..def.clone()
-            });
+            self.def = Some(def);
             self.request = Some(request);
             let result = self.converge().await;
             self.settle(result);
