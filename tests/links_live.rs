@@ -4,7 +4,7 @@
 //! file east wrote.
 
 use crate::router_live::{double_binary, serial};
-use crate::support::daemon::{eventually, resource_files, Daemon, Start};
+use crate::support::daemon::{eventually, resource_files, wait_record, Daemon, Start};
 use crate::support::*;
 
 const EAST: &str = "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: east\nspec:\n  linkAccess: default\n";
@@ -37,30 +37,6 @@ fn start(home: &DataHome) -> Daemon {
 
 fn read(home: &DataHome, ns: &str, rel: &str) -> Option<Vec<u8>> {
     std::fs::read(home.ns(ns).join(rel)).ok()
-}
-
-fn record(home: &DataHome, ns: &str, kind: &str, name: &str) -> String {
-    read(home, ns, &format!("runtime/resources/{kind}-{name}.yaml"))
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
-}
-
-fn wait_record(
-    d: &Daemon,
-    home: &DataHome,
-    ns: &str,
-    kind: &str,
-    name: &str,
-    want: &str,
-) -> String {
-    eventually(
-        &format!("{kind} {name} in {ns} to say {want:?}"),
-        || {
-            let r = record(home, ns, kind, name);
-            r.contains(want).then_some(r)
-        },
-        || format!("{}\n--- log ---\n{}", record(home, ns, kind, name), d.log()),
-    )
 }
 
 fn entity(home: &DataHome, ns: &str, kind: &str, name: &str) -> Option<serde_json::Value> {

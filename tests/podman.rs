@@ -17,7 +17,7 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use support::daemon::{eventually, Daemon, Start};
+use support::daemon::{eventually, status_file, wait_record, Daemon, Start};
 use support::*;
 
 /// The launch script of the test image (the real image's does the same).
@@ -227,46 +227,6 @@ fn inspect(name: &str) -> Option<Value> {
     }
     let v: Value = serde_json::from_slice(&out.stdout).ok()?;
     v.get(0).cloned()
-}
-
-fn record(home: &DataHome, ns: &str, kind: &str, name: &str) -> String {
-    std::fs::read_to_string(home.path().join(format!(
-        "namespaces/{ns}/runtime/resources/{kind}-{name}.yaml"
-    )))
-    .unwrap_or_default()
-}
-
-fn status_file(home: &DataHome, ns: &str) -> String {
-    std::fs::read_to_string(
-        home.path()
-            .join(format!("namespaces/{ns}/runtime/status.yaml")),
-    )
-    .unwrap_or_default()
-}
-
-fn wait_record(
-    d: &Daemon,
-    home: &DataHome,
-    ns: &str,
-    kind: &str,
-    name: &str,
-    want: &str,
-) -> String {
-    eventually(
-        &format!("{kind} {name} to say {want:?}"),
-        || {
-            let r = record(home, ns, kind, name);
-            r.contains(want).then_some(r)
-        },
-        || {
-            format!(
-                "{}\n--- status.yaml ---\n{}\n--- log ---\n{}",
-                record(home, ns, kind, name),
-                status_file(home, ns),
-                d.log()
-            )
-        },
-    )
 }
 
 fn daemon(home: &DataHome, config: &str) -> Daemon {

@@ -312,6 +312,13 @@ impl Session {
         }
     }
 
+    /// The open management connection, for a poll's queries.
+    fn client_mut(&mut self) -> Result<&mut AmqpManagement, MgmtError> {
+        self.client
+            .as_mut()
+            .ok_or_else(|| MgmtError::Lost("not connected".to_string()))
+    }
+
     pub fn connected(&self) -> bool {
         self.client.as_ref().map(|c| !c.is_lost()).unwrap_or(false)
     }
@@ -771,18 +778,12 @@ impl Session {
                     &["name", "operStatus"]
                 };
                 self.bump("query");
-                let client = self
-                    .client
-                    .as_mut()
-                    .ok_or_else(|| MgmtError::Lost("not connected".to_string()))?;
+                let client = self.client_mut()?;
                 listener_statuses(&client.query("tcpListener", attrs).await?)
             }
         };
         self.bump("query");
-        let client = self
-            .client
-            .as_mut()
-            .ok_or_else(|| MgmtError::Lost("not connected".to_string()))?;
+        let client = self.client_mut()?;
         let rows = client
             .query(
                 "router.address",
@@ -805,10 +806,7 @@ impl Session {
         // as before.
         if self.desired.iter().any(|e| e.kind == sync::CONNECTOR) || !self.view.links.is_empty() {
             self.bump("query");
-            let client = self
-                .client
-                .as_mut()
-                .ok_or_else(|| MgmtError::Lost("not connected".to_string()))?;
+            let client = self.client_mut()?;
             let rows = client
                 .query(
                     sync::CONNECTOR,

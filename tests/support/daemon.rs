@@ -19,6 +19,45 @@ pub fn ns_path(home: &DataHome, ns: &str) -> PathBuf {
     home.path().join("namespaces").join(ns)
 }
 
+/// A resource record of namespace `ns` (`runtime/resources/<kind>-<name>.yaml`),
+/// empty while it does not exist.
+pub fn record(home: &DataHome, ns: &str, kind: &str, name: &str) -> String {
+    std::fs::read_to_string(ns_path(home, ns).join(format!("runtime/resources/{kind}-{name}.yaml")))
+        .unwrap_or_default()
+}
+
+/// `runtime/status.yaml` of namespace `ns`, empty while it does not exist.
+pub fn status_file(home: &DataHome, ns: &str) -> String {
+    std::fs::read_to_string(ns_path(home, ns).join("runtime/status.yaml")).unwrap_or_default()
+}
+
+/// Waits until a record contains `want`; on time-out shows the record,
+/// the namespace's status.yaml and the daemon's log.
+pub fn wait_record(
+    d: &Daemon,
+    home: &DataHome,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    want: &str,
+) -> String {
+    eventually(
+        &format!("{kind} {name} in {ns} to say {want:?}"),
+        || {
+            let r = record(home, ns, kind, name);
+            r.contains(want).then_some(r)
+        },
+        || {
+            format!(
+                "{}\n--- status.yaml ---\n{}\n--- log ---\n{}",
+                record(home, ns, kind, name),
+                status_file(home, ns),
+                d.log()
+            )
+        },
+    )
+}
+
 /// How long a condition may take before the test fails. Generous: the
 /// machine is shared and noisy; passing runs never wait this long.
 pub const PATIENCE: Duration = Duration::from_secs(20);
