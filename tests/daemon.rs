@@ -623,10 +623,11 @@ fn unchanged_files_are_not_parsed_again() {
     d.wait_ready();
     d.wait_log("reconcile pass 1: trigger startup, 52 of 52 input files parsed");
     fs::write(res.join("new.yaml"), listener("new", "127.0.0.1", "51000")).unwrap();
-    d.wait_log("reconcile pass 2:");
+    // Passes the router caused (it cannot start here) may come between.
+    d.wait_log("trigger input, ");
     let log = d.log();
     assert!(
-        line_with(&log, "reconcile pass 2:").contains("trigger input, 1 of 53 input files parsed"),
+        line_with(&log, "trigger input, ").contains("1 of 53 input files parsed"),
         "{log}"
     );
     assert!(d.stop().success(), "{log}");

@@ -8,6 +8,12 @@
 //! ([`Changed`]): a pass takes the burst's trigger and files together, so
 //! paths that arrive while a pass runs belong to the next burst.
 //!
+//! Only file events wait for quiet: an editor may still be writing. The
+//! daemon's own reasons (the router's state changed, the periodic
+//! resync) have nothing to wait for, so a burst of them alone is due at
+//! once, and one that joins a burst of file events never pushes its
+//! deadline out.
+//!
 //! [`Coalescer`] is a pure state machine over explicit [`Instant`]s, owned
 //! by the namespace actor; [`sleep_until`] is what the actor `select!`s on.
 
@@ -25,8 +31,10 @@ pub struct Coalescer {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Burst {
+    /// The first mark of any kind.
     first: Instant,
-    last: Instant,
+    /// The first and the last file event, when there was one.
+    files: Option<(Instant, Instant)>,
     trigger: Trigger,
     changed: Changed,
 }
@@ -53,30 +61,39 @@ impl Coalescer {
 
     /// Records an event seen at `now` and the input files it changed.
     pub fn mark(&mut self, now: Instant, trigger: Trigger, changed: Changed) {
+        let file = trigger.is_file_event().then_some((now, now));
         match &mut self.burst {
             None => {
                 self.burst = Some(Burst {
                     first: now,
-                    last: now,
+                    files: file,
                     trigger,
                     changed,
                 })
             }
             Some(b) => {
-                b.last = b.last.max(now);
+                b.files = match (b.files, file) {
+                    (Some((first, last)), Some(_)) => Some((first.min(now), last.max(now))),
+                    (files, None) => files,
+                    (None, file) => file,
+                };
                 b.trigger = b.trigger.merge(trigger);
                 b.changed.merge(changed);
             }
         }
     }
 
-    /// When the pending burst should be reconciled: the earlier of
-    /// `last event + quiet` and `first event + max_delay`; `None` when idle.
+    /// When the pending burst should be reconciled: with file events, the
+    /// earlier of `last file event + quiet` and `first file event +
+    /// max_delay`; without, at once; `None` when idle.
     pub fn deadline(&self) -> Option<Instant> {
         let b = self.burst.as_ref()?;
+        let Some((first, last)) = b.files else {
+            return Some(b.first);
+        };
         // An overflowing deadline (absurd intervals) means "now", never a panic.
-        let quiet_end = b.last.checked_add(self.quiet).unwrap_or(b.last);
-        let max_end = b.first.checked_add(self.max_delay).unwrap_or(b.first);
+        let quiet_end = last.checked_add(self.quiet).unwrap_or(last);
+        let max_end = first.checked_add(self.max_delay).unwrap_or(first);
         Some(quiet_end.min(max_end))
     }
 
@@ -180,11 +197,44 @@ mod tests {
     fn late_marks_never_move_the_deadline_backwards_and_burst_keeps_the_best_trigger() {
         let mut c = Coalescer::new(Q, MAX);
         let t0 = Instant::now();
-        c.mark(t0 + ms(50), Trigger::Resync, Changed::none());
+        c.mark(t0 + ms(50), Trigger::Input, Changed::none());
         // An Instant taken earlier but marked later (another task's clock read).
-        c.mark(t0 + ms(40), Trigger::Input, Changed::none());
+        c.mark(t0 + ms(40), Trigger::Certs, Changed::none());
+        c.mark(t0 + ms(45), Trigger::Resync, Changed::none());
         assert_eq!(c.deadline(), Some(t0 + ms(70)));
         assert_eq!(c.take(t0 + ms(70)), Some((Trigger::Input, Changed::none())));
+    }
+
+    #[test]
+    fn the_daemons_own_reasons_are_due_at_once_and_never_postpone_file_events() {
+        let mut c = Coalescer::new(Q, MAX);
+        let t0 = Instant::now();
+        // The router changed state: nothing is being written, no quiet
+        // window to wait for.
+        c.mark(t0, Trigger::Router, Changed::none());
+        assert_eq!(c.deadline(), Some(t0));
+        assert_eq!(c.take(t0), Some((Trigger::Router, Changed::none())));
+
+        // A file event waits for quiet; a router mark after it (a sync
+        // that ended meanwhile) does not push that out.
+        c.mark(t0 + ms(100), Trigger::Input, Changed::none());
+        c.mark(t0 + ms(115), Trigger::Router, Changed::none());
+        c.mark(t0 + ms(118), Trigger::Resync, Changed::Everything);
+        assert_eq!(c.deadline(), Some(t0 + ms(120)));
+        assert_eq!(
+            c.take(t0 + ms(120)),
+            Some((Trigger::Input, Changed::Everything))
+        );
+
+        // A file event joining a router mark still gets its quiet window,
+        // and the maximum delay counts from the first file event.
+        c.mark(t0 + ms(300), Trigger::Router, Changed::none());
+        c.mark(t0 + ms(301), Trigger::Input, Changed::none());
+        assert_eq!(c.deadline(), Some(t0 + ms(321)));
+        for i in 1..30u64 {
+            c.mark(t0 + ms(301 + i * 10), Trigger::Input, Changed::none());
+        }
+        assert_eq!(c.deadline(), Some(t0 + ms(501)));
     }
 
     #[test]

@@ -52,6 +52,12 @@ impl Trigger {
         self.min(other)
     }
 
+    /// Whether a file under the namespace changed, so the file may still
+    /// be being written: only these wait for the quiet window.
+    pub fn is_file_event(self) -> bool {
+        matches!(self, Trigger::Input | Trigger::Certs)
+    }
+
     /// The lowercase name used in logs and status files.
     pub fn as_str(self) -> &'static str {
         match self {
