@@ -5,7 +5,7 @@
 use crate::support::live::{double_config, ns_file, render, target};
 use crate::support::*;
 use router_double::RouterDouble;
-use skupperd::router::session::Session;
+use skupperd::router::session::{Session, NEVER};
 
 struct Live {
     home: DataHome,
@@ -109,13 +109,78 @@ async fn a_remote_consumer_makes_the_listener_up() {
         Some(false)
     );
     l.double.inject_remote_consumer("backend");
-    let view = l.session.poll().await.expect("reachable");
+    let view = l.session.poll(NEVER).await.expect("reachable");
     assert_eq!(
         view.listeners.get("listener/backend").map(|l| l.0),
         Some(true),
         "{view:?}"
     );
     assert_eq!(view.consumers.get("backend").copied(), Some(1));
+}
+
+/// The management QUERYs the session has sent so far.
+fn queries(session: &Session) -> u64 {
+    session.counts.get("query").copied().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_change_costs_its_own_operations_and_the_poll_after_it_gives_way_to_the_next() {
+    let mut l = live().await;
+    l.session.sync("t0").await.expect("reachable");
+    assert!(!l.session.poll_owed(), "a full sync polls");
+    l.home.write(
+        "west",
+        "input/resources/Listener-backend.yaml",
+        "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: backend\nspec:\n  host: 127.0.0.1\n  port: 8081\n",
+    );
+    skupperd()
+        .arg("render")
+        .arg(l.home.ns("west"))
+        .assert()
+        .code(0);
+    assert!(l
+        .session
+        .set_config(&ns_file(&l.home, "west", "runtime/router/skrouterd.json")));
+    let asked = queries(&l.session);
+    let view = l.session.sync("t1").await.expect("reachable");
+    assert_eq!(
+        queries(&l.session),
+        asked,
+        "a change planned from memory sends no QUERY"
+    );
+    assert_eq!(
+        view.last_changes,
+        [
+            "delete tcpListener listener/backend",
+            "create tcpListener listener/backend"
+        ]
+    );
+    assert_eq!(
+        view.listeners.get("listener/backend"),
+        Some(&(false, None)),
+        "a re-created listener is down until a poll says otherwise"
+    );
+    assert!(l.session.poll_owed(), "the change's poll is owed");
+    assert_eq!(view.consumers.get("backend").copied(), Some(0), "{view:?}");
+
+    // A poll that is told a pass is waiting sends nothing and keeps the
+    // view; it stays owed.
+    l.double.inject_remote_consumer("backend");
+    let gave_way = l.session.poll(&|| true).await.expect("reachable");
+    assert_eq!(queries(&l.session), asked);
+    assert_eq!(gave_way, view);
+    assert!(l.session.poll_owed());
+    assert!(l.session.gave_way());
+
+    let view = l.session.poll(NEVER).await.expect("reachable");
+    assert!(!l.session.poll_owed());
+    assert!(!l.session.gave_way());
+    assert_eq!(view.consumers.get("backend").copied(), Some(1), "{view:?}");
+    assert_eq!(
+        view.listeners.get("listener/backend").map(|l| l.0),
+        Some(true),
+        "{view:?}"
+    );
 }
 
 #[tokio::test]

@@ -244,7 +244,14 @@ struct Actor {
     next_poll: Option<Instant>,
     /// When to retry a write that failed, without waiting for an event.
     next_write_retry: Option<Instant>,
+    /// Since when a poll has been owed (see `schedule_poll`).
+    poll_owed_since: Option<Instant>,
 }
+
+/// How soon after a change the poll that confirms it comes: the router
+/// opens a created listener within milliseconds.
+const FOLLOW_UP_POLL: Duration = Duration::from_millis(100);
+const MIN_POLL_GAP: Duration = Duration::from_millis(10);
 
 /// The coalescer's maximum delay: the configured one less a margin for
 /// what happens outside it (the event's way from inotify to the actor, the
@@ -283,6 +290,7 @@ impl Actor {
             router,
             next_poll: None,
             next_write_retry: None,
+            poll_owed_since: None,
             intervals,
             inbox,
             health: ctx.health.clone(),
@@ -364,7 +372,17 @@ impl Actor {
                     self.next_resync = after(now(), self.intervals.resync);
                 }
                 _ = sleep_until(self.next_poll) => {
-                    if self.router.poll().await {
+                    // A poll gives way to a pending pass or an event that
+                    // arrived (at a thousand listeners it takes longer than
+                    // applying a change), unless it has been owed for a
+                    // whole poll interval: statuses move on even while
+                    // changes keep coming.
+                    let overdue = self
+                        .poll_owed_since
+                        .is_some_and(|since| now() >= after(since, self.intervals.router_poll));
+                    let (inbox, coalescer) = (&self.inbox, &self.coalescer);
+                    let waiting = || !overdue && (!inbox.is_empty() || coalescer.is_pending());
+                    if self.router.poll(&waiting).await {
                         self.coalescer.mark(now(), Trigger::Router, Changed::none());
                     }
                     self.schedule_poll();
@@ -393,9 +411,24 @@ impl Actor {
     }
 
     fn schedule_poll(&mut self) {
+        // A poll owed after a change (or one that gave way) comes soon,
+        // but no later than the poll interval after it became owed, even
+        // while changes keep coming.
+        let owed = self.router.poll_owed();
+        if !owed {
+            self.poll_owed_since = None;
+        }
         // A router that is expected but not connected yet is retried soon
         // (the session's own backoff spaces the attempts).
-        let every = if self.router.connected() || self.router.watches_failed() {
+        let every = if owed {
+            let since = *self.poll_owed_since.get_or_insert_with(now);
+            let latest = after(since, self.intervals.router_poll);
+            // Never at once: a poll that gave way must let the actor take
+            // in what it gave way to first.
+            latest
+                .saturating_duration_since(now())
+                .clamp(MIN_POLL_GAP, FOLLOW_UP_POLL)
+        } else if self.router.connected() || self.router.watches_failed() {
             self.intervals.router_poll
         } else {
             self.intervals.router_poll.min(Duration::from_millis(250))

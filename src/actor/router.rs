@@ -7,7 +7,7 @@
 //! `skrouterd.json`).
 
 use crate::plan::{prior, Identity, Platform, RouterState};
-use crate::router::session::{Session, Target};
+use crate::router::session::{Interrupt, Session, Target};
 use crate::router::Credentials;
 use crate::runner::container::{
     rest::RestEngine,
@@ -605,9 +605,16 @@ impl RouterSide {
         }
     }
 
-    /// The light poll between passes (router.md 3.9); reconnects when the
+    /// Whether the view lacks a poll that is due soon (see
+    /// [`Session::poll_owed`]).
+    pub fn poll_owed(&self) -> bool {
+        self.session.connected() && self.session.poll_owed()
+    }
+
+    /// The light poll between passes (router.md 3.9), which gives way
+    /// when `interrupt` says a pass is waiting; reconnects when the
     /// connection was lost. Returns whether the state changed.
-    pub async fn poll(&mut self) -> bool {
+    pub async fn poll(&mut self, interrupt: Interrupt<'_>) -> bool {
         if self.starts_routers {
             self.runner.refresh().await.ok();
         }
@@ -624,7 +631,12 @@ impl RouterSide {
             self.session.retry_now();
         }
         let view = if self.session.connected() {
-            self.session.poll().await
+            let view = self.session.poll(interrupt).await;
+            if self.session.gave_way() {
+                // The view from before: not a new answer of the router.
+                return false;
+            }
+            view
         } else {
             let now = crate::render::timestamp(time::OffsetDateTime::now_utc());
             self.session.sync(&now).await

@@ -104,7 +104,18 @@ pub struct Session {
     /// The `router` row this connection read (id, mode, metadata,
     /// version).
     router_row: Option<Map<String, Value>>,
+    /// The view lacks a poll: a sync applied a change without one, or a
+    /// poll gave way to a pass (see [`Session::poll_owed`]).
+    poll_owed: bool,
+    /// The last poll gave way (its view is the one from before it).
+    gave_way: bool,
 }
+
+/// Whether a poll should give way: asked before each of its requests.
+pub type Interrupt<'a> = &'a (dyn Fn() -> bool + Sync);
+
+/// Never gives way.
+pub const NEVER: Interrupt<'static> = &|| false;
 
 /// QUERY rows per short type.
 type Observed = BTreeMap<String, Vec<Map<String, Value>>>;
@@ -451,14 +462,30 @@ impl Session {
             return None;
         }
         let applied_at = Instant::now();
-        let known = match self.apply(now, from_memory).await {
-            Ok(known) => known,
+        let (known, ops_sent) = match self.apply(now, from_memory).await {
+            Ok(applied) => applied,
             Err(e) => return self.lost(&e),
         };
         let polled_at = Instant::now();
-        let result = match self.poll_inner(Some(known)).await {
-            Ok(()) => Some(self.view.clone()),
-            Err(e) => self.lost(&e),
+        let result = if from_memory {
+            // A change costs its own operations only. Whether created
+            // listeners opened, and who consumes their addresses, comes
+            // from the poll owed now, which gives way to the next change
+            // (at a thousand listeners it takes longer than the change).
+            if ops_sent {
+                self.view.listeners = known;
+                self.refresh_network();
+                self.poll_owed = true;
+            }
+            Some(self.view.clone())
+        } else {
+            match self.poll_inner(Some(known), NEVER).await {
+                Ok(_) => {
+                    self.poll_owed = false;
+                    Some(self.view.clone())
+                }
+                Err(e) => self.lost(&e),
+            }
         };
         tracing::debug!(
             from_memory,
@@ -672,7 +699,11 @@ impl Session {
     /// Applies the plan; answers the listener statuses the observation
     /// already showed (entities just created or replaced are down until
     /// the next poll), so the poll that follows need not ask again.
-    async fn apply(&mut self, now: &str, from_memory: bool) -> Result<ListenerStatuses, MgmtError> {
+    async fn apply(
+        &mut self,
+        now: &str,
+        from_memory: bool,
+    ) -> Result<(ListenerStatuses, bool), MgmtError> {
         let mut ops = Vec::new();
         let (refused, mut statuses) = match self.apply_round(from_memory, &mut ops).await? {
             Some(round) => round,
@@ -712,7 +743,7 @@ impl Session {
                 }
             }
         }
-        Ok(statuses)
+        Ok((statuses, !ops.is_empty()))
     }
 
     /// Sends one operation and keeps `known` in line with the answer: a
@@ -756,21 +787,51 @@ impl Session {
         }
     }
 
-    /// The light poll of router.md 3.9, plus bind-failure retries.
-    pub async fn poll(&mut self) -> Option<RouterView> {
+    /// Whether the view lacks a poll that is due soon: after a change was
+    /// applied, or after a poll gave way.
+    pub fn poll_owed(&self) -> bool {
+        self.poll_owed
+    }
+
+    /// Whether the last poll gave way: its view is the one before it, not
+    /// a new answer of the router.
+    pub fn gave_way(&self) -> bool {
+        self.gave_way
+    }
+
+    /// The light poll of router.md 3.9, plus bind-failure retries. Before
+    /// each request it asks `interrupt`; when that says a pass is waiting,
+    /// the poll stops there (between requests, so the connection stays in
+    /// step), keeps the view as it was and is owed.
+    pub async fn poll(&mut self, interrupt: Interrupt<'_>) -> Option<RouterView> {
         if !self.connected() {
             return None;
         }
-        match self.poll_inner(None).await {
-            Ok(()) => Some(self.view.clone()),
+        match self.poll_inner(None, interrupt).await {
+            Ok(done) => {
+                self.poll_owed = !done;
+                self.gave_way = !done;
+                Some(self.view.clone())
+            }
             Err(e) => self.lost(&e),
         }
     }
 
-    async fn poll_inner(&mut self, known: Option<ListenerStatuses>) -> Result<(), MgmtError> {
+    /// `Ok(false)`: interrupted, nothing of it kept.
+    ///
+    /// Interrupted only between requests: a request given up while its
+    /// answer is on the way would leave that answer to the next one.
+    async fn poll_inner(
+        &mut self,
+        known: Option<ListenerStatuses>,
+        interrupt: Interrupt<'_>,
+    ) -> Result<bool, MgmtError> {
         let listeners = match known {
             Some(known) => known,
             None => {
+                if interrupt() {
+                    return Ok(false);
+                }
                 let with_msg = self.view.capabilities.iter().any(|c| c == "connectionMsg");
                 let attrs: &[&str] = if with_msg {
                     &["name", "operStatus", "connectionMsg"]
@@ -782,6 +843,9 @@ impl Session {
                 listener_statuses(&client.query("tcpListener", attrs).await?)
             }
         };
+        if interrupt() {
+            return Ok(false);
+        }
         self.bump("query");
         let client = self.client_mut()?;
         let rows = client
@@ -790,7 +854,7 @@ impl Session {
                 &["name", "subscriberCount", "remoteCount", "inProcess"],
             )
             .await?;
-        self.view.consumers = rows
+        let consumers = rows
             .iter()
             .filter_map(|r| {
                 let name = text(r.get("name"))?;
@@ -804,7 +868,11 @@ impl Session {
         // Links: the router's own word on each connector (router.md 7),
         // asked only while there are any, so a site without links polls
         // as before.
+        let mut links = None;
         if self.desired.iter().any(|e| e.kind == sync::CONNECTOR) || !self.view.links.is_empty() {
+            if interrupt() {
+                return Ok(false);
+            }
             self.bump("query");
             let client = self.client_mut()?;
             let rows = client
@@ -813,15 +881,22 @@ impl Session {
                     &["name", "connectionStatus", "connectionMsg"],
                 )
                 .await?;
-            self.view.links = rows
-                .iter()
-                .filter_map(|r| {
-                    let name = text(r.get("name"))?;
-                    let status = text(r.get("connectionStatus")).unwrap_or_default();
-                    let msg = text(r.get("connectionMsg")).filter(|m| !m.is_empty());
-                    Some((name, (status, msg)))
-                })
-                .collect();
+            links = Some(
+                rows.iter()
+                    .filter_map(|r| {
+                        let name = text(r.get("name"))?;
+                        let status = text(r.get("connectionStatus")).unwrap_or_default();
+                        let msg = text(r.get("connectionMsg")).filter(|m| !m.is_empty());
+                        Some((name, (status, msg)))
+                    })
+                    .collect(),
+            );
+        }
+        // Taken into the view only once every answer is in: an
+        // interrupted poll leaves the view as one consistent moment.
+        self.view.consumers = consumers;
+        if let Some(links) = links {
+            self.view.links = links;
         }
         self.retry_bind_failures(&listeners).await?;
         self.view.listeners = listeners;
@@ -832,6 +907,14 @@ impl Session {
             self.report_vanflow(Some("the network view stopped".to_string()));
         }
         self.ensure_network().await;
+        self.refresh_network();
+        Ok(true)
+    }
+
+    /// The routing keys of the desired connectors that the network view
+    /// shows a listener for, and the sites it knows: no request, the view
+    /// is kept up to date by its own task.
+    fn refresh_network(&mut self) {
         if let Some(watch) = &self.network {
             let view = watch.view.borrow();
             if view.available() {
@@ -846,7 +929,6 @@ impl Session {
                 self.view.sites_in_network = view.sites_in_network().map(|n| n as u64);
             }
         }
-        Ok(())
     }
 
     /// A tcpListener that failed to bind stays down; delete and re-create
