@@ -262,12 +262,15 @@ mod real {
             )
             .ok()?;
         }
+        // SKUPPERD_BENCH_LOG=<level> shows the daemon's log on stderr.
+        let log = std::env::var("SKUPPERD_BENCH_LOG").ok();
         let config = home.path().join("skupperd.toml");
         std::fs::write(
             &config,
             format!(
-                "linux_runner = \"process\"\nrouter_binary = \"{}\"\nresync_interval_s = 3600\nlog_level = \"warn\"\n",
-                router.display()
+                "linux_runner = \"process\"\nrouter_binary = \"{}\"\nresync_interval_s = 3600\nlog_level = \"{}\"\n",
+                router.display(),
+                log.as_deref().unwrap_or("warn")
             ),
         )
         .ok()?;
@@ -277,11 +280,33 @@ mod real {
             .arg(&config)
             .arg("--data-home")
             .arg(home.path())
-            .stderr(std::process::Stdio::null())
+            .stderr(if log.is_some() {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::null()
+            })
             .spawn()
             .ok()?;
         let result = async {
-            if !until(Duration::from_secs(120), || serves(stable) && serves(port)).await {
+            // The router serves its config's listeners before skupperd's
+            // first sync has even connected: measuring starts once the
+            // daemon has settled (the moving listener's record says
+            // Ready, the last idle one's the router's word on it), or the
+            // first samples time the start-up instead.
+            let record = |name: &str| {
+                std::fs::read_to_string(ns.join(format!("runtime/resources/Listener-{name}.yaml")))
+                    .unwrap_or_default()
+            };
+            let settled = || {
+                record("moving").contains("status: Ready")
+                    && (n < 2
+                        || record(&format!("idle{}", n - 2)).contains("No matching connectors"))
+            };
+            if !until(Duration::from_secs(120), || {
+                settled() && serves(stable) && serves(port)
+            })
+            .await
+            {
                 return None;
             }
             let mut open: Vec<TcpStream> = (0..10)
@@ -294,6 +319,7 @@ mod real {
             for _ in 0..changes {
                 let next = free_port();
                 let t = Instant::now();
+                let written_at = time::OffsetDateTime::now_utc();
                 write_atomic(
                     &res.join("moving.yaml"),
                     &yaml("Listener", "moving", "moving", next),
@@ -307,6 +333,12 @@ mod real {
                 }
                 if until(Duration::from_secs(30), || serves(next)).await {
                     samples.push(t.elapsed());
+                }
+                if log.is_some() {
+                    eprintln!(
+                        "bench: written at {written_at} -> port {next} accepts after {:?}",
+                        accepts.last()
+                    );
                 }
             }
             let dropped = open.iter_mut().map(echoes).filter(|ok| !ok).count();
@@ -438,8 +470,18 @@ mod end_to_end {
         let all_there = |double: &RouterDouble| {
             (1..n).all(|i| double.entity(&format!("listener/l{i}")).is_some())
         };
+        // And the daemon has settled: the start-up's status passes and
+        // polls are done once l0's record tells the router's word on it.
+        // The first and the last listener: the start-up's passes write a
+        // thousand records in one go.
+        let settled = || {
+            [0, n.saturating_sub(1)].iter().all(|i| {
+                std::fs::read_to_string(ns.join(format!("runtime/resources/Listener-l{i}.yaml")))
+                    .is_ok_and(|r| r.contains("No matching connectors"))
+            })
+        };
         let start = Instant::now();
-        while !(applied(&double, 40000) && all_there(&double)) {
+        while !(applied(&double, 40000) && all_there(&double) && settled()) {
             if start.elapsed() > Duration::from_secs(120) {
                 let _ = child.kill();
                 return None;
@@ -450,6 +492,7 @@ mod end_to_end {
         for round in 1..=30u16 {
             let port = 40000 + round;
             let t = Instant::now();
+            let written_at = time::OffsetDateTime::now_utc();
             write_atomic(&ns.join("input/resources/l0.yaml"), &listener(0, port));
             while !applied(&double, port) {
                 if t.elapsed() > Duration::from_secs(30) {
@@ -458,6 +501,12 @@ mod end_to_end {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             samples.push(t.elapsed());
+            if std::env::var_os("SKUPPERD_BENCH_LOG").is_some() {
+                eprintln!(
+                    "bench: written at {written_at} -> port {port} applied after {:?}",
+                    t.elapsed()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let count = samples.len();
