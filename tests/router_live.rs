@@ -214,11 +214,18 @@ fn router_pid(home: &DataHome) -> Option<i32> {
 /// Runner none, and a double the test starts on the namespace's management
 /// port with the namespace's own certificates.
 fn with_external_double(home: &DataHome) -> (Daemon, RouterDouble, tokio::runtime::Runtime) {
-    site(home);
-    let config = config_file(
+    with_external_double_and(
         home,
         "runner = \"none\"\nresync_interval_s = 1\nrouter_poll_interval_ms = 200\n",
-    );
+    )
+}
+
+fn with_external_double_and(
+    home: &DataHome,
+    config: &str,
+) -> (Daemon, RouterDouble, tokio::runtime::Runtime) {
+    site(home);
+    let config = config_file(home, config);
     let d = Start::new(home).arg("--config").arg(config).spawn();
     d.wait_ready();
     let identity = std::fs::read_to_string(home.ns("west").join("runtime/identity.yaml")).unwrap();
@@ -300,6 +307,72 @@ fn matching_follows_the_routers_consumers_and_observer_is_an_update() {
         ops,
         ["UPDATE listener/backend"],
         "an UPDATE, not a re-create"
+    );
+}
+
+#[test]
+fn statuses_follow_the_router_while_changes_keep_coming() {
+    let _serial = serial();
+    let home = DataHome::new();
+    let backend = free_port();
+    home.write(
+        "west",
+        "input/resources/l.yaml",
+        &listener("backend", "127.0.0.1", &backend.to_string()),
+    );
+    home.write(
+        "west",
+        "input/resources/m.yaml",
+        &listener("moving", "127.0.0.1", &free_port().to_string()),
+    );
+    // No resync to fall back on: only the polls can tell the status.
+    let (d, double, _rt) = with_external_double_and(
+        &home,
+        "runner = \"none\"\nresync_interval_s = 3600\nrouter_poll_interval_ms = 500\n",
+    );
+    // Runner none finds a router started by hand at the next pass.
+    home.write(
+        "west",
+        "input/resources/m.yaml",
+        &listener("moving", "127.0.0.1", &free_port().to_string()),
+    );
+    wait_status(
+        &d,
+        &home,
+        "Listener",
+        "backend",
+        "message: No matching connectors",
+    );
+    // A change every 40 ms: each one owes a poll and each poll gives way
+    // to the next change, but not for longer than the poll interval.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let editor = {
+        let stop = stop.clone();
+        let file = home.ns("west").join("input/resources/m.yaml");
+        std::thread::spawn(move || {
+            let mut edits = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && edits < 500 {
+                let port = (41000 + edits % 2000).to_string();
+                let tmp = file.with_extension("tmp");
+                std::fs::write(&tmp, listener("moving", "127.0.0.1", &port)).unwrap();
+                std::fs::rename(&tmp, &file).unwrap();
+                edits += 1;
+                std::thread::sleep(Duration::from_millis(40));
+            }
+            edits
+        })
+    };
+    // Well into the stream: no poll has had a quiet moment since.
+    std::thread::sleep(Duration::from_secs(1));
+    double.inject_remote_consumer("backend");
+    wait_status(&d, &home, "Listener", "backend", "status: Ready");
+    let still_editing = !editor.is_finished();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let edits = editor.join().unwrap();
+    assert!(
+        still_editing,
+        "the status moved only after {edits} edits stopped\n{}",
+        d.log()
     );
 }
 
