@@ -70,14 +70,13 @@ async fn a_rendered_config_is_applied_live_and_then_left_alone() {
     );
 }
 
-#[tokio::test]
-async fn an_observer_change_is_an_update_in_place() {
-    let mut l = live().await;
-    l.session.sync("t0").await.expect("reachable");
+/// Listener `backend` rewritten with `spec` after its host, rendered, and
+/// handed to the session.
+fn change_backend(l: &mut Live, spec: &str) {
     l.home.write(
         "west",
         "input/resources/Listener-backend.yaml",
-        "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: backend\nspec:\n  host: 127.0.0.1\n  port: 8080\n  observer: http1\n",
+        &format!("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: backend\nspec:\n  host: 127.0.0.1\n{spec}"),
     );
     skupperd()
         .arg("render")
@@ -87,6 +86,13 @@ async fn an_observer_change_is_an_update_in_place() {
     assert!(l
         .session
         .set_config(&ns_file(&l.home, "west", "runtime/router/skrouterd.json")));
+}
+
+#[tokio::test]
+async fn an_observer_change_is_an_update_in_place() {
+    let mut l = live().await;
+    l.session.sync("t0").await.expect("reachable");
+    change_backend(&mut l, "  port: 8080\n  observer: http1\n");
     let before = l.double.mutations().len();
     let view = l.session.sync("t1").await.expect("reachable");
     let ops: Vec<String> = l.double.mutations()[before..]
@@ -128,19 +134,7 @@ async fn a_change_costs_its_own_operations_and_the_poll_after_it_gives_way_to_th
     let mut l = live().await;
     l.session.sync("t0").await.expect("reachable");
     assert!(!l.session.poll_owed(), "a full sync polls");
-    l.home.write(
-        "west",
-        "input/resources/Listener-backend.yaml",
-        "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: backend\nspec:\n  host: 127.0.0.1\n  port: 8081\n",
-    );
-    skupperd()
-        .arg("render")
-        .arg(l.home.ns("west"))
-        .assert()
-        .code(0);
-    assert!(l
-        .session
-        .set_config(&ns_file(&l.home, "west", "runtime/router/skrouterd.json")));
+    change_backend(&mut l, "  port: 8081\n");
     let asked = queries(&l.session);
     let view = l.session.sync("t1").await.expect("reachable");
     assert_eq!(

@@ -253,34 +253,38 @@ fn with_external_double_and(
     (d, double, rt)
 }
 
-#[test]
-fn matching_follows_the_routers_consumers_and_observer_is_an_update() {
-    let _serial = serial();
-    let home = DataHome::new();
+/// Listener `backend` on a free port, with no connector; returns the port.
+fn backend_listener(home: &DataHome) -> u16 {
     let port = free_port();
     home.write(
         "west",
         "input/resources/l.yaml",
         &listener("backend", "127.0.0.1", &port.to_string()),
     );
-    let (d, double, _rt) = with_external_double(&home);
+    port
+}
+
+fn wait_unmatched(d: &Daemon, home: &DataHome) {
     wait_status(
-        &d,
-        &home,
+        d,
+        home,
         "Listener",
         "backend",
         "message: No matching connectors",
     );
+}
+
+#[test]
+fn matching_follows_the_routers_consumers_and_observer_is_an_update() {
+    let _serial = serial();
+    let home = DataHome::new();
+    let port = backend_listener(&home);
+    let (d, double, _rt) = with_external_double(&home);
+    wait_unmatched(&d, &home);
     double.inject_remote_consumer("backend");
     wait_status(&d, &home, "Listener", "backend", "status: Ready");
     double.remove_remote_consumer("backend");
-    wait_status(
-        &d,
-        &home,
-        "Listener",
-        "backend",
-        "message: No matching connectors",
-    );
+    wait_unmatched(&d, &home);
 
     let before = double.mutations().len();
     home.write(
@@ -314,12 +318,7 @@ fn matching_follows_the_routers_consumers_and_observer_is_an_update() {
 fn statuses_follow_the_router_while_changes_keep_coming() {
     let _serial = serial();
     let home = DataHome::new();
-    let backend = free_port();
-    home.write(
-        "west",
-        "input/resources/l.yaml",
-        &listener("backend", "127.0.0.1", &backend.to_string()),
-    );
+    backend_listener(&home);
     home.write(
         "west",
         "input/resources/m.yaml",
@@ -336,13 +335,7 @@ fn statuses_follow_the_router_while_changes_keep_coming() {
         "input/resources/m.yaml",
         &listener("moving", "127.0.0.1", &free_port().to_string()),
     );
-    wait_status(
-        &d,
-        &home,
-        "Listener",
-        "backend",
-        "message: No matching connectors",
-    );
+    wait_unmatched(&d, &home);
     // A change every 40 ms: each one owes a poll and each poll gives way
     // to the next change, but not for longer than the poll interval.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
