@@ -10,7 +10,7 @@
 //! integers keep their declared widths (counters ulong, counts uint,
 //! `trackedDeliveries` long, `priority` int); empty lists are `list32`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use skupperd_amqp::Value;
@@ -311,9 +311,13 @@ impl Core {
                 .map(|a| format!("M{a}")),
         );
         wanted.extend(self.links.iter().map(|l| l.owning.clone()));
-        self.addresses.retain(|k| wanted.contains(k));
+        // Sets beside the lists: at a thousand addresses the lookups were
+        // quadratic, after every mutation.
+        let keep: HashSet<&str> = wanted.iter().map(String::as_str).collect();
+        self.addresses.retain(|k| keep.contains(k.as_str()));
+        let mut have: HashSet<String> = self.addresses.iter().cloned().collect();
         for key in wanted {
-            if !self.addresses.contains(&key) {
+            if have.insert(key.clone()) {
                 self.addresses.push(key);
             }
         }
@@ -406,7 +410,8 @@ impl Core {
         let internal: HashMap<String, (&str, u32, bool)> = internal(vanflow_id)
             .map(|(k, d, p, w)| (k, (d, p, w)))
             .collect();
-        let watched = table.watched_addresses();
+        let watched: HashSet<&str> = table.watched_addresses().into_iter().collect();
+        let distributions = table.distributions();
         let local = table.local_consumer_counts();
         self.addresses
             .iter()
@@ -415,7 +420,7 @@ impl Core {
                 let (distribution, in_process, watch) = match internal.get(key) {
                     Some((d, p, w)) => (d.to_string(), *p, *w),
                     None if key.starts_with('L') => ("balanced".to_string(), 0, false),
-                    None => (table.distribution(address), 0, watched.contains(&address)),
+                    None => (distributions.of(address), 0, watched.contains(address)),
                 };
                 let links = self
                     .links

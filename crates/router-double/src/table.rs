@@ -8,7 +8,7 @@
 //! QUERY types, see `core`), shaped as in the transcripts: entity maps in
 //! the agent's key order, the runtime attributes the router adds, the
 //! implicit `log` entities, `router.node`, GET-OPERATIONS and GET-TYPES.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -357,10 +357,12 @@ impl Table {
 
     /// The addresses tcpListeners watch, in listener order.
     pub fn watched_addresses(&self) -> Vec<&str> {
+        // A set beside the list: a thousand listeners made this quadratic.
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut out: Vec<&str> = Vec::new();
         for l in self.of_type("tcpListener") {
             for a in self.listener_addresses(l) {
-                if !out.contains(&a) {
+                if seen.insert(a) {
                     out.push(a);
                 }
             }
@@ -371,17 +373,19 @@ impl Table {
     /// The distribution of a mobile address: the longest matching prefix
     /// of a `router.config.address`, else the router's default.
     pub fn distribution(&self, address: &str) -> String {
-        self.of_type("router.config.address")
-            .filter_map(|e| Some((e.str_attr("prefix")?, e.str_attr("distribution")?)))
-            .filter(|(prefix, _)| {
-                address == *prefix
-                    || address
-                        .strip_prefix(prefix)
-                        .is_some_and(|rest| rest.starts_with(['/', '.']))
-            })
-            .max_by_key(|(prefix, _)| prefix.len())
-            .map(|(_, d)| d.to_string())
-            .unwrap_or_else(|| self.router_attr("defaultDistribution", "balanced"))
+        self.distributions().of(address)
+    }
+
+    /// The prefixes and the default [`Table::distribution`] reads, taken
+    /// once for many addresses.
+    pub fn distributions(&self) -> Distributions<'_> {
+        Distributions {
+            prefixes: self
+                .of_type("router.config.address")
+                .filter_map(|e| Some((e.str_attr("prefix")?, e.str_attr("distribution")?)))
+                .collect(),
+            default: self.router_attr("defaultDistribution", "balanced"),
+        }
     }
 
     fn of_type<'a>(&'a self, t: &'a str) -> impl Iterator<Item = &'a StoredEntity> + 'a {
@@ -991,4 +995,27 @@ fn ordinal_rules(profile: &Entity) -> Result<(), Refusal> {
         500,
         format!("CError: Configuration: {why} (sslProfile '{name}')"),
     ))
+}
+
+/// `router.config.address` prefixes with their distributions, and the
+/// router's default (see [`Table::distributions`]).
+pub struct Distributions<'a> {
+    prefixes: Vec<(&'a str, &'a str)>,
+    default: String,
+}
+
+impl Distributions<'_> {
+    /// The longest matching prefix's distribution, else the default.
+    pub fn of(&self, address: &str) -> String {
+        self.prefixes
+            .iter()
+            .filter(|(prefix, _)| {
+                address == *prefix
+                    || address
+                        .strip_prefix(prefix)
+                        .is_some_and(|rest| rest.starts_with(['/', '.']))
+            })
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or_else(|| self.default.clone(), |(_, d)| d.to_string())
+    }
 }
