@@ -632,8 +632,9 @@ impl RouterSide {
         }
         let view = if self.session.connected() {
             let view = self.session.poll(interrupt).await;
-            if self.session.gave_way() {
-                // The view from before: not a new answer of the router.
+            if self.session.poll_owed() {
+                // It gave way: the view from before, not a new answer of
+                // the router.
                 return false;
             }
             view

@@ -107,8 +107,6 @@ pub struct Session {
     /// The view lacks a poll: a sync applied a change without one, or a
     /// poll gave way to a pass (see [`Session::poll_owed`]).
     poll_owed: bool,
-    /// The last poll gave way (its view is the one from before it).
-    gave_way: bool,
 }
 
 /// Whether a poll should give way: asked before each of its requests.
@@ -323,11 +321,18 @@ impl Session {
         }
     }
 
-    /// The open management connection, for a poll's queries.
-    fn client_mut(&mut self) -> Result<&mut AmqpManagement, MgmtError> {
-        self.client
+    /// One QUERY on the open connection, counted.
+    async fn query(
+        &mut self,
+        kind: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<Map<String, Value>>, MgmtError> {
+        self.bump("query");
+        let client = self
+            .client
             .as_mut()
-            .ok_or_else(|| MgmtError::Lost("not connected".to_string()))
+            .ok_or_else(|| MgmtError::Lost("not connected".to_string()))?;
+        client.query(kind, attrs).await
     }
 
     pub fn connected(&self) -> bool {
@@ -347,6 +352,8 @@ impl Session {
     pub fn disconnect(&mut self) {
         self.client = None;
         self.network = None;
+        // The reconnect's full sync polls.
+        self.poll_owed = false;
         self.known = None;
         self.router_row = None;
         self.view = RouterView::default();
@@ -505,11 +512,7 @@ impl Session {
         let row = match self.router_row.clone().filter(|_| from_memory) {
             Some(row) => row,
             None => {
-                let Some(client) = self.client.as_mut() else {
-                    return Err(MgmtError::Lost("not connected".to_string()));
-                };
-                *self.counts.entry("query").or_default() += 1;
-                let rows = client
+                let rows = self
                     .query("router", &["id", "mode", "metadata", "version"])
                     .await?;
                 let row = rows.into_iter().next().unwrap_or_default();
@@ -567,22 +570,11 @@ impl Session {
                 continue;
             }
             let attrs = self.observed_attributes(kind);
-            self.bump("query");
-            let Some(client) = self.client.as_mut() else {
-                return Err(MgmtError::Lost("not connected".to_string()));
-            };
-            observed.insert(kind.to_string(), client.query(kind, &attrs).await?);
+            observed.insert(kind.to_string(), self.query(kind, &attrs).await?);
         }
         // Log levels are changed live too (router.md 2.4).
         let attrs = self.observed_attributes(sync::LOG);
-        self.bump("query");
-        let Some(client) = self.client.as_mut() else {
-            return Err(MgmtError::Lost("not connected".to_string()));
-        };
-        observed.insert(
-            sync::LOG.to_string(),
-            client.query(sync::LOG, &attrs).await?,
-        );
+        observed.insert(sync::LOG.to_string(), self.query(sync::LOG, &attrs).await?);
         Ok(observed)
     }
 
@@ -788,15 +780,10 @@ impl Session {
     }
 
     /// Whether the view lacks a poll that is due soon: after a change was
-    /// applied, or after a poll gave way.
+    /// applied, or after a poll gave way (right after [`Session::poll`],
+    /// whether it did: its view is then the one from before it).
     pub fn poll_owed(&self) -> bool {
         self.poll_owed
-    }
-
-    /// Whether the last poll gave way: its view is the one before it, not
-    /// a new answer of the router.
-    pub fn gave_way(&self) -> bool {
-        self.gave_way
     }
 
     /// The light poll of router.md 3.9, plus bind-failure retries. Before
@@ -810,7 +797,6 @@ impl Session {
         match self.poll_inner(None, interrupt).await {
             Ok(done) => {
                 self.poll_owed = !done;
-                self.gave_way = !done;
                 Some(self.view.clone())
             }
             Err(e) => self.lost(&e),
@@ -838,17 +824,13 @@ impl Session {
                 } else {
                     &["name", "operStatus"]
                 };
-                self.bump("query");
-                let client = self.client_mut()?;
-                listener_statuses(&client.query("tcpListener", attrs).await?)
+                listener_statuses(&self.query("tcpListener", attrs).await?)
             }
         };
         if interrupt() {
             return Ok(false);
         }
-        self.bump("query");
-        let client = self.client_mut()?;
-        let rows = client
+        let rows = self
             .query(
                 "router.address",
                 &["name", "subscriberCount", "remoteCount", "inProcess"],
@@ -873,9 +855,7 @@ impl Session {
             if interrupt() {
                 return Ok(false);
             }
-            self.bump("query");
-            let client = self.client_mut()?;
-            let rows = client
+            let rows = self
                 .query(
                     sync::CONNECTOR,
                     &["name", "connectionStatus", "connectionMsg"],
