@@ -925,17 +925,7 @@ fn two_sites(router: &Path) -> Outcome {
     site.wait_status("west", "Listener", "db", "Ready")?;
     flows(west_port)?;
     site.wait_status("east", "Connector", "db", "Ready")?;
-    for ns in ["east", "west"] {
-        wait(&format!("sitesInNetwork 2 in {ns}"), || {
-            let n = site
-                .record(ns, "Site", ns)?
-                .get("status")?
-                .get("sitesInNetwork")?
-                .as_u64()?;
-            (n == 2).then_some(())
-        })
-        .map_err(|e| format!("{e}\n{}", site.tail_log()))?;
-    }
+    sites_in_network(&site, 2)?;
     let matched = site.condition("east", "Connector", "db", "Matched");
     ensure(
         matched.as_ref().is_some_and(|(s, _)| s == "True"),
